@@ -1,0 +1,2 @@
+//! locus-agent
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Locus evidence formats and in-guest attester backends.
+#![deny(unsafe_code)]

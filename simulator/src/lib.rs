@@ -1,0 +1,2 @@
+//! locus-simulator
+#![forbid(unsafe_code)]

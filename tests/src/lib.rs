@@ -1,0 +1,2 @@
+//! End-to-end tests, demo and load tool.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! locus-verifier
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! WIMSE workload identifiers and credentials.
+#![forbid(unsafe_code)]
