@@ -1,0 +1,156 @@
+//! The stable error codes of DESIGN §10. Codes are a contract: add new ones, never reuse or rename one.
+
+use std::fmt;
+
+/// A stable, machine-readable refusal code (DESIGN §10). Every refusal the verifier gives carries exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    EvidenceMalformed,
+    UnsupportedVersion,
+    SignatureInvalid,
+    ChainUntrusted,
+    CertificateExpired,
+    Revoked,
+    CollateralMissing,
+    CollateralExpired,
+    TcbMismatch,
+    TcbNotSupported,
+    TcbStatusRejected,
+    TcbBelowMinimum,
+    DebugEnabled,
+    VmplRejected,
+    MeasurementUnknown,
+    ReportDataMismatch,
+    NonceInvalid,
+    NonceExpired,
+    SimulatedEvidenceUntrusted,
+    LocationUnknown,
+    GeofenceDenied,
+    IdentifierInvalid,
+    WorkloadUnknown,
+    RequestInvalid,
+    RequestTooLarge,
+    Overloaded,
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of DESIGN §10.
+    pub const ALL: [ErrorCode; 27] = [
+        ErrorCode::EvidenceMalformed,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::SignatureInvalid,
+        ErrorCode::ChainUntrusted,
+        ErrorCode::CertificateExpired,
+        ErrorCode::Revoked,
+        ErrorCode::CollateralMissing,
+        ErrorCode::CollateralExpired,
+        ErrorCode::TcbMismatch,
+        ErrorCode::TcbNotSupported,
+        ErrorCode::TcbStatusRejected,
+        ErrorCode::TcbBelowMinimum,
+        ErrorCode::DebugEnabled,
+        ErrorCode::VmplRejected,
+        ErrorCode::MeasurementUnknown,
+        ErrorCode::ReportDataMismatch,
+        ErrorCode::NonceInvalid,
+        ErrorCode::NonceExpired,
+        ErrorCode::SimulatedEvidenceUntrusted,
+        ErrorCode::LocationUnknown,
+        ErrorCode::GeofenceDenied,
+        ErrorCode::IdentifierInvalid,
+        ErrorCode::WorkloadUnknown,
+        ErrorCode::RequestInvalid,
+        ErrorCode::RequestTooLarge,
+        ErrorCode::Overloaded,
+        ErrorCode::Internal,
+    ];
+
+    /// The wire spelling of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::EvidenceMalformed => "evidence_malformed",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::SignatureInvalid => "signature_invalid",
+            ErrorCode::ChainUntrusted => "chain_untrusted",
+            ErrorCode::CertificateExpired => "certificate_expired",
+            ErrorCode::Revoked => "revoked",
+            ErrorCode::CollateralMissing => "collateral_missing",
+            ErrorCode::CollateralExpired => "collateral_expired",
+            ErrorCode::TcbMismatch => "tcb_mismatch",
+            ErrorCode::TcbNotSupported => "tcb_not_supported",
+            ErrorCode::TcbStatusRejected => "tcb_status_rejected",
+            ErrorCode::TcbBelowMinimum => "tcb_below_minimum",
+            ErrorCode::DebugEnabled => "debug_enabled",
+            ErrorCode::VmplRejected => "vmpl_rejected",
+            ErrorCode::MeasurementUnknown => "measurement_unknown",
+            ErrorCode::ReportDataMismatch => "report_data_mismatch",
+            ErrorCode::NonceInvalid => "nonce_invalid",
+            ErrorCode::NonceExpired => "nonce_expired",
+            ErrorCode::SimulatedEvidenceUntrusted => "simulated_evidence_untrusted",
+            ErrorCode::LocationUnknown => "location_unknown",
+            ErrorCode::GeofenceDenied => "geofence_denied",
+            ErrorCode::IdentifierInvalid => "identifier_invalid",
+            ErrorCode::WorkloadUnknown => "workload_unknown",
+            ErrorCode::RequestInvalid => "request_invalid",
+            ErrorCode::RequestTooLarge => "request_too_large",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the service answers with for this code (DESIGN §7).
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::EvidenceMalformed
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::IdentifierInvalid
+            | ErrorCode::RequestInvalid
+            | ErrorCode::NonceInvalid
+            | ErrorCode::NonceExpired => 400,
+            ErrorCode::RequestTooLarge => 413,
+            ErrorCode::Overloaded => 503,
+            ErrorCode::CollateralMissing => 503,
+            ErrorCode::Internal => 500,
+            _ => 403,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: a stable code and a human-readable message saying which check failed and on what value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serializes_to_its_wire_spelling() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}
