@@ -1,6 +1,13 @@
 //! Locus verifier: appraisal of SEV-SNP and TDX evidence, policy, residency, WIT issuance and the HTTP service.
+//!
+//! The appraisal core (`appraisal`) is sans-I/O: evidence, collateral, trust anchors and time go in, verified facts or a
+//! coded refusal come out. Collateral fetching and caching (`collateral`) and the HTTP service (`service`) sit around it.
 #![forbid(unsafe_code)]
 
+pub mod appraisal;
+pub mod cli;
+pub mod collateral;
 pub mod error;
+pub mod service;
 
 pub use error::{ErrorCode, Refusal};

@@ -1,0 +1,1 @@
+//! In-guest attester backends: configfs-tsm, /dev/sev-guest, libtdx_attest (FFI), chosen by `auto` probing.

@@ -1,0 +1,1 @@
+//! Sans-I/O appraisal of SEV-SNP reports and TDX quotes (DESIGN §3).

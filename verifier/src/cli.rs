@@ -1,0 +1,1 @@
+//! The offline CLI `locus-verifier appraise` (DESIGN §11).

@@ -1,0 +1,1 @@
+//! Collateral and endorsement fetching and caching: AMD KDS, Intel PCS / PCCS, offline directories.
