@@ -5,4 +5,14 @@
 //! Only the FFI and ioctl modules under `backend` may use `unsafe`, each block with a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
+pub mod attester;
 pub mod backend;
+mod bytes;
+mod error;
+pub mod snp;
+pub mod tdx;
+mod tee;
+
+pub use attester::{AttestError, Attester, Evidence};
+pub use error::FormatError;
+pub use tee::TeeType;

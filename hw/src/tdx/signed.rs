@@ -1,0 +1,56 @@
+//! A quote together with the exact bytes it was parsed from; signatures are checked over these bytes.
+
+use super::quote::{Quote, QuoteLayout};
+use super::ENCLAVE_REPORT_SIZE;
+use crate::FormatError;
+
+/// The raw quote bytes (padding included, as received) and their parsed view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedQuote {
+    raw: Vec<u8>,
+    quote: Quote,
+    layout: QuoteLayout,
+}
+
+impl SignedQuote {
+    /// Parses `raw` (see [`Quote::parse`]) and keeps a copy of it.
+    pub fn parse(raw: &[u8]) -> Result<Self, FormatError> {
+        let (quote, layout) = Quote::parse_with_layout(raw)?;
+        Ok(SignedQuote {
+            raw: raw.to_vec(),
+            quote,
+            layout,
+        })
+    }
+
+    /// The bytes as received, including any trailing zero padding.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The parsed view.
+    pub fn quote(&self) -> &Quote {
+        &self.quote
+    }
+
+    /// The end of the quote structure (start of the zero padding, if any).
+    pub fn structure_len(&self) -> usize {
+        self.layout.structure_len
+    }
+
+    /// The quote structure without padding, `raw[..structure_len]`.
+    pub fn structure_bytes(&self) -> &[u8] {
+        &self.raw[..self.layout.structure_len]
+    }
+
+    /// The range the attestation key signed: header ‖ (v5 body descriptor ‖) body.
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.raw[..self.layout.signed_len]
+    }
+
+    /// The 384 raw QE report bytes the PCK key signed.
+    pub fn qe_report_bytes(&self) -> &[u8] {
+        let start = self.layout.qe_report_offset;
+        &self.raw[start..start + ENCLAVE_REPORT_SIZE]
+    }
+}
