@@ -8,6 +8,11 @@
 //! ```
 //! Every length field is walked and must agree with the fields it covers; bytes after the end of the signature data
 //! must be zero (fixed-size quote buffers), anything else is `evidence_malformed`.
+//!
+//! One real vector (`tdx/v4-50806f-tcb-not-supported-gotdx`, from go-tdx-guest) ends with the ASCII text
+//! `"\n\nextra bytes(only for testing purpose)\n"` after the structure; dcap-qvl and go-tdx-guest ignore such bytes.
+//! They are covered by no signature, so a caller that wants to accept such quotes can say so explicitly with
+//! [`Quote::parse_ignoring_trailing_bytes`]; the default stays strict.
 
 use super::header::{QuoteHeader, HEADER_SIZE};
 use super::report::{TdReport, TD_REPORT10_SIZE, TD_REPORT15_SIZE};
@@ -53,6 +58,15 @@ pub struct Quote {
     pub pck_cert_chain_pem: Vec<u8>,
 }
 
+/// What the parser accepts after the end of the quote structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trailing {
+    /// Zero padding only (the default).
+    ZerosOnly,
+    /// Anything (explicitly requested by the caller).
+    Ignore,
+}
+
 /// Where the parts sit inside the raw quote, for [`super::SignedQuote`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct QuoteLayout {
@@ -62,17 +76,28 @@ pub(crate) struct QuoteLayout {
 }
 
 impl Quote {
-    /// Parses a quote, walking its length fields; trailing zero padding is tolerated.
+    /// Parses a quote, walking its length fields; trailing zero padding is tolerated, any other trailing byte is
+    /// `evidence_malformed`.
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
-        Self::parse_with_layout(bytes).map(|(q, _)| q)
+        Self::parse_with_layout(bytes, Trailing::ZerosOnly).map(|(q, _)| q)
     }
 
-    /// The length of the quote structure in `bytes` (the end of the signature data), excluding zero padding.
+    /// Like [`Quote::parse`] but ignores whatever follows the quote structure (unsigned bytes some producers
+    /// append; see the module docs). Use only where interoperability with such producers is wanted.
+    pub fn parse_ignoring_trailing_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
+        Self::parse_with_layout(bytes, Trailing::Ignore).map(|(q, _)| q)
+    }
+
+    /// The length of the quote structure in `bytes` (the end of the signature data), excluding any padding.
+    /// Does not look at the bytes after the structure.
     pub fn structure_len(bytes: &[u8]) -> Result<usize, FormatError> {
-        Self::parse_with_layout(bytes).map(|(_, l)| l.structure_len)
+        Self::parse_with_layout(bytes, Trailing::Ignore).map(|(_, l)| l.structure_len)
     }
 
-    pub(crate) fn parse_with_layout(bytes: &[u8]) -> Result<(Self, QuoteLayout), FormatError> {
+    pub(crate) fn parse_with_layout(
+        bytes: &[u8],
+        trailing: Trailing,
+    ) -> Result<(Self, QuoteLayout), FormatError> {
         let mut r = Reader::new(bytes);
         let header = QuoteHeader::read(&mut r)?;
         let body_type = if header.version == 4 {
@@ -107,7 +132,8 @@ impl Quote {
         let sig_data_offset = r.pos();
         let sig_data = r.take(sig_len, "signature_data")?;
         let structure_len = r.pos();
-        if let Some(pos) = bytes[structure_len..].iter().position(|&b| b != 0) {
+        let nonzero_tail = bytes[structure_len..].iter().position(|&b| b != 0);
+        if let (Trailing::ZerosOnly, Some(pos)) = (trailing, nonzero_tail) {
             return Err(FormatError::TrailingBytes {
                 what: "TDX quote",
                 offset: structure_len + pos,

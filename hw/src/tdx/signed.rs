@@ -1,6 +1,6 @@
 //! A quote together with the exact bytes it was parsed from; signatures are checked over these bytes.
 
-use super::quote::{Quote, QuoteLayout};
+use super::quote::{Quote, QuoteLayout, Trailing};
 use super::ENCLAVE_REPORT_SIZE;
 use crate::FormatError;
 
@@ -13,14 +13,29 @@ pub struct SignedQuote {
 }
 
 impl SignedQuote {
-    /// Parses `raw` (see [`Quote::parse`]) and keeps a copy of it.
+    /// Parses `raw` (see [`Quote::parse`]: only zero padding may follow the structure) and keeps a copy of it.
     pub fn parse(raw: &[u8]) -> Result<Self, FormatError> {
-        let (quote, layout) = Quote::parse_with_layout(raw)?;
+        Self::parse_with(raw, Trailing::ZerosOnly)
+    }
+
+    /// Like [`SignedQuote::parse`] but accepts any bytes after the quote structure (see
+    /// [`Quote::parse_ignoring_trailing_bytes`]); they stay visible through [`SignedQuote::trailing_bytes`].
+    pub fn parse_ignoring_trailing_bytes(raw: &[u8]) -> Result<Self, FormatError> {
+        Self::parse_with(raw, Trailing::Ignore)
+    }
+
+    fn parse_with(raw: &[u8], trailing: Trailing) -> Result<Self, FormatError> {
+        let (quote, layout) = Quote::parse_with_layout(raw, trailing)?;
         Ok(SignedQuote {
             raw: raw.to_vec(),
             quote,
             layout,
         })
+    }
+
+    /// The bytes after the quote structure (padding), covered by no signature.
+    pub fn trailing_bytes(&self) -> &[u8] {
+        &self.raw[self.layout.structure_len..]
     }
 
     /// The bytes as received, including any trailing zero padding.
