@@ -262,3 +262,312 @@ impl Quote {
         pem::certificates(&self.pck_cert_chain_pem, "pck_cert_chain")
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::tdx::INTEL_QE_VENDOR_ID;
+
+    fn pem_of(ders: &[&[u8]]) -> Vec<u8> {
+        use base64::Engine as _;
+        let mut out = String::new();
+        for der in ders {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+            out.push_str(&format!(
+                "-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"
+            ));
+        }
+        out.push('\0');
+        out.into_bytes()
+    }
+
+    /// A quote of the given version with distinct bytes in every field.
+    pub(crate) fn sample_quote(version: u16, td15: bool) -> Quote {
+        let svn2 = td15.then_some([0x22; 16]);
+        let service = td15.then_some([0x33; 48]);
+        Quote {
+            header: QuoteHeader {
+                version,
+                att_key_type: 2,
+                tee_type: 0x81,
+                qe_svn: 7,
+                pce_svn: 13,
+                qe_vendor_id: INTEL_QE_VENDOR_ID,
+                user_data: [0x44; 20],
+            },
+            body_type: if td15 { BODY_TYPE_TD15 } else { BODY_TYPE_TD10 },
+            body: TdReport {
+                tee_tcb_svn: [1; 16],
+                mr_seam: [2; 48],
+                mr_signer_seam: [3; 48],
+                seam_attributes: [4; 8],
+                td_attributes: [0, 0, 0, 0x10, 0, 0, 0, 0],
+                xfam: [5; 8],
+                mr_td: [6; 48],
+                mr_config_id: [7; 48],
+                mr_owner: [8; 48],
+                mr_owner_config: [9; 48],
+                rtmr: [[10; 48], [11; 48], [12; 48], [13; 48]],
+                report_data: [14; 64],
+                tee_tcb_svn2: svn2,
+                mr_service_td: service,
+            },
+            signature: [15; 64],
+            attestation_key: [16; 64],
+            qe_report: EnclaveReport {
+                cpu_svn: [17; 16],
+                misc_select: 0,
+                reserved1: [0; 28],
+                attributes: [18; 16],
+                mr_enclave: [19; 32],
+                reserved2: [0; 32],
+                mr_signer: [20; 32],
+                reserved3: [0; 96],
+                isv_prod_id: 2,
+                isv_svn: 6,
+                reserved4: [0; 60],
+                report_data: [21; 64],
+            },
+            qe_report_signature: [22; 64],
+            qe_auth_data: (0..32).collect(),
+            pck_cert_chain_pem: pem_of(&[&[0x30, 1, 1], &[0x30, 2, 2], &[0x30, 3, 3]]),
+        }
+    }
+
+    fn code(bytes: &[u8]) -> Option<&'static str> {
+        Quote::parse(bytes).err().map(|e| e.code())
+    }
+
+    fn field(bytes: &[u8]) -> Option<&'static str> {
+        match Quote::parse(bytes).err()? {
+            FormatError::Truncated { field, .. } | FormatError::InvalidField { field, .. } => {
+                Some(field)
+            }
+            _ => None,
+        }
+    }
+
+    /// Offset of the signature_data_len field.
+    fn sig_len_at(q: &Quote) -> usize {
+        q.signed_len()
+    }
+
+    #[test]
+    fn v4_v5_td10_and_v5_td15_round_trip() {
+        for (version, td15) in [(4, false), (5, false), (5, true)] {
+            let q = sample_quote(version, td15);
+            let bytes = q.to_bytes();
+            assert_eq!(
+                Quote::parse(&bytes).as_ref().ok(),
+                Some(&q),
+                "v{version} td15={td15}"
+            );
+            assert_eq!(Quote::structure_len(&bytes).ok(), Some(bytes.len()));
+            let expected_signed = match (version, td15) {
+                (4, _) => 632,
+                (_, false) => 48 + 6 + 584,
+                _ => 702,
+            };
+            assert_eq!(q.signed_len(), expected_signed);
+            assert_eq!(
+                u32::from_le_bytes(
+                    bytes[expected_signed..expected_signed + 4]
+                        .try_into()
+                        .unwrap_or([0; 4])
+                ) as usize,
+                bytes.len() - expected_signed - 4,
+                "signature_data_len covers the rest"
+            );
+            assert_eq!(q.pck_chain_der().ok().map(|c| c.len()), Some(3));
+        }
+    }
+
+    #[test]
+    fn v4_quote_layout_matches_the_spec_offsets() {
+        let bytes = sample_quote(4, false).to_bytes();
+        assert_eq!(&bytes[0..2], &4u16.to_le_bytes());
+        assert_eq!(bytes[48], 1, "TEE_TCB_SVN at 48");
+        assert_eq!(bytes[184], 6, "MRTD at 184");
+        assert_eq!(bytes[568], 14, "REPORTDATA at 568");
+        assert_eq!(bytes[636], 15, "signature at 636");
+        assert_eq!(bytes[700], 16, "attestation key at 700");
+        assert_eq!(
+            &bytes[764..766],
+            &6u16.to_le_bytes(),
+            "cert data type at 764"
+        );
+        assert_eq!(bytes[770], 17, "QE report at 770");
+        assert_eq!(bytes[1154], 22, "QE report signature at 1154");
+        assert_eq!(
+            &bytes[1218..1220],
+            &32u16.to_le_bytes(),
+            "qe_auth size at 1218"
+        );
+        assert_eq!(
+            &bytes[1252..1254],
+            &5u16.to_le_bytes(),
+            "inner cert type at 1220 + 32"
+        );
+    }
+
+    #[test]
+    fn trailing_zero_padding_is_tolerated_and_nonzero_refused() {
+        let mut bytes = sample_quote(4, false).to_bytes();
+        let end = bytes.len();
+        bytes.resize(end + 100, 0);
+        assert!(Quote::parse(&bytes).is_ok());
+        assert_eq!(Quote::structure_len(&bytes).ok(), Some(end));
+        bytes[end + 50] = 1;
+        assert_eq!(
+            Quote::parse(&bytes).err(),
+            Some(FormatError::TrailingBytes {
+                what: "TDX quote",
+                offset: end + 50
+            })
+        );
+        assert_eq!(code(&bytes), Some("evidence_malformed"));
+        assert!(Quote::parse_ignoring_trailing_bytes(&bytes).is_ok());
+        assert_eq!(Quote::structure_len(&bytes).ok(), Some(end));
+    }
+
+    #[test]
+    fn every_truncation_is_evidence_malformed() {
+        for (version, td15) in [(4, false), (5, true)] {
+            let bytes = sample_quote(version, td15).to_bytes();
+            for len in 0..bytes.len() {
+                assert_eq!(
+                    code(&bytes[..len]),
+                    Some("evidence_malformed"),
+                    "v{version} cut at {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_names_each_length_field() {
+        let q = sample_quote(5, true);
+        let bytes = q.to_bytes();
+        let at = sig_len_at(&q);
+        assert_eq!(field(&bytes[..49]), Some("body_type"));
+        assert_eq!(field(&bytes[..52]), Some("body_size"));
+        assert_eq!(field(&bytes[..60]), Some("body.tee_tcb_svn"));
+        assert_eq!(field(&bytes[..at + 2]), Some("signature_data_len"));
+        assert_eq!(field(&bytes[..at + 10]), Some("signature_data"));
+        // Shrink each inner length so the data it should cover runs past its parent.
+        let cert_size_at = at + 4 + 128 + 2;
+        let mut short = bytes.clone();
+        short[at..at + 4].copy_from_slice(&200u32.to_le_bytes());
+        short.truncate(at + 4 + 200);
+        assert_eq!(field(&short), Some("certification_data"));
+        let auth_at = cert_size_at + 4 + 384 + 64;
+        let mut big_auth = bytes.clone();
+        big_auth[auth_at..auth_at + 2].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(field(&big_auth), Some("qe_auth_data"));
+        let inner_size_at = auth_at + 2 + 32 + 2;
+        let mut big_inner = bytes.clone();
+        big_inner[inner_size_at..inner_size_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(field(&big_inner), Some("pck_cert_chain"));
+        let mut big_cert = bytes.clone();
+        big_cert[cert_size_at..cert_size_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(field(&big_cert), Some("certification_data"));
+    }
+
+    #[test]
+    fn inconsistent_length_fields_are_evidence_malformed() {
+        let q = sample_quote(4, false);
+        let bytes = q.to_bytes();
+        let at = sig_len_at(&q);
+        // signature_data_len larger than its content (bytes appended inside the signature data).
+        let mut longer = bytes.clone();
+        let sig_len = u32::from_le_bytes(longer[at..at + 4].try_into().unwrap_or([0; 4]));
+        longer[at..at + 4].copy_from_slice(&(sig_len + 2).to_le_bytes());
+        longer.extend_from_slice(&[0, 0]);
+        assert_eq!(field(&longer), Some("signature_data_len"));
+        // certification_data_size larger than its content.
+        let cert_size_at = at + 4 + 128 + 2;
+        let mut cert_longer = bytes.clone();
+        let cert_len = u32::from_le_bytes(
+            cert_longer[cert_size_at..cert_size_at + 4]
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
+        cert_longer[cert_size_at..cert_size_at + 4].copy_from_slice(&(cert_len + 2).to_le_bytes());
+        cert_longer[at..at + 4].copy_from_slice(&(sig_len + 2).to_le_bytes());
+        cert_longer.extend_from_slice(&[0, 0]);
+        assert_eq!(field(&cert_longer), Some("certification_data_size"));
+    }
+
+    #[test]
+    fn bogus_certification_data_types_are_evidence_malformed() {
+        let q = sample_quote(4, false);
+        let bytes = q.to_bytes();
+        let outer_at = sig_len_at(&q) + 4 + 128;
+        for bogus in [0u16, 1, 4, 5, 7, 0xFFFF] {
+            let mut b = bytes.clone();
+            b[outer_at..outer_at + 2].copy_from_slice(&bogus.to_le_bytes());
+            assert_eq!(code(&b), Some("evidence_malformed"), "outer type {bogus}");
+            assert_eq!(field(&b), Some("certification_data_type"));
+        }
+        let inner_at = outer_at + 6 + 384 + 64 + 2 + 32;
+        for bogus in [0u16, 3, 4, 6] {
+            let mut b = bytes.clone();
+            b[inner_at..inner_at + 2].copy_from_slice(&bogus.to_le_bytes());
+            assert_eq!(
+                field(&b),
+                Some("pck_cert_chain.certification_data_type"),
+                "inner type {bogus}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsupported_versions_and_body_types() {
+        let bytes = sample_quote(5, true).to_bytes();
+        for v in [0u16, 1, 3, 6, 0xFFFF] {
+            let mut b = bytes.clone();
+            b[0..2].copy_from_slice(&v.to_le_bytes());
+            assert_eq!(code(&b), Some("unsupported_version"), "version {v}");
+        }
+        for body_type in [0u16, 1, 4, 5] {
+            let mut b = bytes.clone();
+            b[48..50].copy_from_slice(&body_type.to_le_bytes());
+            assert_eq!(
+                code(&b),
+                Some("unsupported_version"),
+                "body type {body_type}"
+            );
+        }
+    }
+
+    #[test]
+    fn body_size_must_match_body_type() {
+        let bytes = sample_quote(5, true).to_bytes();
+        for size in [0u32, 584, 647, 649, u32::MAX] {
+            let mut b = bytes.clone();
+            b[50..54].copy_from_slice(&size.to_le_bytes());
+            assert_eq!(field(&b), Some("body_size"), "size {size}");
+            assert_eq!(code(&b), Some("evidence_malformed"));
+        }
+    }
+
+    #[test]
+    fn non_tdx_headers_are_evidence_malformed() {
+        let bytes = sample_quote(4, false).to_bytes();
+        let mut sgx = bytes.clone();
+        sgx[4] = 0;
+        assert_eq!(field(&sgx), Some("header.tee_type"));
+        let mut p384 = bytes.clone();
+        p384[2] = 3;
+        assert_eq!(field(&p384), Some("header.att_key_type"));
+        assert_eq!(code(&p384), Some("evidence_malformed"));
+    }
+
+    #[test]
+    fn v4_to_bytes_ignores_td15_fields() {
+        let mut q = sample_quote(4, false);
+        q.body.tee_tcb_svn2 = Some([9; 16]);
+        let parsed = Quote::parse(&q.to_bytes()).ok();
+        assert_eq!(parsed.map(|p| p.body.tee_tcb_svn2), Some(None));
+    }
+}

@@ -69,3 +69,50 @@ impl SignedQuote {
         &self.raw[start..start + ENCLAVE_REPORT_SIZE]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tdx::quote::tests::sample_quote;
+
+    #[test]
+    fn exposes_the_raw_signed_ranges_of_a_padded_quote() {
+        for (version, td15, signed_len) in [(4, false, 632), (5, true, 702)] {
+            let q = sample_quote(version, td15);
+            let structure = q.to_bytes();
+            let mut raw = structure.clone();
+            raw.resize(structure.len() + 64, 0);
+            let Ok(s) = SignedQuote::parse(&raw) else {
+                panic!("padded quote must parse")
+            };
+            assert_eq!(s.raw(), &raw[..]);
+            assert_eq!(s.quote(), &q);
+            assert_eq!(s.structure_len(), structure.len());
+            assert_eq!(s.structure_bytes(), &structure[..]);
+            assert_eq!(s.trailing_bytes(), &[0u8; 64][..]);
+            assert_eq!(s.signed_bytes(), &structure[..signed_len]);
+            let qe_at = signed_len + 4 + 64 + 64 + 6;
+            assert_eq!(
+                s.qe_report_bytes(),
+                &structure[qe_at..qe_at + ENCLAVE_REPORT_SIZE]
+            );
+            assert_eq!(s.qe_report_bytes(), &q.qe_report.to_bytes()[..]);
+        }
+    }
+
+    #[test]
+    fn lenient_parse_keeps_unsigned_trailing_text_visible() {
+        let mut raw = sample_quote(4, false).to_bytes();
+        let end = raw.len();
+        raw.extend_from_slice(b"\n\nextra bytes\n");
+        assert_eq!(
+            SignedQuote::parse(&raw).err().map(|e| e.code()),
+            Some("evidence_malformed")
+        );
+        let Ok(s) = SignedQuote::parse_ignoring_trailing_bytes(&raw) else {
+            panic!("lenient parse accepts trailing text")
+        };
+        assert_eq!(s.structure_len(), end);
+        assert_eq!(s.trailing_bytes(), b"\n\nextra bytes\n");
+    }
+}
