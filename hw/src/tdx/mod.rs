@@ -1,6 +1,7 @@
 //! Intel TDX evidence: quote versions 4 and 5 (TD report 1.0 and 1.5 bodies), the QE report and its certification
 //! data, and the embedded PCK certificate chain. Specification: `shared/specs/tdx.md` §1–§3.
 
+mod attributes;
 mod enclave;
 mod header;
 mod pem;
@@ -8,6 +9,7 @@ mod quote;
 mod report;
 mod signed;
 
+pub use attributes::TdAttributes;
 pub use enclave::{EnclaveReport, ENCLAVE_REPORT_SIZE};
 pub use header::{
     QuoteHeader, ATT_KEY_TYPE_ECDSA_P256, HEADER_SIZE, INTEL_QE_VENDOR_ID,

@@ -54,6 +54,11 @@ impl TdReport {
         u64::from_le_bytes(self.td_attributes)
     }
 
+    /// TD_ATTRIBUTES with named bits.
+    pub fn attributes(&self) -> super::TdAttributes {
+        super::TdAttributes::from(self.td_attributes)
+    }
+
     /// Whether this is a TD 1.5 body.
     pub fn is_td15(&self) -> bool {
         self.tee_tcb_svn2.is_some() || self.mr_service_td.is_some()
