@@ -343,6 +343,12 @@ fn tdx_vectors_parse_to_their_expected_facts_and_mirror_structure_bytes() {
             exp["td_attributes_debug"].as_bool(),
             "{name}"
         );
+        assert_eq!(b.attributes().debug(), b.debug(), "{name}");
+        assert_eq!(
+            b.attributes().reserved_bits(),
+            0,
+            "{name}: reserved TD attributes"
+        );
         assert_eq!(
             b.tee_tcb_svn2.map(hex::encode),
             opt_hex(&exp, "tee_tcb_svn2"),
