@@ -1,1 +1,725 @@
 //! Collateral and endorsement fetching and caching: AMD KDS, Intel PCS / PCCS, offline directories.
+//!
+//! This layer sits outside the sans-I/O appraisal core: it finds the endorsements a piece of evidence needs and
+//! hands them to appraisal, which checks everything again (a bad cache entry can only cause a refusal).
+//!
+//! Lookup order for one item: in-memory cache → on-disk cache (`state_dir/cache`) → offline directory → network
+//! (unless `offline`). Concurrent misses for one item share a single fetch. Items are served while valid at `now`
+//! (VCEKs and AMD chains forever; TCB info, QE identity and CRLs until their `nextUpdate`) and refreshed in the
+//! background when less than min(window / 10, 24 h) remains; a failed refresh keeps serving the valid copy. An
+//! expired copy is re-fetched; if that fails the answer is `collateral_expired`, with nothing at all
+//! `collateral_missing`.
+//!
+//! Entry points: [`Collateral::snp_endorsements`] and [`Collateral::tdx_collateral`].
+
+pub mod cache;
+pub mod evidence;
+pub mod http;
+pub mod kds;
+pub mod offline;
+pub mod pcs;
+pub mod singleflight;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cache::{Cache, CachedItem};
+use evidence::{
+    cert_der, classify_amd_cert, pem_certificates, AmdCertRole, PckCa, SnpPlatform, SnpProduct,
+    SnpSigner, SnpTcb, TdxPlatform,
+};
+use http::{FetchError, HttpClient, RetryPolicy, Timeouts};
+use kds::{AmdKeyKind, KdsClient};
+use offline::OfflineDir;
+use pcs::PcsClient;
+use singleflight::SingleFlight;
+
+use crate::error::{ErrorCode, Refusal};
+
+pub use kds::AMD_KDS_URL;
+pub use pcs::INTEL_PCS_URL;
+
+/// The endorsements of an SEV-SNP report: the VCEK/VLEK, the ASK/ASVK and ARK (each DER) and the product CRL.
+/// `ask_der`/`ark_der` are `None` when neither shipped nor obtainable (appraisal may fall back to the pinned set);
+/// `crl_der` is `None` when no CRL could be obtained.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnpEndorsements {
+    pub vek_der: Option<Vec<u8>>,
+    pub ask_der: Option<Vec<u8>>,
+    pub ark_der: Option<Vec<u8>>,
+    pub crl_der: Option<Vec<u8>>,
+}
+
+/// The collateral of a TDX quote, in the vectors' collateral layout. JSON texts are kept byte-exact (their
+/// signatures cover the raw `tcbInfo` / `enclaveIdentity` text).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TdxCollateral {
+    pub tcb_info_json: String,
+    pub tcb_info_issuer_chain_pem: String,
+    pub qe_identity_json: String,
+    pub qe_identity_issuer_chain_pem: String,
+    pub pck_crl_der: Vec<u8>,
+    pub pck_crl_issuer_chain_pem: String,
+    pub root_ca_crl_der: Vec<u8>,
+}
+
+/// Collateral configuration (DESIGN §8 `[trust]`, plus the cache location under `server.state_dir`).
+#[derive(Clone, Debug)]
+pub struct CollateralConfig {
+    /// AMD KDS base URL.
+    pub amd_kds_url: String,
+    /// Intel PCS base URL (used when `pccs_url` is not set).
+    pub intel_pcs_url: String,
+    /// A PCCS base URL; takes precedence over `intel_pcs_url`.
+    pub pccs_url: Option<String>,
+    /// Where the Intel root CA CRL comes from; default per [`PcsClient::new`].
+    pub intel_root_ca_crl_url: Option<String>,
+    /// Offline collateral directory (see [`offline`]).
+    pub collateral_dir: Option<PathBuf>,
+    /// On-disk cache directory (`state_dir/cache`); `None` caches in memory only.
+    pub cache_dir: Option<PathBuf>,
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    /// Never use the network: shipped certificates, cache and `collateral_dir` only.
+    pub offline: bool,
+    /// Also obtain the AMD CRL for SNP (best effort: `crl_der` is `None` when unavailable).
+    pub fetch_snp_crl: bool,
+    /// After a failed fetch of an item, answer from that failure without retrying the network for this long.
+    pub failure_backoff: Duration,
+    /// Do not start another background refresh of an item within this many seconds (of `now`) of the last one.
+    pub refresh_retry_secs: u64,
+}
+
+impl Default for CollateralConfig {
+    fn default() -> Self {
+        CollateralConfig {
+            amd_kds_url: AMD_KDS_URL.to_owned(),
+            intel_pcs_url: INTEL_PCS_URL.to_owned(),
+            pccs_url: None,
+            intel_root_ca_crl_url: None,
+            collateral_dir: None,
+            cache_dir: None,
+            timeouts: Timeouts::default(),
+            retry: RetryPolicy::default(),
+            offline: false,
+            fetch_snp_crl: true,
+            failure_backoff: Duration::from_secs(10),
+            refresh_retry_secs: 300,
+        }
+    }
+}
+
+impl CollateralConfig {
+    /// The default configuration with the cache under `state_dir/cache`.
+    pub fn with_state_dir(state_dir: &Path) -> Self {
+        CollateralConfig {
+            cache_dir: Some(state_dir.join("cache")),
+            ..CollateralConfig::default()
+        }
+    }
+}
+
+/// One cacheable piece of collateral.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Item {
+    Vcek {
+        product: SnpProduct,
+        hwid: String,
+        tcb: SnpTcb,
+    },
+    AmdCertChain {
+        kind: AmdKeyKind,
+        product: SnpProduct,
+    },
+    AmdCrl {
+        kind: AmdKeyKind,
+        product: SnpProduct,
+    },
+    /// `fmspc` is lowercase hex.
+    TcbInfo {
+        fmspc: String,
+    },
+    QeIdentity,
+    PckCrl {
+        ca: PckCa,
+    },
+    RootCaCrl,
+}
+
+impl Item {
+    /// The cache key (also the relative path of the cache file).
+    pub fn key(&self) -> String {
+        match self {
+            Item::Vcek { product, hwid, tcb } => {
+                format!("snp/vcek/{}/{hwid}/{}", product.kds_name(), tcb.kds_query())
+            }
+            Item::AmdCertChain { kind, product } => {
+                format!("snp/cert_chain/{}/{}", kind.path(), product.kds_name())
+            }
+            Item::AmdCrl { kind, product } => {
+                format!("snp/crl/{}/{}", kind.path(), product.kds_name())
+            }
+            Item::TcbInfo { fmspc } => format!("tdx/tcb/{fmspc}"),
+            Item::QeIdentity => "tdx/qe_identity".to_owned(),
+            Item::PckCrl { ca } => format!("tdx/pckcrl/{}", ca.as_str()),
+            Item::RootCaCrl => "tdx/rootcacrl".to_owned(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Item::Vcek { product, hwid, tcb } => format!(
+                "VCEK for {} hwID {}… TCB {}",
+                product.kds_name(),
+                &hwid[..hwid.len().min(16)],
+                tcb.kds_query()
+            ),
+            Item::AmdCertChain { kind, product } => {
+                format!("AMD {} cert chain for {}", kind.path(), product.kds_name())
+            }
+            Item::AmdCrl { kind, product } => {
+                format!("AMD {} CRL for {}", kind.path(), product.kds_name())
+            }
+            Item::TcbInfo { fmspc } => format!("TDX TCB info for FMSPC {fmspc}"),
+            Item::QeIdentity => "TDX QE identity".to_owned(),
+            Item::PckCrl { ca } => format!("PCK {} CA CRL", ca.as_str()),
+            Item::RootCaCrl => "Intel SGX Root CA CRL".to_owned(),
+        }
+    }
+}
+
+/// Counters of what the collateral layer did (for metrics and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CollateralStats {
+    /// Items served from memory.
+    pub memory_hits: u64,
+    /// Items loaded from the on-disk cache.
+    pub disk_hits: u64,
+    /// Items served from the offline directory.
+    pub offline_hits: u64,
+    /// Successful network fetches (foreground and background).
+    pub fetches: u64,
+    /// Failed network fetches.
+    pub fetch_failures: u64,
+    /// Background refreshes started.
+    pub refreshes_started: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    memory_hits: AtomicU64,
+    disk_hits: AtomicU64,
+    offline_hits: AtomicU64,
+    fetches: AtomicU64,
+    fetch_failures: AtomicU64,
+    refreshes_started: AtomicU64,
+}
+
+type Shared = Result<Arc<CachedItem>, Refusal>;
+
+/// The collateral provider the service and CLI call. Cheap to clone (shared state).
+#[derive(Clone, Debug)]
+pub struct Collateral {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: CollateralConfig,
+    cache: Cache,
+    kds: KdsClient,
+    pcs: PcsClient,
+    offline_dir: Option<OfflineDir>,
+    flights: SingleFlight<Shared>,
+    /// Last failed fetch per key (monotonic instant) and its refusal.
+    failures: Mutex<HashMap<String, (Instant, Refusal)>>,
+    /// Last background refresh start per key (`now` seconds).
+    refreshing: Mutex<HashMap<String, u64>>,
+    counters: Counters,
+}
+
+impl Collateral {
+    /// Build the provider. Fails (`internal`) only if the HTTP client cannot be built.
+    pub fn new(config: CollateralConfig) -> Result<Self, Refusal> {
+        let http = HttpClient::new(&config.timeouts, config.retry.clone())
+            .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+        let kds = KdsClient::new(&config.amd_kds_url, http.clone());
+        let pcs_base = config.pccs_url.as_deref().unwrap_or(&config.intel_pcs_url);
+        let pcs = PcsClient::new(pcs_base, config.intel_root_ca_crl_url.as_deref(), http);
+        let offline_dir = config.collateral_dir.as_ref().map(OfflineDir::new);
+        Ok(Collateral {
+            inner: Arc::new(Inner {
+                cache: Cache::new(config.cache_dir.clone()),
+                kds,
+                pcs,
+                offline_dir,
+                flights: SingleFlight::new(),
+                failures: Mutex::new(HashMap::new()),
+                refreshing: Mutex::new(HashMap::new()),
+                counters: Counters::default(),
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &CollateralConfig {
+        &self.inner.config
+    }
+
+    /// The cache (e.g. to drop the memory layer in tests or on reload).
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+
+    pub fn stats(&self) -> CollateralStats {
+        let c = &self.inner.counters;
+        CollateralStats {
+            memory_hits: c.memory_hits.load(Ordering::Relaxed),
+            disk_hits: c.disk_hits.load(Ordering::Relaxed),
+            offline_hits: c.offline_hits.load(Ordering::Relaxed),
+            fetches: c.fetches.load(Ordering::Relaxed),
+            fetch_failures: c.fetch_failures.load(Ordering::Relaxed),
+            refreshes_started: c.refreshes_started.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The endorsements of a raw SEV-SNP report. Certificates shipped with the evidence (`shipped_certs`, DER or PEM,
+    /// e.g. from the extended-report table) are preferred; whatever is missing comes from the cache, the offline
+    /// directory or the KDS. A VCEK that cannot be obtained is `collateral_missing`; the ASK/ARK chain and the CRL are
+    /// best effort (`None` when unavailable, for appraisal to judge).
+    pub async fn snp_endorsements(
+        &self,
+        report_raw: &[u8],
+        shipped_certs: &[Vec<u8>],
+        now: u64,
+    ) -> Result<SnpEndorsements, Refusal> {
+        let platform = SnpPlatform::from_report(report_raw)?;
+        let shipped = Shipped::classify(shipped_certs);
+        let mut out = SnpEndorsements {
+            vek_der: shipped.vek.clone(),
+            ask_der: shipped.ask.clone(),
+            ark_der: shipped.ark.clone(),
+            crl_der: None,
+        };
+        let kind = match platform.signer {
+            SnpSigner::Vcek => AmdKeyKind::Vcek,
+            SnpSigner::Vlek => AmdKeyKind::Vlek,
+            // Unsigned or reserved signing key: nothing to fetch; appraisal refuses the report.
+            SnpSigner::Other(_) => return Ok(out),
+        };
+        let mut product = platform.product.or(shipped.product);
+
+        if out.vek_der.is_none() {
+            if kind == AmdKeyKind::Vlek {
+                return Err(Refusal::new(
+                    ErrorCode::CollateralMissing,
+                    "the report is signed by a VLEK, which the AMD KDS does not serve: ship the VLEK certificate with \
+                     the evidence",
+                ));
+            }
+            let (found_product, vcek) = self.find_vcek(&platform, product, now).await?;
+            product = Some(found_product);
+            out.vek_der = Some(vcek);
+        }
+        let Some(product) = product else {
+            // A v2 report with a shipped leaf whose issuer names no product: nothing more to look up.
+            return Ok(out);
+        };
+
+        if out.ask_der.is_none() || out.ark_der.is_none() {
+            match self.get(&Item::AmdCertChain { kind, product }, now).await {
+                Ok(chain) => {
+                    let certs = pem_certificates(&chain.body);
+                    if out.ask_der.is_none() {
+                        out.ask_der = certs.first().cloned();
+                    }
+                    if out.ark_der.is_none() {
+                        out.ark_der = certs.get(1).cloned();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "AMD cert chain unavailable; leaving ASK/ARK to appraisal")
+                }
+            }
+        }
+        if self.inner.config.fetch_snp_crl {
+            match self.get(&Item::AmdCrl { kind, product }, now).await {
+                Ok(crl) => out.crl_der = Some(crl.body.clone()),
+                Err(e) => tracing::warn!(error = %e, "AMD CRL unavailable"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Find the VCEK of a report: the known product, or for a v2 report without certificates each product in turn
+    /// (cache and offline directory first for all of them, then the KDS).
+    async fn find_vcek(
+        &self,
+        platform: &SnpPlatform,
+        product: Option<SnpProduct>,
+        now: u64,
+    ) -> Result<(SnpProduct, Vec<u8>), Refusal> {
+        let candidates: Vec<SnpProduct> = match product {
+            Some(p) => vec![p],
+            None => SnpProduct::ALL.to_vec(),
+        };
+        let mut items = Vec::new();
+        for p in candidates {
+            if let Some(hwid) = platform.hwid(p) {
+                items.push((
+                    p,
+                    Item::Vcek {
+                        product: p,
+                        hwid,
+                        tcb: platform.tcb(p),
+                    },
+                ));
+            }
+        }
+        if items.is_empty() {
+            return Err(Refusal::new(
+                ErrorCode::CollateralMissing,
+                "CHIP_ID is masked (all zero), so the VCEK cannot be fetched: ship the VCEK or VLEK with the evidence",
+            ));
+        }
+        if items.len() > 1 {
+            for (p, item) in &items {
+                if let Some(found) = self.inner.local(item, now).await {
+                    return Ok((*p, found.body.clone()));
+                }
+            }
+        }
+        let mut last = None;
+        for (p, item) in &items {
+            match self.get(item, now).await {
+                Ok(found) => return Ok((*p, found.body.clone())),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Refusal::new(ErrorCode::CollateralMissing, "no VCEK found")))
+    }
+
+    /// The collateral of a raw TDX quote (v4/v5): FMSPC and PCK CA from the PCK leaf in the quote, then TCB info,
+    /// QE identity, PCK CRL and root CA CRL, fetched concurrently.
+    pub async fn tdx_collateral(
+        &self,
+        quote_raw: &[u8],
+        now: u64,
+    ) -> Result<TdxCollateral, Refusal> {
+        let platform = TdxPlatform::from_quote(quote_raw)?;
+        self.tdx_collateral_for(&platform, now).await
+    }
+
+    /// The collateral for an FMSPC and PCK CA.
+    pub async fn tdx_collateral_for(
+        &self,
+        platform: &TdxPlatform,
+        now: u64,
+    ) -> Result<TdxCollateral, Refusal> {
+        let tcb_item = Item::TcbInfo {
+            fmspc: platform.fmspc_hex(),
+        };
+        let pck_item = Item::PckCrl { ca: platform.ca };
+        let (tcb, qe, pck, root) = tokio::join!(
+            self.get(&tcb_item, now),
+            self.get(&Item::QeIdentity, now),
+            self.get(&pck_item, now),
+            self.get(&Item::RootCaCrl, now),
+        );
+        let (tcb, qe, pck, root) = (tcb?, qe?, pck?, root?);
+        Ok(TdxCollateral {
+            tcb_info_json: utf8(&tcb.body, "TCB info")?,
+            tcb_info_issuer_chain_pem: chain_of(&tcb, "TCB info")?,
+            qe_identity_json: utf8(&qe.body, "QE identity")?,
+            qe_identity_issuer_chain_pem: chain_of(&qe, "QE identity")?,
+            pck_crl_der: pck.body.clone(),
+            pck_crl_issuer_chain_pem: chain_of(&pck, "PCK CRL")?,
+            root_ca_crl_der: root.body.clone(),
+        })
+    }
+
+    /// One item, through memory, disk, the offline directory and the network, single-flighted.
+    pub async fn get(&self, item: &Item, now: u64) -> Result<Arc<CachedItem>, Refusal> {
+        let key = item.key();
+        if let Some(found) = self.inner.cache.memory_get(&key) {
+            if found.is_valid(now) {
+                self.inner
+                    .counters
+                    .memory_hits
+                    .fetch_add(1, Ordering::Relaxed);
+                self.inner.maybe_refresh(item, &found, now);
+                return Ok(found);
+            }
+        }
+        let inner = self.inner.clone();
+        let owned = item.clone();
+        self.inner
+            .flights
+            .run(
+                &key,
+                || async move { inner.load_or_fetch(&owned, now).await },
+            )
+            .await
+    }
+
+    /// Fetch `item` from the network now, replacing the cached copy (e.g. for a scheduled refresh).
+    pub async fn refresh(&self, item: &Item, now: u64) -> Result<Arc<CachedItem>, Refusal> {
+        let fetched = self.inner.fetch_and_store(item, now).await?;
+        Ok(fetched)
+    }
+}
+
+impl Inner {
+    /// A valid copy from memory, disk or the offline directory, without the network.
+    async fn local(&self, item: &Item, now: u64) -> Option<Arc<CachedItem>> {
+        let key = item.key();
+        if let Some(found) = self.cache.get(&key).await {
+            if found.is_valid(now) {
+                return Some(found);
+            }
+        }
+        self.offline_lookup(item, now)
+            .filter(|o| o.is_valid(now))
+            .map(Arc::new)
+    }
+
+    fn offline_lookup(&self, item: &Item, now: u64) -> Option<CachedItem> {
+        let dir = self.offline_dir.as_ref()?;
+        match item {
+            Item::Vcek { product, hwid, tcb } => dir.vcek(*product, hwid, tcb, now),
+            Item::AmdCertChain { kind, product } => dir.cert_chain(*kind, *product, now),
+            Item::AmdCrl { kind, product } => dir.crl(*kind, *product, now),
+            Item::TcbInfo { fmspc } => dir.tcb_info(fmspc, now),
+            Item::QeIdentity => dir.qe_identity(now),
+            Item::PckCrl { ca } => dir.pck_crl(*ca, now),
+            Item::RootCaCrl => dir.root_ca_crl(now),
+        }
+    }
+
+    async fn load_or_fetch(self: &Arc<Self>, item: &Item, now: u64) -> Shared {
+        let key = item.key();
+        let mut stale: Option<Arc<CachedItem>> = None;
+        let from_memory = self.cache.memory_get(&key).is_some();
+        if let Some(found) = self.cache.get(&key).await {
+            if found.is_valid(now) {
+                let counter = if from_memory {
+                    &self.counters.memory_hits
+                } else {
+                    &self.counters.disk_hits
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.maybe_refresh(item, &found, now);
+                return Ok(found);
+            }
+            stale = Some(found);
+        }
+        if let Some(found) = self.offline_lookup(item, now) {
+            let found = Arc::new(found);
+            if found.is_valid(now) {
+                self.counters.offline_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(found);
+            }
+            if stale
+                .as_ref()
+                .is_none_or(|s| s.next_update < found.next_update)
+            {
+                stale = Some(found);
+            }
+        }
+        let error = if self.config.offline {
+            Refusal::new(
+                ErrorCode::CollateralMissing,
+                format!(
+                    "{}: not in the cache or collateral directory (offline mode)",
+                    item.describe()
+                ),
+            )
+        } else {
+            match self.recent_failure(&key) {
+                Some(e) => e,
+                None => match self.fetch_and_store(item, now).await {
+                    Ok(found) => return Ok(found),
+                    Err(e) => e,
+                },
+            }
+        };
+        match stale {
+            Some(s) => Err(Refusal::new(
+                ErrorCode::CollateralExpired,
+                format!(
+                    "{} expired at {} (now {now}) and could not be refreshed: {}",
+                    item.describe(),
+                    s.next_update.unwrap_or(0),
+                    error.message
+                ),
+            )),
+            None => Err(error),
+        }
+    }
+
+    fn recent_failure(&self, key: &str) -> Option<Refusal> {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match failures.get(key) {
+            Some((at, e)) if at.elapsed() < self.config.failure_backoff => Some(e.clone()),
+            Some(_) => {
+                failures.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    async fn fetch_and_store(&self, item: &Item, now: u64) -> Shared {
+        if self.config.offline {
+            return Err(Refusal::new(
+                ErrorCode::CollateralMissing,
+                format!("{}: {}", item.describe(), FetchError::Offline),
+            ));
+        }
+        let key = item.key();
+        match self.fetch(item, now).await {
+            Ok(found) => {
+                self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+                let found = Arc::new(found);
+                self.cache.put(&key, found.clone()).await;
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                Ok(found)
+            }
+            Err(e) => {
+                self.counters.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                let refusal = Refusal::new(
+                    ErrorCode::CollateralMissing,
+                    format!("{} could not be fetched: {e}", item.describe()),
+                );
+                tracing::warn!(item = %key, error = %e, "collateral fetch failed");
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, (Instant::now(), refusal.clone()));
+                Err(refusal)
+            }
+        }
+    }
+
+    async fn fetch(&self, item: &Item, now: u64) -> Result<CachedItem, FetchError> {
+        match item {
+            Item::Vcek { product, hwid, tcb } => self.kds.vcek(*product, hwid, tcb, now).await,
+            Item::AmdCertChain { kind, product } => self.kds.cert_chain(*kind, *product, now).await,
+            Item::AmdCrl { kind, product } => self.kds.crl(*kind, *product, now).await,
+            Item::TcbInfo { fmspc } => self.pcs.tcb_info(fmspc, now).await,
+            Item::QeIdentity => self.pcs.qe_identity(now).await,
+            Item::PckCrl { ca } => self.pcs.pck_crl(*ca, now).await,
+            Item::RootCaCrl => self.pcs.root_ca_crl(now).await,
+        }
+    }
+
+    /// Start a background refresh of a valid item nearing its `nextUpdate` (at most one per item per
+    /// `refresh_retry_secs`). The new copy replaces the old only if it is not older. Needs a Tokio runtime.
+    fn maybe_refresh(self: &Arc<Self>, item: &Item, current: &Arc<CachedItem>, now: u64) {
+        if self.config.offline || !current.refresh_due(now) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let key = item.key();
+        {
+            let mut refreshing = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(last) = refreshing.get(&key) {
+                if now < last.saturating_add(self.config.refresh_retry_secs) && now >= *last {
+                    return;
+                }
+            }
+            refreshing.insert(key.clone(), now);
+        }
+        self.counters
+            .refreshes_started
+            .fetch_add(1, Ordering::Relaxed);
+        let inner = self.clone();
+        let item = item.clone();
+        let old_next = current.next_update;
+        runtime.spawn(async move {
+            match inner.fetch(&item, now).await {
+                Ok(fresh) if fresh.next_update >= old_next => {
+                    inner.counters.fetches.fetch_add(1, Ordering::Relaxed);
+                    inner.cache.put(&key, Arc::new(fresh)).await;
+                    tracing::info!(item = %key, "collateral refreshed ahead of nextUpdate");
+                }
+                Ok(_) => {
+                    inner.counters.fetches.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(item = %key, "refresh returned older collateral; keeping the cached copy");
+                }
+                Err(e) => {
+                    inner.counters.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(item = %key, error = %e, "collateral refresh failed; serving the cached copy");
+                }
+            }
+        });
+    }
+}
+
+/// Certificates shipped with SNP evidence, classified.
+#[derive(Debug, Default)]
+struct Shipped {
+    vek: Option<Vec<u8>>,
+    ask: Option<Vec<u8>>,
+    ark: Option<Vec<u8>>,
+    product: Option<SnpProduct>,
+}
+
+impl Shipped {
+    fn classify(certs: &[Vec<u8>]) -> Self {
+        let mut out = Shipped::default();
+        let ders = certs.iter().flat_map(|c| {
+            if c.first() == Some(&0x30) {
+                vec![c.clone()]
+            } else {
+                pem_certificates(c)
+            }
+        });
+        for der in ders {
+            match classify_amd_cert(&der) {
+                Some((role, product)) => {
+                    out.product = out.product.or(product);
+                    let slot = match role {
+                        AmdCertRole::Vcek | AmdCertRole::Vlek => &mut out.vek,
+                        AmdCertRole::Ask | AmdCertRole::Asvk => &mut out.ask,
+                        AmdCertRole::Ark => &mut out.ark,
+                    };
+                    if slot.is_none() {
+                        *slot = Some(der);
+                    }
+                }
+                None => tracing::debug!(
+                    "ignoring a shipped certificate that is not an AMD VCEK/VLEK/ASK/ARK"
+                ),
+            }
+        }
+        out
+    }
+}
+
+fn utf8(body: &[u8], what: &str) -> Result<String, Refusal> {
+    String::from_utf8(body.to_vec())
+        .map_err(|_| Refusal::new(ErrorCode::CollateralMissing, format!("{what} is not UTF-8")))
+}
+
+fn chain_of(item: &CachedItem, what: &str) -> Result<String, Refusal> {
+    item.issuer_chain.clone().ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::CollateralMissing,
+            format!("{what} has no issuer chain"),
+        )
+    })
+}
+
+/// DER of one certificate file (DER or PEM); exposed for the CLI's `--certs DIR`.
+pub fn certificate_der(bytes: &[u8]) -> Option<Vec<u8>> {
+    cert_der(bytes)
+}
