@@ -1,0 +1,298 @@
+//! Residency and the geo-fence (DESIGN §4). A platform's location comes only from things the verifier checks:
+//!
+//! 1. the platform registry of the config (`[[platform]]` identity → `[[site]]`), source `registry`;
+//! 2. location endorsements that verified under a configured endorser key and are valid at `now`, source
+//!    `endorsement`.
+//!
+//! The registry wins when both speak; an endorsement that agrees with the registry adds its source, one that
+//! disagrees is ignored (and logged). Endorsements alone place an unregistered platform only if all valid ones agree
+//! on the country; disagreeing endorsements leave the location unknown. Zones are the configured `[[zone]]`s whose
+//! country list holds the location's country.
+//!
+//! The fence: a workload with a geofence is issued only when the location is known (`location_unknown` otherwise)
+//! and its country or one of its zones is allowed (`geofence_denied` otherwise). A workload without a fence does not
+//! need a location; its credential then carries no `locus_residency`.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::config::{Config, Tee, Workload};
+use super::endorsement::Endorsement;
+use crate::{ErrorCode, Refusal};
+
+/// The identity a platform is registered under: SNP CHIP_ID (64 bytes) or TDX PPID (16 bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformIdentity {
+    pub tee: Tee,
+    pub id: Vec<u8>,
+}
+
+impl PlatformIdentity {
+    /// Lowercase hex SHA-256 of the identity bytes: the `locus_tee.platform` claim.
+    pub fn digest_hex(&self) -> String {
+        hex::encode(Sha256::digest(&self.id))
+    }
+}
+
+/// Where a platform is, and how the verifier knows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Location {
+    pub country: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub site: String,
+    pub zones: Vec<String>,
+    pub sources: Vec<&'static str>,
+    /// Endorser names whose endorsement contributed (not in the claim; audit only).
+    #[serde(skip)]
+    pub endorsers: Vec<String>,
+}
+
+/// Locate a platform at `now`.
+pub fn locate(
+    cfg: &Config,
+    endorsements: &[Endorsement],
+    platform: &PlatformIdentity,
+    now: u64,
+) -> Option<Location> {
+    let valid: Vec<&Endorsement> = endorsements
+        .iter()
+        .filter(|e| e.places(&platform.id, now))
+        .collect();
+    let registered = cfg
+        .platforms
+        .iter()
+        .find(|p| p.tee == platform.tee && p.id == platform.id)
+        .and_then(|p| cfg.site(&p.site));
+    if let Some(site) = registered {
+        let mut loc = Location {
+            country: site.country.clone(),
+            region: site.region.clone(),
+            site: site.name.clone(),
+            zones: cfg.zones_of(&site.country),
+            sources: vec!["registry"],
+            endorsers: Vec::new(),
+        };
+        for e in &valid {
+            if e.country == site.country && e.site == site.name {
+                loc.endorsers.push(e.endorser.clone());
+            } else {
+                tracing::warn!(
+                    platform = %platform.digest_hex(),
+                    endorser = %e.endorser,
+                    endorsed_site = %e.site,
+                    registered_site = %site.name,
+                    "location endorsement disagrees with the platform registry; registry wins"
+                );
+            }
+        }
+        if !loc.endorsers.is_empty() {
+            loc.sources.push("endorsement");
+        }
+        return Some(loc);
+    }
+    let first = valid.first()?;
+    if valid.iter().any(|e| e.country != first.country) {
+        tracing::warn!(platform = %platform.digest_hex(), "valid location endorsements disagree on the country");
+        return None;
+    }
+    // Prefer the endorsement that expires last (the freshest statement) for site and region.
+    let best = valid.iter().max_by_key(|e| e.not_after).unwrap_or(first);
+    Some(Location {
+        country: best.country.clone(),
+        region: best.region.clone(),
+        site: best.site.clone(),
+        zones: cfg.zones_of(&best.country),
+        sources: vec!["endorsement"],
+        endorsers: valid.iter().map(|e| e.endorser.clone()).collect(),
+    })
+}
+
+/// Apply the workload's geo-fence to a (possibly unknown) location.
+pub fn check_fence(workload: &Workload, location: Option<&Location>) -> Result<(), Refusal> {
+    let Some(fence) = &workload.geofence else {
+        return Ok(());
+    };
+    let Some(loc) = location else {
+        return Err(Refusal::new(
+            ErrorCode::LocationUnknown,
+            format!(
+                "workload {} is geo-fenced and the platform is neither registered nor placed by a valid endorsement",
+                workload.id
+            ),
+        ));
+    };
+    let allowed =
+        fence.countries.contains(&loc.country) || fence.zones.iter().any(|z| loc.zones.contains(z));
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            ErrorCode::GeofenceDenied,
+            format!(
+                "platform at site {} ({}{}) is outside the fence of {} (zones {:?}, countries {:?})",
+                loc.site,
+                loc.country,
+                loc.region.as_deref().map(|r| format!(", {r}")).unwrap_or_default(),
+                workload.id,
+                fence.zones,
+                fence.countries
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config;
+    use super::super::endorsement::PlatformRef;
+    use super::*;
+    use std::path::Path;
+
+    const M: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f";
+
+    fn cfg() -> Config {
+        let text = format!(
+            r#"
+[server]
+issuer = "https://v.example"
+state_dir = "s"
+[credentials]
+trust_domain = "locus.example"
+[[site]]
+name = "fra-1"
+country = "DE"
+region = "DE-HE"
+[[site]]
+name = "iad-1"
+country = "US"
+region = "US-VA"
+[[zone]]
+name = "eu"
+countries = ["DE", "FR"]
+[[platform]]
+tee = "tdx"
+id = "01010101010101010101010101010101"
+site = "fra-1"
+[[platform]]
+tee = "tdx"
+id = "02020202020202020202020202020202"
+site = "iad-1"
+[[workload]]
+id = "spiffe://locus.example/eu"
+tee = ["tdx"]
+geofence = {{ zones = ["eu"] }}
+[workload.tdx]
+mr_td = ["{M}"]
+[[workload]]
+id = "spiffe://locus.example/us"
+tee = ["tdx"]
+geofence = {{ countries = ["US"] }}
+[workload.tdx]
+mr_td = ["{M}"]
+[[workload]]
+id = "spiffe://locus.example/anywhere"
+tee = ["tdx"]
+[workload.tdx]
+mr_td = ["{M}"]
+"#
+        );
+        config::parse(&text, Path::new("/")).expect("config")
+    }
+
+    fn tdx(b: u8) -> PlatformIdentity {
+        PlatformIdentity {
+            tee: Tee::Tdx,
+            id: vec![b; 16],
+        }
+    }
+
+    fn endorsement(b: u8, country: &str, site: &str) -> Endorsement {
+        Endorsement {
+            endorser: "op".into(),
+            platform: PlatformRef::Raw(vec![b; 16]),
+            site: site.into(),
+            country: country.into(),
+            region: None,
+            not_before: 100,
+            not_after: 200,
+        }
+    }
+
+    #[test]
+    fn registered_platforms_are_located_with_their_zones() {
+        let c = cfg();
+        let loc = locate(&c, &[], &tdx(1), 150).expect("located");
+        assert_eq!((loc.site.as_str(), loc.country.as_str()), ("fra-1", "DE"));
+        assert_eq!(loc.zones, vec!["eu".to_string()]);
+        assert_eq!(loc.sources, vec!["registry"]);
+        assert!(locate(&c, &[], &tdx(3), 150).is_none());
+        // Same id, other TEE: not registered.
+        assert!(locate(
+            &c,
+            &[],
+            &PlatformIdentity {
+                tee: Tee::SevSnp,
+                id: vec![1; 16]
+            },
+            150
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn the_fence_admits_inside_denies_outside_and_refuses_unknown() {
+        let c = cfg();
+        let eu = c.workload("spiffe://locus.example/eu").expect("eu");
+        let us = c.workload("spiffe://locus.example/us").expect("us");
+        let any = c.workload("spiffe://locus.example/anywhere").expect("any");
+        let fra = locate(&c, &[], &tdx(1), 0);
+        let iad = locate(&c, &[], &tdx(2), 0);
+        assert!(check_fence(eu, fra.as_ref()).is_ok());
+        assert_eq!(
+            check_fence(eu, iad.as_ref()).map_err(|r| r.code),
+            Err(ErrorCode::GeofenceDenied)
+        );
+        assert!(check_fence(us, iad.as_ref()).is_ok());
+        assert_eq!(
+            check_fence(us, fra.as_ref()).map_err(|r| r.code),
+            Err(ErrorCode::GeofenceDenied)
+        );
+        assert_eq!(
+            check_fence(eu, None).map_err(|r| r.code),
+            Err(ErrorCode::LocationUnknown)
+        );
+        assert!(check_fence(any, None).is_ok());
+    }
+
+    #[test]
+    fn a_valid_endorsement_places_an_unregistered_platform_only_while_valid() {
+        let c = cfg();
+        let e = [endorsement(3, "FR", "par-1")];
+        let loc = locate(&c, &e, &tdx(3), 150).expect("placed");
+        assert_eq!(loc.country, "FR");
+        assert_eq!(loc.zones, vec!["eu".to_string()]);
+        assert_eq!(loc.sources, vec!["endorsement"]);
+        assert!(locate(&c, &e, &tdx(3), 200).is_none(), "expired");
+        assert!(locate(&c, &e, &tdx(4), 150).is_none(), "other platform");
+    }
+
+    #[test]
+    fn disagreeing_endorsements_leave_the_location_unknown() {
+        let c = cfg();
+        let e = [endorsement(3, "FR", "par-1"), endorsement(3, "US", "iad-9")];
+        assert!(locate(&c, &e, &tdx(3), 150).is_none());
+    }
+
+    #[test]
+    fn the_registry_wins_over_a_disagreeing_endorsement() {
+        let c = cfg();
+        let e = [endorsement(2, "DE", "fra-1")];
+        let loc = locate(&c, &e, &tdx(2), 150).expect("located");
+        assert_eq!(loc.country, "US");
+        assert_eq!(loc.sources, vec!["registry"]);
+        let agree = [endorsement(1, "DE", "fra-1")];
+        let loc = locate(&c, &agree, &tdx(1), 150).expect("located");
+        assert_eq!(loc.sources, vec!["registry", "endorsement"]);
+    }
+}

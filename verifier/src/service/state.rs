@@ -1,0 +1,253 @@
+//! The running service's state and its reload.
+//!
+//! [`Runtime`] is everything derived from one configuration file plus the keys directory: validated config, trust
+//! anchors, collateral client, verified endorsements, signing keys, WIT issuer, challenge key. It is immutable and
+//! swapped whole (`RwLock<Arc<Runtime>>`, readers clone the `Arc` and never hold the lock across an await), so a
+//! request sees one consistent configuration from start to end. A reload builds a complete new `Runtime` first and
+//! swaps only if every step succeeded: a bad file, a bad key or an unreadable directory keeps the running one.
+//!
+//! What a reload does not change (fixed at start): the listen address, the audit target and the concurrency caps.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use der::Decode as _;
+use locus_wimse::WitIssuer;
+use tokio::sync::Semaphore;
+
+use super::audit::AuditLog;
+use super::challenge::ChallengeKey;
+use super::config::{self, Config};
+use super::endorsement::{self, Endorsement};
+use super::keys::{self, KeySet, RETAIN_SKEW};
+use super::metrics::Metrics;
+use crate::appraisal::TrustAnchors;
+use crate::collateral::{Collateral, CollateralConfig};
+
+/// Everything derived from one config file and the keys directory.
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Arc<Config>,
+    /// Pinned vendor roots, plus the simulator's when `trust.simulator` is on.
+    pub anchors: TrustAnchors,
+    /// Collateral fetch + cache (per replica; DESIGN §13).
+    pub collateral: Arc<Collateral>,
+    /// Endorsements from `server.endorsements_dir` whose signature verified under a configured endorser.
+    pub endorsements: Vec<Endorsement>,
+    pub keys: KeySet,
+    /// Signs WITs (and EARs) with the active key.
+    pub issuer: WitIssuer,
+    pub challenge: ChallengeKey,
+}
+
+impl Runtime {
+    /// How long a superseded key stays in the JWKS: the longest credential lifetime plus skew.
+    pub fn key_retention(&self) -> Duration {
+        let longest = self
+            .config
+            .workloads
+            .iter()
+            .map(|w| w.ttl)
+            .chain(std::iter::once(self.config.credentials.default_ttl))
+            .max()
+            .unwrap_or(config::DEFAULT_TTL);
+        longest + RETAIN_SKEW
+    }
+}
+
+/// Why a runtime could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Config(#[from] config::ConfigErrors),
+    #[error("keys: {0}")]
+    Keys(#[from] keys::KeyError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Build a runtime from a validated config. `create_keys`: generate missing keys (first start) or only load.
+pub fn build_runtime(cfg: Config, create_keys: bool) -> Result<Runtime, BuildError> {
+    let mut anchors =
+        TrustAnchors::pinned().map_err(|r| BuildError::Other(format!("trust anchors: {r}")))?;
+    if cfg.trust.simulator {
+        let dir =
+            cfg.trust.simulator_pki.as_deref().ok_or_else(|| {
+                BuildError::Other("trust.simulator needs trust.simulator_pki".into())
+            })?;
+        let roots = simulator_roots(dir);
+        if roots.is_empty() {
+            return Err(BuildError::Other(format!(
+                "trust.simulator_pki {}: no self-signed root certificate found",
+                dir.display()
+            )));
+        }
+        anchors = anchors.danger_trust_simulator_roots(&roots);
+    }
+    let mut ccfg = CollateralConfig::with_state_dir(&cfg.server.state_dir);
+    if let Some(u) = &cfg.trust.amd_kds_url {
+        ccfg.amd_kds_url = u.clone();
+    }
+    if let Some(u) = &cfg.trust.intel_pcs_url {
+        ccfg.intel_pcs_url = u.clone();
+    }
+    ccfg.pccs_url = cfg.trust.pccs_url.clone();
+    ccfg.collateral_dir = cfg.trust.collateral_dir.clone();
+    ccfg.offline = cfg.trust.offline;
+    let collateral =
+        Collateral::new(ccfg).map_err(|r| BuildError::Other(format!("collateral: {r}")))?;
+
+    let endorsements = match &cfg.server.endorsements_dir {
+        Some(dir) => {
+            let (kept, dropped) = endorsement::load_dir(dir, &cfg.endorsers);
+            for d in dropped {
+                tracing::warn!(endorsement = %d, "location endorsement ignored");
+            }
+            kept
+        }
+        None => Vec::new(),
+    };
+
+    let keys = if create_keys {
+        KeySet::ensure(&cfg.server.keys_dir)?
+    } else {
+        KeySet::load(&cfg.server.keys_dir)?
+    };
+    let secret = keys::read_challenge_key(&cfg.server.keys_dir)?;
+    let challenge = ChallengeKey::new(&secret)
+        .map_err(|_| BuildError::Other("challenge key: random source failed".into()))?;
+    let issuer = WitIssuer::new(
+        keys.active().to_owned_key()?,
+        Some(cfg.server.issuer.clone()),
+    )
+    .map_err(|e| BuildError::Other(format!("WIT issuer: {e}")))?;
+    Ok(Runtime {
+        config: Arc::new(cfg),
+        anchors,
+        collateral: Arc::new(collateral),
+        endorsements,
+        keys,
+        issuer,
+        challenge,
+    })
+}
+
+/// Every self-signed certificate (PEM or DER) under `dir` (depth ≤ 4): the simulator's AMD ARKs and Intel root as
+/// written by `locus-sim pki export`.
+pub fn simulator_roots(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut stack: Vec<(PathBuf, usize)> = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if depth < 4 {
+                    stack.push((p, depth + 1));
+                }
+                continue;
+            }
+            let ext = p.extension().and_then(|x| x.to_str()).unwrap_or("");
+            if !matches!(ext, "pem" | "der" | "crt" | "cer") {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
+            let mut certs = crate::collateral::evidence::pem_certificates(&bytes);
+            if certs.is_empty() && ext != "pem" {
+                certs.push(bytes);
+            }
+            for der in certs {
+                let Ok(cert) = x509_cert::Certificate::from_der(&der) else {
+                    continue;
+                };
+                if cert.tbs_certificate.subject == cert.tbs_certificate.issuer
+                    && !out.contains(&der)
+                {
+                    out.push(der);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The service: the swappable runtime plus what is fixed for the process's life.
+#[derive(Debug)]
+pub struct Service {
+    runtime: RwLock<Arc<Runtime>>,
+    pub audit: AuditLog,
+    pub metrics: Metrics,
+    /// Requests in flight on `/v1/*`; when none is free the answer is 503 `overloaded` at once.
+    pub requests: Arc<Semaphore>,
+    /// Appraisals (signature checks) running on the blocking pool.
+    pub blocking: Arc<Semaphore>,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub ready: AtomicBool,
+    /// Who we are in audit records.
+    pub replica: String,
+}
+
+impl Service {
+    pub fn new(runtime: Runtime, audit: AuditLog) -> Service {
+        let cfg = runtime.config.clone();
+        let replica = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("pid-{}", std::process::id()));
+        Service {
+            runtime: RwLock::new(Arc::new(runtime)),
+            audit,
+            metrics: Metrics::default(),
+            requests: Arc::new(Semaphore::new(cfg.server.max_concurrency)),
+            blocking: Arc::new(Semaphore::new(cfg.server.max_blocking)),
+            request_timeout: cfg.server.request_timeout,
+            max_body_bytes: cfg.server.max_body_bytes,
+            ready: AtomicBool::new(true),
+            replica,
+        }
+    }
+
+    /// The current runtime (cheap: an `Arc` clone).
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Re-read the config file and the keys directory; swap only if everything builds.
+    pub fn reload(&self) -> Result<(), BuildError> {
+        let current = self.runtime();
+        let result = match &current.config.source {
+            Some(path) => config::load(path)
+                .map_err(BuildError::from)
+                .and_then(|c| build_runtime(c, false)),
+            None => build_runtime((*current.config).clone(), false),
+        };
+        match result {
+            Ok(rt) => {
+                let kid = rt.keys.active().kid.clone();
+                *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rt);
+                self.metrics.reload(true);
+                tracing::info!(active_kid = %kid, "configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.reload(false);
+                tracing::error!(error = %e, "reload failed; keeping the running configuration");
+                Err(e)
+            }
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
