@@ -1,0 +1,522 @@
+//! Workload Identity Tokens (draft-ietf-wimse-workload-creds-03 §3; SPIFFE WIT-SVID).
+//!
+//! Issuance: ES256, header `{"alg":"ES256","kid":…,"typ":"wit+jwt"}`, claims `cnf.jwk` (with `alg`), `exp`, `iat`,
+//! `iss`, `jti` (128 random bits), `sub` and caller extras (`locus_tee`, `locus_residency`). With a `spiffe://`
+//! subject such a token is also a WIT-SVID (ES256, `kid`, no `aud`).
+//!
+//! Verification follows spec §1.5:
+//! 1. compact JWS ABNF;
+//! 2. `typ` = `wit+jwt`, `alg` on the allow-list;
+//! 3. `sub` parsed as a Workload Identifier before any lookup;
+//! 4. keys configured for that trust domain, selected by `kid` (never fetched from the token);
+//! 5. signature over the received `header.payload`;
+//! 6. `exp` (bounded skew), `nbf`/`iat` not in the future, `cnf.jwk` with an allowed `alg` fitting the key;
+//!    issuer allow-list when configured. Unknown claims are kept, not interpreted.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::error::WimseError;
+use crate::id::{TrustDomain, WorkloadId};
+use crate::jwk::{Alg, Jwk, Jwks, PublicKey};
+use crate::jws::{
+    random_jti, sign_compact, typ_matches, CompactJws, Es256SigningKey, JwsSigner, OutHeader,
+};
+
+/// The WIT `typ`.
+pub const WIT_TYP: &str = "wit+jwt";
+/// HTTP header carrying the WIT.
+pub const WIT_HEADER: &str = "Workload-Identity-Token";
+/// Largest clock skew a policy may allow, seconds.
+pub const MAX_CLOCK_SKEW: u64 = 300;
+/// Claims the issuer sets itself; extras may not override them.
+const RESERVED: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "cnf"];
+
+/// Decoded WIT claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WitClaims {
+    /// `iss`.
+    pub iss: Option<String>,
+    /// `sub`, the Workload Identifier.
+    pub sub: WorkloadId,
+    /// `exp`.
+    pub exp: u64,
+    /// `iat`.
+    pub iat: Option<u64>,
+    /// `nbf`.
+    pub nbf: Option<u64>,
+    /// `jti`.
+    pub jti: Option<String>,
+    /// `cnf.jwk`: the workload's proof-of-possession key, its `alg` present.
+    pub cnf: Jwk,
+    /// Every other claim, uninterpreted (`locus_tee`, `locus_residency`, …).
+    pub extra: Map<String, Value>,
+}
+
+impl WitClaims {
+    /// `cnf.jwk.alg`, the algorithm the proof of possession must use (always present after verification).
+    pub fn pop_alg(&self) -> &str {
+        self.cnf.alg.as_deref().unwrap_or_default()
+    }
+}
+
+/// A WIT that passed every check of [`WitVerifier::verify`].
+#[derive(Debug, Clone)]
+pub struct VerifiedWit {
+    raw: String,
+    alg: Alg,
+    kid: Option<String>,
+    claims: WitClaims,
+}
+
+impl VerifiedWit {
+    /// The token exactly as received (the input of `wth`).
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+    /// The signing algorithm.
+    pub fn alg(&self) -> Alg {
+        self.alg
+    }
+    /// The `kid` of the issuer key used.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+    /// The claims.
+    pub fn claims(&self) -> &WitClaims {
+        &self.claims
+    }
+    /// The authenticated identifier.
+    pub fn id(&self) -> &WorkloadId {
+        &self.claims.sub
+    }
+    /// Consume into the claims.
+    pub fn into_claims(self) -> WitClaims {
+        self.claims
+    }
+}
+
+/// Issues WITs with one ES256 key.
+#[derive(Debug)]
+pub struct WitIssuer {
+    key: Es256SigningKey,
+    iss: Option<String>,
+}
+
+impl WitIssuer {
+    /// An issuer signing with `key` (which must carry a `kid`), stamping `iss` when given.
+    pub fn new(key: Es256SigningKey, iss: Option<String>) -> Result<Self, WimseError> {
+        if key.kid().is_none() {
+            return Err(WimseError::RequestInvalid {
+                detail: "WIT signing key needs a kid".into(),
+            });
+        }
+        Ok(Self { key, iss })
+    }
+
+    /// The signing key.
+    pub fn key(&self) -> &Es256SigningKey {
+        &self.key
+    }
+
+    /// The public JWK to publish (`use` = `wit-svid`, `kid`, `alg` ES256).
+    pub fn public_jwk(&self) -> Jwk {
+        self.key.public_jwk().with_use(crate::jwk::USE_WIT_SVID)
+    }
+
+    /// Issue a WIT for `sub` bound to `cnf` (its `alg` is set from the key type when absent, ES256 for P-256),
+    /// valid from `iat` to `exp`, with `extra` claims added. Returns the token and its claims.
+    pub fn issue(
+        &self,
+        sub: &WorkloadId,
+        cnf: &Jwk,
+        iat: u64,
+        exp: u64,
+        extra: &Map<String, Value>,
+    ) -> Result<(String, WitClaims), WimseError> {
+        if exp <= iat {
+            return Err(WimseError::RequestInvalid {
+                detail: "exp must be after iat".into(),
+            });
+        }
+        if let Some(r) = extra.keys().find(|k| RESERVED.contains(&k.as_str())) {
+            return Err(WimseError::RequestInvalid {
+                detail: format!("extra claim {r:?} is reserved"),
+            });
+        }
+        let mut cnf = cnf.clone();
+        match cnf.known_alg() {
+            Some(a) if cnf.key.fits(a) => {}
+            Some(_) | None if cnf.alg.is_some() => {
+                return Err(WimseError::RequestInvalid {
+                    detail: "cnf alg does not fit the key or is unknown".into(),
+                })
+            }
+            _ => cnf.alg = Some(cnf.key.default_alg().name().to_owned()),
+        }
+        cnf.key_use = None;
+        let jti = random_jti()?;
+        let mut claims = Map::new();
+        claims.insert("cnf".into(), serde_json::json!({ "jwk": cnf.to_value() }));
+        claims.insert("exp".into(), exp.into());
+        claims.insert("iat".into(), iat.into());
+        if let Some(iss) = &self.iss {
+            claims.insert("iss".into(), iss.clone().into());
+        }
+        claims.insert("jti".into(), jti.clone().into());
+        claims.insert("sub".into(), sub.as_str().into());
+        for (k, v) in extra {
+            claims.insert(k.clone(), v.clone());
+        }
+        let header = OutHeader {
+            alg: Alg::Es256.name(),
+            kid: self.key.kid(),
+            typ: WIT_TYP,
+        };
+        let token = sign_compact(&self.key, &header, &claims)?;
+        Ok((
+            token,
+            WitClaims {
+                iss: self.iss.clone(),
+                sub: sub.clone(),
+                exp,
+                iat: Some(iat),
+                nbf: None,
+                jti: Some(jti),
+                cnf,
+                extra: extra.clone(),
+            },
+        ))
+    }
+}
+
+/// The trust anchors of one trust domain: its WIT signing keys and, optionally, the issuers allowed to use them.
+#[derive(Debug, Clone, Default)]
+pub struct TrustAnchor {
+    /// Signing keys (several during rotation).
+    pub keys: Jwks,
+    /// Allowed `iss` values; empty means `iss` is not checked (it is never used to find keys).
+    pub issuers: Vec<String>,
+}
+
+/// Trust anchors per trust domain, configured out of band.
+#[derive(Debug, Clone, Default)]
+pub struct TrustStore {
+    domains: BTreeMap<TrustDomain, TrustAnchor>,
+}
+
+impl TrustStore {
+    /// Empty.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trust `keys` for `trust_domain` (replacing any previous anchor).
+    pub fn insert(&mut self, trust_domain: TrustDomain, anchor: TrustAnchor) {
+        self.domains.insert(trust_domain, anchor);
+    }
+
+    /// Builder form of [`TrustStore::insert`] with keys only.
+    pub fn with_keys(mut self, trust_domain: TrustDomain, keys: Jwks) -> Self {
+        self.insert(
+            trust_domain,
+            TrustAnchor {
+                keys,
+                issuers: Vec::new(),
+            },
+        );
+        self
+    }
+
+    /// The anchor of a trust domain.
+    pub fn get(&self, trust_domain: &str) -> Option<&TrustAnchor> {
+        self.domains
+            .iter()
+            .find(|(td, _)| td.as_str() == trust_domain)
+            .map(|(_, a)| a)
+    }
+}
+
+/// Verification policy.
+#[derive(Debug, Clone)]
+pub struct WitPolicy {
+    /// Algorithms accepted for the WIT signature and for `cnf.jwk.alg`.
+    pub allowed_algs: Vec<Alg>,
+    /// Clock skew tolerated on `exp`, `nbf`, `iat` (capped at [`MAX_CLOCK_SKEW`]).
+    pub clock_skew: u64,
+    /// Refuse a WIT without `kid` even when the trust domain has a single key (SPIFFE WIT-SVID rule).
+    pub require_kid: bool,
+}
+
+impl Default for WitPolicy {
+    fn default() -> Self {
+        Self {
+            allowed_algs: Alg::ALL.to_vec(),
+            clock_skew: 60,
+            require_kid: false,
+        }
+    }
+}
+
+impl WitPolicy {
+    pub(crate) fn skew(&self) -> u64 {
+        self.clock_skew.min(MAX_CLOCK_SKEW)
+    }
+}
+
+/// Verifies WITs against a [`TrustStore`].
+#[derive(Debug, Clone, Default)]
+pub struct WitVerifier {
+    /// Trust anchors.
+    pub trust: TrustStore,
+    /// Policy.
+    pub policy: WitPolicy,
+}
+
+impl WitVerifier {
+    /// A verifier.
+    pub fn new(trust: TrustStore, policy: WitPolicy) -> Self {
+        Self { trust, policy }
+    }
+
+    /// Verify `token` at time `now` (Unix seconds), following spec §1.5.
+    pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedWit, WimseError> {
+        // Step 1: ABNF and decoding.
+        let jws = CompactJws::parse(token)?;
+        // Step 2: explicit type, algorithm allow-list.
+        typ_matches(jws.header.typ.as_deref(), WIT_TYP)?;
+        let alg = jws.alg_allowed(&self.policy.allowed_algs)?;
+        // Step 3: the subject, strictly, before any key lookup.
+        let mut claims = jws.claims()?;
+        let sub = match claims.remove("sub") {
+            Some(Value::String(s)) => WorkloadId::parse(&s)?,
+            Some(_) => return Err(WimseError::claim("sub", "not a string")),
+            None => return Err(WimseError::ClaimMissing { claim: "sub" }),
+        };
+        // Step 4: the keys of that trust domain only, selected by kid.
+        let anchor = self.trust.get(sub.trust_domain_str()).ok_or_else(|| {
+            WimseError::TrustDomainUnknown {
+                trust_domain: sub.trust_domain_str().to_owned(),
+            }
+        })?;
+        let key = select_key(
+            &anchor.keys,
+            jws.header.kid.as_deref(),
+            self.policy.require_kid,
+        )?;
+        if let Some(key_alg) = &key.alg {
+            if key_alg != &jws.header.alg {
+                return Err(WimseError::AlgMismatch {
+                    expected: key_alg.clone(),
+                    got: jws.header.alg.clone(),
+                });
+            }
+        }
+        // Step 5: the signature over the received bytes.
+        jws.verify_with(alg, &key.key)?;
+        // Step 6: lifetime, confirmation key, issuer.
+        let skew = self.policy.skew();
+        let exp =
+            numeric_date(&mut claims, "exp")?.ok_or(WimseError::ClaimMissing { claim: "exp" })?;
+        if now >= exp.saturating_add(skew) {
+            return Err(WimseError::TokenExpired { exp, now });
+        }
+        let nbf = numeric_date(&mut claims, "nbf")?;
+        if let Some(nbf) = nbf {
+            if nbf > now.saturating_add(skew) {
+                return Err(WimseError::TokenNotYetValid {
+                    claim: "nbf",
+                    value: nbf,
+                    now,
+                });
+            }
+        }
+        let iat = numeric_date(&mut claims, "iat")?;
+        if let Some(iat) = iat {
+            if iat > now.saturating_add(skew) {
+                return Err(WimseError::TokenNotYetValid {
+                    claim: "iat",
+                    value: iat,
+                    now,
+                });
+            }
+        }
+        let cnf = parse_cnf(claims.remove("cnf"), &self.policy.allowed_algs)?;
+        let iss = opt_string(&mut claims, "iss")?;
+        if !anchor.issuers.is_empty() && !iss.as_ref().is_some_and(|i| anchor.issuers.contains(i)) {
+            return Err(WimseError::IssuerNotAllowed { iss });
+        }
+        let jti = opt_string(&mut claims, "jti")?;
+        Ok(VerifiedWit {
+            raw: token.to_owned(),
+            alg,
+            kid: jws.header.kid.clone(),
+            claims: WitClaims {
+                iss,
+                sub,
+                exp,
+                iat,
+                nbf,
+                jti,
+                cnf,
+                extra: claims,
+            },
+        })
+    }
+}
+
+fn select_key<'k>(
+    keys: &'k Jwks,
+    kid: Option<&str>,
+    require_kid: bool,
+) -> Result<&'k Jwk, WimseError> {
+    // Keys published for another use (e.g. encryption) never verify a WIT.
+    let usable = |k: &&Jwk| {
+        matches!(
+            k.key_use.as_deref(),
+            None | Some("sig") | Some(crate::jwk::USE_WIT_SVID)
+        )
+    };
+    match kid {
+        Some(kid) => keys
+            .keys
+            .iter()
+            .filter(usable)
+            .find(|k| k.kid.as_deref() == Some(kid))
+            .ok_or_else(|| WimseError::KidUnknown {
+                kid: kid.to_owned(),
+            }),
+        None => {
+            if require_kid {
+                return Err(WimseError::KidMissing);
+            }
+            let mut it = keys.keys.iter().filter(usable);
+            match (it.next(), it.next()) {
+                (Some(k), None) => Ok(k),
+                _ => Err(WimseError::KidMissing),
+            }
+        }
+    }
+}
+
+/// A NumericDate claim as a non-negative integer (fractions and negative values refused).
+pub(crate) fn numeric_date(
+    claims: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, WimseError> {
+    match claims.remove(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| WimseError::claim(name, "not a non-negative integer")),
+        Some(_) => Err(WimseError::claim(name, "not a number")),
+    }
+}
+
+pub(crate) fn opt_string(
+    claims: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, WimseError> {
+    match claims.remove(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(WimseError::claim(name, "not a string")),
+    }
+}
+
+fn parse_cnf(cnf: Option<Value>, allowed: &[Alg]) -> Result<Jwk, WimseError> {
+    let cnf = cnf.ok_or(WimseError::ClaimMissing { claim: "cnf" })?;
+    let jwk_value = cnf.get("jwk").ok_or_else(|| WimseError::CnfInvalid {
+        detail: "cnf has no jwk".into(),
+    })?;
+    let jwk = Jwk::from_value(jwk_value).map_err(|e| WimseError::CnfInvalid {
+        detail: e.to_string(),
+    })?;
+    let alg_name = jwk.alg.as_deref().ok_or_else(|| WimseError::CnfInvalid {
+        detail: "cnf.jwk.alg missing".into(),
+    })?;
+    let alg = Alg::from_name(alg_name).map_err(|_| WimseError::CnfInvalid {
+        detail: format!("cnf.jwk.alg {alg_name:?} not allowed"),
+    })?;
+    if !allowed.contains(&alg) || !jwk.key.fits(alg) {
+        return Err(WimseError::CnfInvalid {
+            detail: format!("cnf.jwk.alg {alg_name} not allowed for this key"),
+        });
+    }
+    Ok(jwk)
+}
+
+/// The public key of a verified WIT's `cnf`, with its algorithm.
+pub(crate) fn cnf_key(claims: &WitClaims) -> Result<(Alg, &PublicKey), WimseError> {
+    let alg = Alg::from_name(claims.pop_alg()).map_err(|_| WimseError::CnfInvalid {
+        detail: "cnf.jwk.alg unknown".into(),
+    })?;
+    Ok((alg, &claims.cnf.key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_then_verify_round_trip_with_extras() {
+        let key = Es256SigningKey::generate().unwrap().with_kid("k1");
+        let issuer = WitIssuer::new(key, Some("https://verifier.example".into())).unwrap();
+        let workload = Es256SigningKey::generate().unwrap();
+        let sub = WorkloadId::parse("spiffe://example.org/ns/a").unwrap();
+        let mut extra = Map::new();
+        extra.insert(
+            "locus_tee".into(),
+            serde_json::json!({"type":"sev-snp","debug":false}),
+        );
+        let (token, issued) = issuer
+            .issue(&sub, &workload.public_jwk(), 1000, 4600, &extra)
+            .unwrap();
+        let trust =
+            TrustStore::new().with_keys(sub.trust_domain(), Jwks::new(vec![issuer.public_jwk()]));
+        let v = WitVerifier::new(trust, WitPolicy::default())
+            .verify(&token, 1001)
+            .unwrap();
+        assert_eq!(v.claims(), &issued);
+        assert_eq!(v.claims().pop_alg(), "ES256");
+        assert_eq!(v.claims().extra["locus_tee"]["type"], "sev-snp");
+        assert_eq!(v.kid(), Some("k1"));
+        // Header exactly as DESIGN §5 says (member order aside).
+        let jws = CompactJws::parse(&token).unwrap();
+        assert_eq!(jws.header.alg, "ES256");
+        assert_eq!(jws.header.typ.as_deref(), Some("wit+jwt"));
+        assert!(
+            !jws.claims().unwrap().contains_key("aud"),
+            "WIT-SVID forbids aud"
+        );
+    }
+
+    #[test]
+    fn issuer_refuses_reserved_extra_and_missing_kid() {
+        assert_eq!(
+            WitIssuer::new(Es256SigningKey::generate().unwrap(), None)
+                .unwrap_err()
+                .code(),
+            "request_invalid"
+        );
+        let issuer =
+            WitIssuer::new(Es256SigningKey::generate().unwrap().with_kid("k"), None).unwrap();
+        let sub = WorkloadId::parse("wimse://example.com/a").unwrap();
+        let mut extra = Map::new();
+        extra.insert("sub".into(), "wimse://example.com/b".into());
+        let cnf = issuer.key().public_jwk();
+        assert_eq!(
+            issuer.issue(&sub, &cnf, 1, 2, &extra).unwrap_err().code(),
+            "request_invalid"
+        );
+        assert_eq!(
+            issuer
+                .issue(&sub, &cnf, 2, 2, &Map::new())
+                .unwrap_err()
+                .code(),
+            "request_invalid"
+        );
+    }
+}
