@@ -265,6 +265,29 @@ impl Es256SigningKey {
         })
     }
 
+    /// From the private scalar `d` (32 bytes, big-endian; JWK `d`) and its public key; a mismatched pair is refused.
+    pub fn from_scalar_and_public(d: &[u8], public: &PublicKey) -> Result<Self, WimseError> {
+        let PublicKey::P256 { x, y } = public else {
+            return Err(WimseError::key("ES256 needs a P-256 public key"));
+        };
+        if d.len() != 32 {
+            return Err(WimseError::key("P-256 private scalar must be 32 bytes"));
+        }
+        // RFC 5915 ECPrivateKey inside a PKCS#8 v1 PrivateKeyInfo, the fixed layout ring itself emits.
+        let mut der = Vec::with_capacity(138);
+        der.extend_from_slice(&[
+            0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce,
+            0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04,
+            0x6d, 0x30, 0x6b, 0x02, 0x01, 0x01, 0x04, 0x20,
+        ]);
+        der.extend_from_slice(d);
+        der.extend_from_slice(&[0xa1, 0x44, 0x03, 0x42, 0x00, 0x04]);
+        der.extend_from_slice(x);
+        der.extend_from_slice(y);
+        let der = Zeroizing::new(der);
+        Self::from_pkcs8(&der)
+    }
+
     /// Set the `kid` (WIT issuance requires one).
     pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
         self.kid = Some(kid.into());
@@ -311,12 +334,9 @@ impl Es256SigningKey {
     }
 }
 
-impl JwsSigner for Es256SigningKey {
-    fn alg(&self) -> Alg {
-        Alg::Es256
-    }
-
-    fn public_jwk(&self) -> Jwk {
+impl Es256SigningKey {
+    /// The public JWK with `alg` and, when set, `kid` (the WIT `cnf.jwk`, or a JWKS member).
+    pub fn public_jwk(&self) -> Jwk {
         let jwk = Jwk::new(self.public_key()).with_alg(Alg::Es256);
         match &self.kid {
             Some(k) => jwk.with_kid(k.clone()),
@@ -324,8 +344,23 @@ impl JwsSigner for Es256SigningKey {
         }
     }
 
-    fn kid(&self) -> Option<&str> {
+    /// The `kid`, if set.
+    pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
+    }
+}
+
+impl JwsSigner for Es256SigningKey {
+    fn alg(&self) -> Alg {
+        Alg::Es256
+    }
+
+    fn public_jwk(&self) -> Jwk {
+        Es256SigningKey::public_jwk(self)
+    }
+
+    fn kid(&self) -> Option<&str> {
+        Es256SigningKey::kid(self)
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, WimseError> {
@@ -394,12 +429,9 @@ impl Ed25519SigningKey {
     }
 }
 
-impl JwsSigner for Ed25519SigningKey {
-    fn alg(&self) -> Alg {
-        Alg::EdDsa
-    }
-
-    fn public_jwk(&self) -> Jwk {
+impl Ed25519SigningKey {
+    /// The public JWK with `alg` and, when set, `kid` (the WIT `cnf.jwk`, or a JWKS member).
+    pub fn public_jwk(&self) -> Jwk {
         let jwk = Jwk::new(self.public_key()).with_alg(Alg::EdDsa);
         match &self.kid {
             Some(k) => jwk.with_kid(k.clone()),
@@ -407,8 +439,23 @@ impl JwsSigner for Ed25519SigningKey {
         }
     }
 
-    fn kid(&self) -> Option<&str> {
+    /// The `kid`, if set.
+    pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
+    }
+}
+
+impl JwsSigner for Ed25519SigningKey {
+    fn alg(&self) -> Alg {
+        Alg::EdDsa
+    }
+
+    fn public_jwk(&self) -> Jwk {
+        Ed25519SigningKey::public_jwk(self)
+    }
+
+    fn kid(&self) -> Option<&str> {
+        Ed25519SigningKey::kid(self)
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, WimseError> {
@@ -502,6 +549,22 @@ mod tests {
                 .unwrap_err()
                 .code(),
             "alg_mismatch"
+        );
+    }
+
+    #[test]
+    fn scalar_and_public_pair_loads_and_mismatch_is_refused() {
+        let key = Es256SigningKey::generate().unwrap();
+        // The PKCS#8 ring emits ends with the public point; the scalar sits at offset 36.
+        let d = &key.to_pkcs8()[36..68];
+        let again = Es256SigningKey::from_scalar_and_public(d, &key.public_key()).unwrap();
+        assert_eq!(again.public_key(), key.public_key());
+        let other = Es256SigningKey::generate().unwrap();
+        assert_eq!(
+            Es256SigningKey::from_scalar_and_public(d, &other.public_key())
+                .unwrap_err()
+                .code(),
+            "key_invalid"
         );
     }
 
