@@ -20,9 +20,7 @@ use serde_json::{Map, Value};
 use crate::error::WimseError;
 use crate::id::{TrustDomain, WorkloadId};
 use crate::jwk::{Alg, Jwk, Jwks, PublicKey};
-use crate::jws::{
-    random_jti, sign_compact, typ_matches, CompactJws, Es256SigningKey, JwsSigner, OutHeader,
-};
+use crate::jws::{random_jti, sign_compact, typ_matches, CompactJws, Es256SigningKey, OutHeader};
 
 /// The WIT `typ`.
 pub const WIT_TYP: &str = "wit+jwt";
