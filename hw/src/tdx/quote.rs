@@ -225,7 +225,9 @@ impl Quote {
     }
 
     /// Serializes the quote structure (no padding), the mirror image of [`Quote::parse`]; length fields are
-    /// recomputed from the contents. For v4 the body is written as TD 1.0 whatever `body_type` says.
+    /// recomputed from the contents. For v4 the body is written as TD 1.0 whatever `body_type` says; for v5,
+    /// `body_type` is written as given and must agree with the body (3 with the TD 1.5 fields, 2 without) for the
+    /// result to parse.
     pub fn to_bytes(&self) -> Vec<u8> {
         let inner_len = self.pck_cert_chain_pem.len();
         let cert_len = ENCLAVE_REPORT_SIZE + 64 + 2 + self.qe_auth_data.len() + 2 + 4 + inner_len;
