@@ -1,1 +1,221 @@
 //! Sans-I/O appraisal of SEV-SNP reports and TDX quotes (DESIGN §3).
+//!
+//! Flow: raw evidence + endorsements/collateral (bytes) + [`TrustAnchors`] + `now` → [`appraise_snp`] /
+//! [`appraise_tdx`] → `Verified<Facts>` or a coded [`Refusal`]. Nothing here opens a file or a socket; time is a
+//! parameter. Policy (debug, VMPL, TCB status, minimum TCB, measurements) is a separate step: [`policy::apply_policy`].
+//! A [`Verified`] value can only be built inside this module, so holding one proves the checklist ran.
+
+pub mod policy;
+mod roots;
+mod snp;
+mod tdx;
+pub mod x509;
+
+pub use policy::{apply_policy, Policy};
+pub use roots::{
+    is_simulator_cert, pinned_ark_sha256, TrustAnchors, ARK_GENOA_SHA256, ARK_MILAN_SHA256,
+    ARK_TURIN_SHA256, INTEL_SGX_ROOT_CA_DER, INTEL_SGX_ROOT_CA_SHA256,
+};
+pub use snp::{appraise_snp, SnpEndorsements, SnpFacts, SnpPolicyFacts, SnpSigner};
+pub use tdx::{appraise_tdx, TdxCollateral, TdxCollateralParts, TdxFacts};
+
+use locus_hw::TeeType;
+
+use crate::error::Refusal;
+
+/// Facts that passed appraisal. Constructible only inside `appraisal`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified<T> {
+    facts: T,
+    simulated: bool,
+}
+
+impl<T> Verified<T> {
+    pub(crate) fn new(facts: T, simulated: bool) -> Self {
+        Verified { facts, simulated }
+    }
+
+    /// The verified facts.
+    pub fn facts(&self) -> &T {
+        &self.facts
+    }
+
+    /// True when the evidence chained to a (trusted) simulator root rather than a vendor root.
+    pub fn simulated(&self) -> bool {
+        self.simulated
+    }
+
+    /// Change the facts' type while keeping the proof (e.g. into [`Facts`]).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Verified<U> {
+        Verified {
+            facts: f(self.facts),
+            simulated: self.simulated,
+        }
+    }
+}
+
+/// The facts of either TEE. One value per appraisal, so the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Facts {
+    Snp(SnpFacts),
+    Tdx(TdxFacts),
+}
+
+impl Facts {
+    pub fn tee(&self) -> TeeType {
+        match self {
+            Facts::Snp(_) => TeeType::SevSnp,
+            Facts::Tdx(_) => TeeType::Tdx,
+        }
+    }
+
+    /// Debug state (SNP policy bit 19, TD_ATTRIBUTES bit 0).
+    pub fn debug(&self) -> bool {
+        match self {
+            Facts::Snp(f) => f.policy.debug,
+            Facts::Tdx(f) => f.debug,
+        }
+    }
+}
+
+impl From<Verified<SnpFacts>> for Verified<Facts> {
+    fn from(v: Verified<SnpFacts>) -> Self {
+        v.map(Facts::Snp)
+    }
+}
+
+impl From<Verified<TdxFacts>> for Verified<Facts> {
+    fn from(v: Verified<TdxFacts>) -> Self {
+        v.map(Facts::Tdx)
+    }
+}
+
+impl Verified<Facts> {
+    /// The success object of `locus-verifier appraise` (DESIGN §11) as one line of JSON, fields in the contract's
+    /// order (serialized from structs, so the order does not depend on `serde_json` features).
+    pub fn to_cli_json(&self) -> String {
+        let out = match &self.facts {
+            Facts::Snp(f) => serde_json::to_string(&CliSnp {
+                verified: true,
+                tee: "sev-snp",
+                simulated: self.simulated,
+                product: f.product.kds_name(),
+                report_version: f.report_version,
+                signer: f.signer,
+                measurement: hex::encode(f.measurement),
+                report_data: hex::encode(f.report_data),
+                host_data: hex::encode(f.host_data),
+                chip_id: hex::encode(f.chip_id),
+                vmpl: f.vmpl,
+                policy: f.policy,
+                reported_tcb: CliTcb {
+                    fmc: f.reported_tcb.fmc,
+                    bootloader: f.reported_tcb.bootloader,
+                    tee: f.reported_tcb.tee,
+                    snp: f.reported_tcb.snp,
+                    microcode: f.reported_tcb.microcode,
+                },
+            }),
+            Facts::Tdx(f) => serde_json::to_string(&CliTdx {
+                verified: true,
+                tee: "tdx",
+                simulated: self.simulated,
+                quote_version: f.quote_version,
+                mr_td: hex::encode(f.mr_td),
+                rtmr: f.rtmr.iter().map(hex::encode).collect(),
+                mr_config_id: hex::encode(f.mr_config_id),
+                mr_owner: hex::encode(f.mr_owner),
+                mr_owner_config: hex::encode(f.mr_owner_config),
+                mr_seam: hex::encode(f.mr_seam),
+                report_data: hex::encode(f.report_data),
+                td_attributes: hex::encode(f.td_attributes),
+                debug: f.debug,
+                fmspc: hex::encode(f.fmspc),
+                tcb_status: &f.tcb_status,
+                advisory_ids: &f.advisory_ids,
+            }),
+        };
+        // Serializing plain structs of strings, numbers and bools cannot fail.
+        out.unwrap_or_else(|e| {
+            format!(
+                "{{\"verified\":false,\"error\":{{\"code\":\"internal\",\"message\":\"{e}\"}}}}"
+            )
+        })
+    }
+}
+
+#[derive(serde::Serialize)]
+struct CliTcb {
+    fmc: Option<u8>,
+    bootloader: u8,
+    tee: u8,
+    snp: u8,
+    microcode: u8,
+}
+
+#[derive(serde::Serialize)]
+struct CliSnp {
+    verified: bool,
+    tee: &'static str,
+    simulated: bool,
+    product: &'static str,
+    report_version: u32,
+    signer: SnpSigner,
+    measurement: String,
+    report_data: String,
+    host_data: String,
+    chip_id: String,
+    vmpl: u32,
+    policy: SnpPolicyFacts,
+    reported_tcb: CliTcb,
+}
+
+#[derive(serde::Serialize)]
+struct CliTdx<'a> {
+    verified: bool,
+    tee: &'static str,
+    simulated: bool,
+    quote_version: u16,
+    mr_td: String,
+    rtmr: Vec<String>,
+    mr_config_id: String,
+    mr_owner: String,
+    mr_owner_config: String,
+    mr_seam: String,
+    report_data: String,
+    td_attributes: String,
+    debug: bool,
+    fmspc: String,
+    tcb_status: &'a str,
+    advisory_ids: &'a [String],
+}
+
+#[derive(serde::Serialize)]
+struct CliError<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct CliRefusal<'a> {
+    verified: bool,
+    error: CliError<'a>,
+}
+
+/// The failure object of `locus-verifier appraise` (DESIGN §11).
+pub fn refusal_cli_json(refusal: &Refusal) -> String {
+    let body = CliRefusal {
+        verified: false,
+        error: CliError {
+            code: refusal.code.as_str(),
+            message: &refusal.message,
+        },
+    };
+    serde_json::to_string(&body).unwrap_or_else(|_| {
+        format!(
+            "{{\"verified\":false,\"error\":{{\"code\":\"{}\"}}}}",
+            refusal.code
+        )
+    })
+}

@@ -1,0 +1,366 @@
+//! SEV-SNP appraisal: DESIGN §3's checklist (sev-snp.md §14) over a raw 1184-byte report, its endorsements (VCEK or
+//! VLEK, ASK or ASVK, ARK, optional CRL), the trust anchors and `now`.
+
+use locus_hw::snp::{Product, SignedReport, SigningKey, TcbVersion};
+
+use super::roots::TrustAnchors;
+use super::x509::{amd_oid, verify_p384_fixed, ParsedCert, ParsedCrl};
+use super::Verified;
+use crate::error::{ErrorCode, Refusal};
+
+/// The certificates that endorse an SNP report, as DER. Missing ASK/ARK come from the pinned set (VCEK only: AMD
+/// publishes no built-in ASVK, so a VLEK needs its ASVK supplied).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnpEndorsements {
+    /// The VCEK or VLEK that signed the report.
+    pub vek_der: Option<Vec<u8>>,
+    /// The ASK (VCEK) or ASVK (VLEK).
+    pub ask_der: Option<Vec<u8>>,
+    /// The ARK.
+    pub ark_der: Option<Vec<u8>>,
+    /// The ARK-signed CRL listing revoked ASKs/ASVKs, if one is at hand.
+    pub crl_der: Option<Vec<u8>>,
+}
+
+/// Which key signed the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnpSigner {
+    Vcek,
+    Vlek,
+}
+
+/// Guest policy bits reported by the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SnpPolicyFacts {
+    pub debug: bool,
+    pub smt: bool,
+    pub migrate_ma: bool,
+}
+
+/// What a verified SNP report says. Only [`appraise_snp`] produces it wrapped in [`Verified`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnpFacts {
+    pub product: Product,
+    pub report_version: u32,
+    pub signer: SnpSigner,
+    pub measurement: [u8; 48],
+    pub report_data: [u8; 64],
+    pub host_data: [u8; 32],
+    pub chip_id: [u8; 64],
+    pub vmpl: u32,
+    pub policy: SnpPolicyFacts,
+    /// The full guest policy word.
+    pub policy_raw: u64,
+    pub guest_svn: u32,
+    pub family_id: [u8; 16],
+    pub image_id: [u8; 16],
+    pub id_key_digest: [u8; 48],
+    pub platform_info: u64,
+    pub reported_tcb: TcbVersion,
+    pub current_tcb: TcbVersion,
+    pub committed_tcb: TcbVersion,
+    pub launch_tcb: TcbVersion,
+    /// VLEK only: the cloud provider named by the cspID extension (the platform identity input, DESIGN §4).
+    pub csp_id: Option<String>,
+}
+
+impl SnpFacts {
+    /// The bytes that identify the platform for residency (DESIGN §4): CHIP_ID for a VCEK, the cspID for a VLEK.
+    pub fn platform_identity(&self) -> Vec<u8> {
+        match (&self.signer, &self.csp_id) {
+            (SnpSigner::Vlek, Some(csp)) => csp.as_bytes().to_vec(),
+            _ => self.chip_id.to_vec(),
+        }
+    }
+}
+
+fn refuse(code: ErrorCode, msg: impl Into<String>) -> Refusal {
+    Refusal::new(code, msg)
+}
+
+fn format_refusal(e: locus_hw::FormatError) -> Refusal {
+    let code = match e.code() {
+        "unsupported_version" => ErrorCode::UnsupportedVersion,
+        _ => ErrorCode::EvidenceMalformed,
+    };
+    Refusal::new(code, e.to_string())
+}
+
+/// Appraise a raw SEV-SNP report. See the module docs for the flow; every failing step has its own code.
+pub fn appraise_snp(
+    raw: &[u8],
+    endorsements: &SnpEndorsements,
+    anchors: &TrustAnchors,
+    now_unix: u64,
+) -> Result<Verified<SnpFacts>, Refusal> {
+    // Step 1: parse (size 1184, version in {2,3,4,5}), reserved bytes zero, SIGNATURE_ALGO 1, SIGNING_KEY VCEK or
+    // VLEK, MASK_CHIP_KEY 0.
+    let signed = SignedReport::parse(raw).map_err(format_refusal)?;
+    let report = signed.report();
+    let reserved = report.reserved_nonzero();
+    if !reserved.is_empty() {
+        return Err(refuse(
+            ErrorCode::EvidenceMalformed,
+            format!(
+                "reserved report bytes are not zero: {}",
+                reserved.join(", ")
+            ),
+        ));
+    }
+    if report.signature_algo != 1 {
+        return Err(refuse(
+            ErrorCode::EvidenceMalformed,
+            format!(
+                "SIGNATURE_ALGO {} is not 1 (ECDSA P-384 SHA-384)",
+                report.signature_algo
+            ),
+        ));
+    }
+    let signer = match report.signing_key() {
+        SigningKey::Vcek => SnpSigner::Vcek,
+        SigningKey::Vlek => SnpSigner::Vlek,
+        SigningKey::None => {
+            return Err(refuse(
+                ErrorCode::SignatureInvalid,
+                "SIGNING_KEY is 7: the report is unsigned",
+            ));
+        }
+        SigningKey::Reserved(b) => {
+            return Err(refuse(
+                ErrorCode::EvidenceMalformed,
+                format!("SIGNING_KEY {b} is reserved"),
+            ));
+        }
+    };
+    if report.mask_chip_key() {
+        return Err(refuse(
+            ErrorCode::SignatureInvalid,
+            "MASK_CHIP_KEY is set: the report carries no signature",
+        ));
+    }
+
+    // Step 2: product, then the chain VEK -> ASK/ASVK -> ARK (RSA-PSS SHA-384, names linked, validity at now), the
+    // ARK pinned for the product (or a trusted simulator root), the optional CRL.
+    let vek_der = endorsements.vek_der.as_deref().ok_or_else(|| {
+        refuse(
+            ErrorCode::CollateralMissing,
+            "no VCEK/VLEK certificate: supply it or let the verifier fetch it",
+        )
+    })?;
+    let vek_role = match signer {
+        SnpSigner::Vcek => "VCEK",
+        SnpSigner::Vlek => "VLEK",
+    };
+    let vek = ParsedCert::parse(vek_der, vek_role)?;
+    let expected_cn = match signer {
+        SnpSigner::Vcek => "SEV-VCEK",
+        SnpSigner::Vlek => "SEV-VLEK",
+    };
+    if vek.subject_cn().as_deref() != Some(expected_cn) {
+        return Err(refuse(
+            ErrorCode::ChainUntrusted,
+            format!(
+                "SIGNING_KEY says {vek_role} but the key certificate's subject CN is {:?}",
+                vek.subject_cn().unwrap_or_default()
+            ),
+        ));
+    }
+    let cert_product = vek
+        .issuer_cn()
+        .as_deref()
+        .and_then(Product::from_cert_name)
+        .or_else(|| {
+            vek.extension_ia5(amd_oid::PRODUCT_NAME)
+                .ok()
+                .flatten()
+                .as_deref()
+                .and_then(Product::from_cert_name)
+        })
+        .ok_or_else(|| {
+            refuse(
+                ErrorCode::ChainUntrusted,
+                format!(
+                    "{vek_role} issuer \"{}\" names no known product",
+                    vek.issuer()
+                ),
+            )
+        })?;
+    let product = match report.cpuid {
+        None => cert_product,
+        Some(cpuid) => {
+            let cpuid_product = report.product_from_cpuid().ok_or_else(|| {
+                refuse(
+                    ErrorCode::ChainUntrusted,
+                    format!(
+                        "CPUID family {:#x} model {:#x} is not a product with a pinned ARK",
+                        cpuid.family, cpuid.model
+                    ),
+                )
+            })?;
+            if cpuid_product != cert_product {
+                return Err(refuse(
+                    ErrorCode::ChainUntrusted,
+                    format!("report CPUID says {cpuid_product} but the {vek_role} is issued for {cert_product}"),
+                ));
+            }
+            cpuid_product
+        }
+    };
+
+    let ask = match &endorsements.ask_der {
+        Some(der) => ParsedCert::parse(
+            der,
+            if signer == SnpSigner::Vlek {
+                "ASVK"
+            } else {
+                "ASK"
+            },
+        )?,
+        None if signer == SnpSigner::Vcek => {
+            anchors.amd_ask(product).cloned().ok_or_else(|| {
+                refuse(
+                    ErrorCode::CollateralMissing,
+                    format!("no built-in ASK for {product}"),
+                )
+            })?
+        }
+        None => {
+            return Err(refuse(
+                ErrorCode::CollateralMissing,
+                "a VLEK needs its ASVK (no built-in ASVK exists)",
+            ));
+        }
+    };
+    let ark = match &endorsements.ark_der {
+        Some(der) => ParsedCert::parse(der, "ARK")?,
+        None => anchors.amd_ark(product).cloned().ok_or_else(|| {
+            refuse(
+                ErrorCode::CollateralMissing,
+                format!("no pinned ARK for {product}"),
+            )
+        })?,
+    };
+    let pinned = anchors.amd_ark(product).ok_or_else(|| {
+        refuse(
+            ErrorCode::ChainUntrusted,
+            format!("no pinned ARK for {product}"),
+        )
+    })?;
+    let simulated = if ark.der == pinned.der {
+        false
+    } else {
+        anchors.judge_unpinned_root(&ark, &format!("ARK is not the pinned ARK-{product}"))?;
+        true
+    };
+    ark.verify_signed_by(&ark)?;
+    ask.verify_signed_by(&ark)?;
+    vek.verify_signed_by(&ask)?;
+    for cert in [&vek, &ask, &ark] {
+        cert.check_validity(now_unix)?;
+    }
+    if let Some(crl_der) = &endorsements.crl_der {
+        let crl = ParsedCrl::parse(crl_der)?;
+        crl.verify(&ark, now_unix)?;
+        for cert in [&ask, &vek] {
+            if crl.lists(cert) {
+                return Err(refuse(
+                    ErrorCode::Revoked,
+                    format!(
+                        "{} (serial {}) is listed in the ARK's CRL",
+                        cert.role, cert.cert.tbs_certificate.serial_number
+                    ),
+                ));
+            }
+        }
+    }
+
+    // Step 3: the VEK's SPL extensions equal REPORTED_TCB; the VCEK's hwID equals CHIP_ID (Turin: first 8 bytes).
+    // A hwID mismatch (a VCEK of another chip) is `tcb_mismatch`: the certificate endorses a different platform.
+    let reported = report.reported_tcb_version(product);
+    let mut spl = vec![
+        ("blSPL", amd_oid::BL_SPL, reported.bootloader),
+        ("teeSPL", amd_oid::TEE_SPL, reported.tee),
+        ("snpSPL", amd_oid::SNP_SPL, reported.snp),
+        ("ucodeSPL", amd_oid::UCODE_SPL, reported.microcode),
+    ];
+    if let Some(fmc) = reported.fmc {
+        spl.push(("fmcSPL", amd_oid::FMC_SPL, fmc));
+    }
+    for (name, oid, want) in spl {
+        match vek.extension_u32(oid)? {
+            Some(got) if got == u32::from(want) => {}
+            Some(got) => {
+                return Err(refuse(
+                    ErrorCode::TcbMismatch,
+                    format!("{vek_role} {name} is {got} but REPORTED_TCB has {want}"),
+                ));
+            }
+            None => {
+                return Err(refuse(
+                    ErrorCode::TcbMismatch,
+                    format!("{vek_role} has no {name} extension"),
+                ));
+            }
+        }
+    }
+    let csp_id = match signer {
+        SnpSigner::Vcek => {
+            let len = if product == Product::Turin { 8 } else { 64 };
+            let hw_id = vek
+                .hw_id(len)
+                .ok_or_else(|| refuse(ErrorCode::TcbMismatch, "VCEK has no hwID extension"))?;
+            if hw_id.len() != len || hw_id[..] != report.chip_id[..len] {
+                return Err(refuse(
+                    ErrorCode::TcbMismatch,
+                    format!(
+                        "VCEK hwID {} is not the report's CHIP_ID {}",
+                        hex::encode(&hw_id),
+                        hex::encode(&report.chip_id[..len])
+                    ),
+                ));
+            }
+            None
+        }
+        SnpSigner::Vlek => vek.extension_ia5(amd_oid::CSP_ID)?,
+    };
+
+    // Step 4: the report signature by the VEK (ECDSA P-384 SHA-384) over the received bytes 0x000..0x2A0.
+    let sig = signed.signature_p384_fixed().map_err(format_refusal)?;
+    let key = vek.p384_public_key()?;
+    if !verify_p384_fixed(key, signed.signed_bytes(), &sig) {
+        return Err(refuse(
+            ErrorCode::SignatureInvalid,
+            format!("report signature does not verify under the {vek_role} key"),
+        ));
+    }
+
+    // Step 5: facts out.
+    let facts = SnpFacts {
+        product,
+        report_version: report.version,
+        signer,
+        measurement: report.measurement,
+        report_data: report.report_data,
+        host_data: report.host_data,
+        chip_id: report.chip_id,
+        vmpl: report.vmpl,
+        policy: SnpPolicyFacts {
+            debug: report.policy.debug(),
+            smt: report.policy.smt(),
+            migrate_ma: report.policy.migrate_ma(),
+        },
+        policy_raw: report.policy.0,
+        guest_svn: report.guest_svn,
+        family_id: report.family_id,
+        image_id: report.image_id,
+        id_key_digest: report.id_key_digest,
+        platform_info: report.platform_info.0,
+        reported_tcb: reported,
+        current_tcb: report.current_tcb_version(product),
+        committed_tcb: report.committed_tcb_version(product),
+        launch_tcb: report.launch_tcb_version(product),
+        csp_id,
+    };
+    Ok(Verified::new(facts, simulated))
+}
