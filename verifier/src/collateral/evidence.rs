@@ -248,7 +248,7 @@ pub struct TdxPlatform {
 }
 
 impl TdxPlatform {
-    /// FMSPC upper-case hex as used in PCS queries (case is irrelevant to PCS; upper-case matches Intel's examples).
+    /// FMSPC as lowercase hex, as used in PCS queries and cache keys.
     pub fn fmspc_hex(&self) -> String {
         hex::encode(self.fmspc)
     }
@@ -489,7 +489,7 @@ mod tests {
 
     #[test]
     fn short_report_is_evidence_malformed() {
-        let err = SnpPlatform::from_report(&[0u8; 100]).unwrap_err();
+        let err = SnpPlatform::from_report(&[0u8; 100]).expect_err("must be refused");
         assert_eq!(err.code, ErrorCode::EvidenceMalformed);
     }
 
@@ -497,7 +497,7 @@ mod tests {
     fn report_version_one_is_unsupported_version() {
         let mut raw = vec![0u8; SNP_REPORT_SIZE];
         raw[0] = 1;
-        let err = SnpPlatform::from_report(&raw).unwrap_err();
+        let err = SnpPlatform::from_report(&raw).expect_err("must be refused");
         assert_eq!(err.code, ErrorCode::UnsupportedVersion);
     }
 
@@ -523,7 +523,7 @@ mod tests {
     fn truncated_quote_is_evidence_malformed() {
         let mut raw = vec![0u8; 700];
         raw[0] = 4;
-        let err = TdxPlatform::from_quote(&raw).unwrap_err();
+        let err = TdxPlatform::from_quote(&raw).expect_err("must be refused");
         assert_eq!(err.code, ErrorCode::EvidenceMalformed);
     }
 
@@ -531,7 +531,7 @@ mod tests {
     fn quote_version_three_is_unsupported_version() {
         let mut raw = vec![0u8; 1200];
         raw[0] = 3;
-        let err = TdxPlatform::from_quote(&raw).unwrap_err();
+        let err = TdxPlatform::from_quote(&raw).expect_err("must be refused");
         assert_eq!(err.code, ErrorCode::UnsupportedVersion);
     }
 }

@@ -56,7 +56,7 @@ pub struct SnpEndorsements {
 /// The collateral of a TDX quote, in the vectors' collateral layout. JSON texts are kept byte-exact (their
 /// signatures cover the raw `tcbInfo` / `enclaveIdentity` text).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TdxCollateral {
+pub struct TdxCollateralItems {
     pub tcb_info_json: String,
     pub tcb_info_issuer_chain_pem: String,
     pub qe_identity_json: String,
@@ -364,7 +364,9 @@ impl Collateral {
     ) -> Result<(SnpProduct, Vec<u8>), Refusal> {
         let candidates: Vec<SnpProduct> = match product {
             Some(p) => vec![p],
-            None => SnpProduct::ALL.to_vec(),
+            // A v2 report names no product: Turin chips have an 8-byte chip id (the rest zero), the others 64 bytes.
+            None if platform.chip_id[8..].iter().all(|b| *b == 0) => vec![SnpProduct::Turin],
+            None => vec![SnpProduct::Milan, SnpProduct::Genoa],
         };
         let mut items = Vec::new();
         for p in candidates {
@@ -408,7 +410,7 @@ impl Collateral {
         &self,
         quote_raw: &[u8],
         now: u64,
-    ) -> Result<TdxCollateral, Refusal> {
+    ) -> Result<TdxCollateralItems, Refusal> {
         let platform = TdxPlatform::from_quote(quote_raw)?;
         self.tdx_collateral_for(&platform, now).await
     }
@@ -418,7 +420,7 @@ impl Collateral {
         &self,
         platform: &TdxPlatform,
         now: u64,
-    ) -> Result<TdxCollateral, Refusal> {
+    ) -> Result<TdxCollateralItems, Refusal> {
         let tcb_item = Item::TcbInfo {
             fmspc: platform.fmspc_hex(),
         };
@@ -430,7 +432,7 @@ impl Collateral {
             self.get(&Item::RootCaCrl, now),
         );
         let (tcb, qe, pck, root) = (tcb?, qe?, pck?, root?);
-        Ok(TdxCollateral {
+        Ok(TdxCollateralItems {
             tcb_info_json: utf8(&tcb.body, "TCB info")?,
             tcb_info_issuer_chain_pem: chain_of(&tcb, "TCB info")?,
             qe_identity_json: utf8(&qe.body, "QE identity")?,

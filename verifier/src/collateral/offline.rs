@@ -21,7 +21,7 @@ use super::evidence::{
     classify_amd_cert, pem_certificates, AmdCertRole, PckCa, SnpProduct, SnpTcb,
 };
 use super::kds::AmdKeyKind;
-use super::TdxCollateral;
+use super::TdxCollateralItems;
 use crate::error::{ErrorCode, Refusal};
 
 /// Largest file read from an offline directory.
@@ -217,7 +217,7 @@ impl OfflineDir {
 
 /// Read a directory in the vectors' TDX collateral layout (DESIGN §11 `--collateral DIR`) exactly as stored. No
 /// validity judgement: the appraisal checks windows at its own `now`.
-pub fn read_tdx_collateral_dir(dir: &Path) -> Result<TdxCollateral, Refusal> {
+pub fn read_tdx_collateral_dir(dir: &Path) -> Result<TdxCollateralItems, Refusal> {
     let text = |name: &str| -> Result<String, Refusal> {
         let bytes = read_small(&dir.join(name)).ok_or_else(|| missing(dir, name))?;
         String::from_utf8(bytes).map_err(|_| {
@@ -232,7 +232,7 @@ pub fn read_tdx_collateral_dir(dir: &Path) -> Result<TdxCollateral, Refusal> {
             .map(|b| super::pcs::der_or_hex(&b))
             .ok_or_else(|| missing(dir, name))
     };
-    Ok(TdxCollateral {
+    Ok(TdxCollateralItems {
         tcb_info_json: text("tcb_info.json")?,
         tcb_info_issuer_chain_pem: text("tcb_info_issuer_chain.pem")?,
         qe_identity_json: text("qe_identity.json")?,
