@@ -7,7 +7,10 @@ use locus_hw::tdx::{Quote, SignedQuote};
 fuzz_target!(|data: &[u8]| {
     if let Ok(signed) = SignedQuote::parse_ignoring_trailing_bytes(data) {
         assert_eq!(signed.quote().to_bytes(), signed.structure_bytes());
-        assert_eq!(Quote::structure_len(data).ok(), Some(signed.structure_len()));
+        assert_eq!(
+            Quote::structure_len(data).ok(),
+            Some(signed.structure_len())
+        );
         let _ = signed.quote().pck_chain_der();
         let _ = signed.qe_report_bytes();
         let _ = signed.signed_bytes();
