@@ -1,0 +1,512 @@
+//! Every real-hardware vector set through the real `locus-verifier appraise` binary (DESIGN §11): at the set's
+//! verification time it prints the facts of `expected.json` and the verdict of the vectors README; its tampered copy
+//! is `signature_invalid`; after its validity window it is `certificate_expired` or `collateral_expired`.
+//!
+//! Vectors are read in place from `../shared/vectors` (override: `LOCUS_VECTORS`). Missing vectors print a loud SKIP
+//! unless `LOCUS_REQUIRE_VECTORS=1`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn vectors_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("LOCUS_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
+    if dir.join("index.json").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1") {
+        panic!(
+            "vectors required (LOCUS_REQUIRE_VECTORS=1) but not found at {}",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "SKIP: vectors not found at {} (set LOCUS_VECTORS)",
+        dir.display()
+    );
+    None
+}
+
+fn sets(root: &Path, kind: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root.join(kind))
+        .expect("read vectors dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("expected.json").is_file())
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no {kind} sets in {}", root.display());
+    out
+}
+
+fn expected(set: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(set.join("expected.json")).expect("expected.json"))
+        .expect("json")
+}
+
+struct Run {
+    code: i32,
+    json: Value,
+}
+
+fn appraise(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
+        .arg("appraise")
+        .args(args)
+        .output()
+        .expect("run locus-verifier");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8 stdout");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "exactly one line of JSON, got: {stdout}"
+    );
+    let json: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    Run {
+        code: out.status.code().expect("exit code"),
+        json,
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn error_code(run: &Run) -> &str {
+    assert_eq!(run.json["verified"], Value::Bool(false), "{}", run.json);
+    assert_eq!(run.code, 1, "{}", run.json);
+    run.json["error"]["code"].as_str().expect("error.code")
+}
+
+/// RFC 3339 of a unix time (the CLI's `--at`).
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .expect("time")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
+
+fn unix_of(text: &str) -> i64 {
+    // expected.json uses both "2026-01-01T00:00:00Z" and "2032-07-17 17:04:46+00:00".
+    let t = text.replace(' ', "T");
+    time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("time {text}: {e}"))
+        .unix_timestamp()
+}
+
+#[test]
+fn every_snp_set_prints_its_expected_facts_and_tampered_copies_are_signature_invalid() {
+    let Some(root) = vectors_dir() else { return };
+    for set in sets(&root, "snp") {
+        let e = expected(&set);
+        let at = e["verification_time"].as_str().expect("verification_time");
+        let run = appraise(&[
+            "--evidence",
+            s(&set.join("report.bin")),
+            "--certs",
+            s(&set),
+            "--at",
+            at,
+        ]);
+        let j = &run.json;
+        assert_eq!(run.code, 0, "{}: {j}", set.display());
+        let keys: Vec<&str> = j
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "verified",
+                "tee",
+                "simulated",
+                "product",
+                "report_version",
+                "signer",
+                "measurement",
+                "report_data",
+                "host_data",
+                "chip_id",
+                "vmpl",
+                "policy",
+                "reported_tcb"
+            ],
+            "DESIGN §11 field order"
+        );
+        assert_eq!(j["verified"], true);
+        assert_eq!(j["tee"], "sev-snp");
+        assert_eq!(j["simulated"], false);
+        assert_eq!(j["product"], e["product"], "{}", set.display());
+        assert_eq!(j["report_version"], e["version"]);
+        assert_eq!(
+            j["signer"],
+            e["signing_key"]
+                .as_str()
+                .expect("signing_key")
+                .to_lowercase()
+        );
+        for field in ["measurement", "report_data", "host_data", "chip_id"] {
+            assert_eq!(j[field], e[field], "{}: {field}", set.display());
+        }
+        assert_eq!(j["vmpl"], e["vmpl"]);
+        assert_eq!(j["policy"]["debug"], e["policy_debug"]);
+        assert_eq!(j["policy"]["smt"], e["policy_smt"]);
+        assert_eq!(j["policy"]["migrate_ma"], e["policy_migrate_ma"]);
+        for c in ["bootloader", "tee", "snp", "microcode"] {
+            assert_eq!(
+                j["reported_tcb"][c],
+                e["reported_tcb"][c],
+                "{}: {c}",
+                set.display()
+            );
+        }
+        let fmc = e["reported_tcb"].get("fmc").cloned().unwrap_or(Value::Null);
+        assert_eq!(j["reported_tcb"]["fmc"], fmc);
+
+        let tampered = appraise(&[
+            "--evidence",
+            s(&set.join("report_tampered_measurement.bin")),
+            "--certs",
+            s(&set),
+            "--at",
+            at,
+        ]);
+        assert_eq!(
+            error_code(&tampered),
+            "signature_invalid",
+            "{}",
+            set.display()
+        );
+    }
+}
+
+#[test]
+fn every_snp_set_is_certificate_expired_after_its_window_and_before_it() {
+    let Some(root) = vectors_dir() else { return };
+    for set in sets(&root, "snp") {
+        let e = expected(&set);
+        let window = &e["chain_validity_window"];
+        let after = rfc3339(unix_of(window[1].as_str().expect("end")) + 86_400);
+        let before = rfc3339(unix_of(window[0].as_str().expect("start")) - 86_400);
+        for at in [after, before] {
+            let run = appraise(&[
+                "--evidence",
+                s(&set.join("report.bin")),
+                "--certs",
+                s(&set),
+                "--at",
+                &at,
+            ]);
+            assert_eq!(
+                error_code(&run),
+                "certificate_expired",
+                "{} at {at}",
+                set.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_snp_debug_set_verifies_with_debug_true_and_is_refused_under_a_no_debug_policy() {
+    let Some(root) = vectors_dir() else { return };
+    let set = root.join("snp/milan-v2-debug-gosevguest");
+    let at = "2026-01-01T00:00:00Z";
+    let run = appraise(&[
+        "--evidence",
+        s(&set.join("report.bin")),
+        "--certs",
+        s(&set),
+        "--at",
+        at,
+    ]);
+    assert_eq!(run.code, 0);
+    assert_eq!(run.json["policy"]["debug"], true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let strict = dir.path().join("strict.toml");
+    std::fs::write(&strict, "allow_debug = false\n").expect("write");
+    let lax = dir.path().join("lax.toml");
+    std::fs::write(&lax, "allow_debug = true\n").expect("write");
+    let run = appraise(&[
+        "--evidence",
+        s(&set.join("report.bin")),
+        "--certs",
+        s(&set),
+        "--at",
+        at,
+        "--policy",
+        s(&strict),
+    ]);
+    assert_eq!(error_code(&run), "debug_enabled");
+    let run = appraise(&[
+        "--evidence",
+        s(&set.join("report.bin")),
+        "--certs",
+        s(&set),
+        "--at",
+        at,
+        "--policy",
+        s(&lax),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.json);
+    // A clean set passes the strict policy.
+    let clean = root.join("snp/milan-v2-virtee");
+    let run = appraise(&[
+        "--evidence",
+        s(&clean.join("report.bin")),
+        "--certs",
+        s(&clean),
+        "--at",
+        at,
+        "--policy",
+        s(&strict),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.json);
+}
+
+#[test]
+fn the_vlek_set_at_vmpl_1_is_refused_vmpl_rejected_by_the_default_policy() {
+    let Some(root) = vectors_dir() else { return };
+    let set = root.join("snp/milan-v3-vlek-trustee");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "").expect("write");
+    let report = set.join("report.bin");
+    let args = [
+        "--evidence",
+        s(&report),
+        "--certs",
+        s(&set),
+        "--at",
+        "2025-06-01T00:00:00Z",
+    ];
+    let run = appraise(&[&args[..], &["--policy", s(&policy)]].concat());
+    assert_eq!(error_code(&run), "vmpl_rejected");
+    std::fs::write(&policy, "snp_allowed_vmpl = [0, 1]\n").expect("write");
+    let run = appraise(&[&args[..], &["--policy", s(&policy)]].concat());
+    assert_eq!(run.code, 0, "{}", run.json);
+}
+
+fn tdx_args<'a>(set: &'a Path, quote: &'a str, collateral: &'a str, at: &'a str) -> Vec<String> {
+    vec![
+        "--evidence".into(),
+        s(&set.join(quote)).into(),
+        "--collateral".into(),
+        collateral.into(),
+        "--at".into(),
+        at.into(),
+    ]
+}
+
+fn appraise_owned(args: &[String]) -> Run {
+    appraise(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn every_tdx_set_prints_its_expected_facts_and_status_or_its_refusal() {
+    let Some(root) = vectors_dir() else { return };
+    for set in sets(&root, "tdx") {
+        let e = expected(&set);
+        let at = e["verification_time"].as_str().expect("verification_time");
+        let collateral = set.join("collateral");
+        let run = appraise_owned(&tdx_args(&set, "quote.bin", s(&collateral), at));
+        let status = e["expected_tcb_status"]
+            .as_str()
+            .expect("expected_tcb_status");
+        if status.starts_with("TCB_NOT_SUPPORTED") {
+            assert_eq!(error_code(&run), "tcb_not_supported", "{}", set.display());
+            continue;
+        }
+        let j = &run.json;
+        assert_eq!(run.code, 0, "{}: {j}", set.display());
+        let keys: Vec<&str> = j
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "verified",
+                "tee",
+                "simulated",
+                "quote_version",
+                "mr_td",
+                "rtmr",
+                "mr_config_id",
+                "mr_owner",
+                "mr_owner_config",
+                "mr_seam",
+                "report_data",
+                "td_attributes",
+                "debug",
+                "fmspc",
+                "tcb_status",
+                "advisory_ids"
+            ],
+            "DESIGN §11 field order"
+        );
+        assert_eq!(j["tee"], "tdx");
+        assert_eq!(j["simulated"], false);
+        assert_eq!(j["quote_version"], e["version"]);
+        for (ours, theirs) in [
+            ("mr_td", "mrtd"),
+            ("mr_config_id", "mrconfigid"),
+            ("mr_owner", "mrowner"),
+            ("mr_owner_config", "mrownerconfig"),
+            ("mr_seam", "mrseam"),
+            ("report_data", "report_data"),
+            ("td_attributes", "td_attributes"),
+            ("fmspc", "fmspc"),
+        ] {
+            assert_eq!(j[ours], e[theirs], "{}: {ours}", set.display());
+        }
+        let rtmr: Vec<Value> = (0..4).map(|i| e[format!("rtmr{i}")].clone()).collect();
+        assert_eq!(j["rtmr"], Value::Array(rtmr), "{}", set.display());
+        assert_eq!(j["debug"], e["td_attributes_debug"]);
+        assert_eq!(j["tcb_status"], status, "{}", set.display());
+        if status == "OutOfDate" {
+            assert_eq!(
+                j["advisory_ids"],
+                e["tcb_evaluation"]["platform_level_advisories"],
+                "{}",
+                set.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_discriminating_cos113_quote_is_up_to_date_and_zkdcap_is_out_of_date_with_its_advisories() {
+    let Some(root) = vectors_dir() else { return };
+    let set = root.join("tdx/v4-00806f05-uptodate-gcp-cos113");
+    let run = appraise_owned(&tdx_args(
+        &set,
+        "quote.bin",
+        s(&set.join("collateral")),
+        "2025-02-01T00:00:00Z",
+    ));
+    assert_eq!(run.json["tcb_status"], "UpToDate", "{}", run.json);
+    let set = root.join("tdx/v4-00806f05-outofdate-zkdcap");
+    let run = appraise_owned(&tdx_args(
+        &set,
+        "quote.bin",
+        s(&set.join("collateral")),
+        "2025-01-21T13:44:20Z",
+    ));
+    assert_eq!(run.json["tcb_status"], "OutOfDate");
+    assert_eq!(
+        run.json["advisory_ids"],
+        serde_json::json!(["INTEL-SA-00960", "INTEL-SA-00982", "INTEL-SA-00986"])
+    );
+    // The default (UpToDate-only) policy refuses it; allowing OutOfDate accepts it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "").expect("write");
+    let mut args = tdx_args(
+        &set,
+        "quote.bin",
+        s(&set.join("collateral")),
+        "2025-01-21T13:44:20Z",
+    );
+    args.extend(["--policy".to_string(), s(&policy).to_string()]);
+    assert_eq!(error_code(&appraise_owned(&args)), "tcb_status_rejected");
+    std::fs::write(&policy, "tdx_allowed_tcb = [\"UpToDate\", \"OutOfDate\"]\n").expect("write");
+    assert_eq!(appraise_owned(&args).code, 0);
+}
+
+#[test]
+fn the_debug_td_verifies_with_debug_true_and_is_refused_debug_enabled_under_a_no_debug_policy() {
+    let Some(root) = vectors_dir() else { return };
+    let set = root.join("tdx/v4-50806f-debug-td-trustee");
+    let mut args = tdx_args(
+        &set,
+        "quote.bin",
+        s(&set.join("collateral")),
+        "2023-07-01T01:00:00Z",
+    );
+    let run = appraise_owned(&args);
+    assert_eq!(run.code, 0, "{}", run.json);
+    assert_eq!(run.json["debug"], true);
+    assert_eq!(run.json["tcb_status"], "UpToDate");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "allow_debug = false\n").expect("write");
+    args.extend(["--policy".to_string(), s(&policy).to_string()]);
+    assert_eq!(error_code(&appraise_owned(&args)), "debug_enabled");
+}
+
+#[test]
+fn every_tampered_tdx_quote_is_signature_invalid_and_every_set_is_refused_after_its_window() {
+    let Some(root) = vectors_dir() else { return };
+    for set in sets(&root, "tdx") {
+        let e = expected(&set);
+        let at = e["verification_time"].as_str().expect("verification_time");
+        let collateral = set.join("collateral");
+        let run = appraise_owned(&tdx_args(
+            &set,
+            "quote_tampered_mrtd.bin",
+            s(&collateral),
+            at,
+        ));
+        assert_eq!(error_code(&run), "signature_invalid", "{}", set.display());
+        let later = rfc3339(unix_of(at) + 400 * 86_400);
+        let run = appraise_owned(&tdx_args(&set, "quote.bin", s(&collateral), &later));
+        let code = error_code(&run);
+        assert!(
+            code == "collateral_expired" || code == "certificate_expired",
+            "{} at {later}: {code}",
+            set.display()
+        );
+        let past = e["collateral_validity_window"]["not_after"]
+            .as_str()
+            .expect("not_after");
+        let just_after = rfc3339(unix_of(past) + 1);
+        let run = appraise_owned(&tdx_args(&set, "quote.bin", s(&collateral), &just_after));
+        assert_eq!(
+            error_code(&run),
+            "collateral_expired",
+            "{} at {just_after}",
+            set.display()
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_undetectable_evidence_is_evidence_malformed() {
+    let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
+        .args(["appraise", "--evidence", "/nonexistent/evidence.bin"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
+        .args(["appraise", "--bogus-flag"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"not evidence").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
+        .args(["appraise", "--evidence", s(&junk), "--at", "not-a-time"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let run = appraise(&["--evidence", s(&junk)]);
+    assert_eq!(error_code(&run), "evidence_malformed");
+    let run = appraise(&[
+        "--evidence",
+        s(&junk),
+        "--tee",
+        "tdx",
+        "--collateral",
+        s(dir.path()),
+    ]);
+    assert_eq!(error_code(&run), "collateral_missing");
+}
