@@ -609,9 +609,7 @@ impl Ear {
         let alg = jws.alg_allowed(Alg::ALL)?;
         let key = pick_key(keys, jws.header.kid.as_deref(), alg)?;
         jws.verify_with(alg, &key.key)?;
-        let claims = serde_json::from_slice::<Json>(&jws.payload)
-            .map_err(|e| WimseError::malformed(e.to_string()))?;
-        let ear = Self::from_json(&claims)?;
+        let ear = Self::from_json(&Json::Object(jws.claims()?))?;
         ear.check_time(now)?;
         Ok(ear)
     }

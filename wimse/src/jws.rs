@@ -64,7 +64,7 @@ impl<'a> CompactJws<'a> {
         }
         let header_bytes =
             b64::decode(parts[0]).map_err(|_| WimseError::malformed("header base64url"))?;
-        let header_value: Value = serde_json::from_slice(&header_bytes)
+        let header_value = crate::json::from_slice_strict(&header_bytes)
             .map_err(|e| WimseError::malformed(format!("header JSON: {e}")))?;
         let obj = header_value
             .as_object()
@@ -137,7 +137,7 @@ impl<'a> CompactJws<'a> {
 
     /// The payload as a JSON object.
     pub fn claims(&self) -> Result<Map<String, Value>, WimseError> {
-        let v: Value = serde_json::from_slice(&self.payload)
+        let v = crate::json::from_slice_strict(&self.payload)
             .map_err(|e| WimseError::malformed(format!("payload JSON: {e}")))?;
         match v {
             Value::Object(m) => Ok(m),

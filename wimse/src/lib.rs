@@ -17,6 +17,7 @@
 pub mod ear;
 pub mod error;
 pub mod id;
+pub mod json;
 pub mod jwk;
 pub mod jws;
 pub mod replay;

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use crate::error::WimseError;
 use crate::id::WorkloadId;
 use crate::replay::{ReplayCache, DEFAULT_CAPACITY};
-use crate::wit::{TrustStore, VerifiedWit, WitClaims, WitPolicy, WitVerifier, MAX_CLOCK_SKEW};
+use crate::wit::{TrustStore, WitClaims, WitPolicy, WitVerifier, MAX_CLOCK_SKEW};
 use crate::wpt::{strip_query_fragment, verify_wpt, WptClaims, WptExpectations, WptPolicy};
 
 /// Relying-party configuration (all of it trusted, none of it from the request).
@@ -62,17 +62,14 @@ impl RpConfig {
 pub struct Authenticated {
     /// The authenticated Workload Identifier (`sub` of the WIT).
     pub id: WorkloadId,
-    /// The verified WIT.
-    pub wit: VerifiedWit,
-    /// The verified WPT claims.
-    pub wpt: WptClaims,
-}
-
-impl Authenticated {
-    /// The WIT claims (including `locus_tee`, `locus_residency` in `extra`).
-    pub fn wit_claims(&self) -> &WitClaims {
-        self.wit.claims()
-    }
+    /// The WIT claims (`locus_tee`, `locus_residency` and other extras in `extra`).
+    pub wit_claims: WitClaims,
+    /// The WPT claims.
+    pub wpt_claims: WptClaims,
+    /// The WIT exactly as received (for audit, or to forward).
+    pub wit_token: String,
+    /// `kid` of the trust-anchor key that signed the WIT.
+    pub wit_kid: Option<String>,
 }
 
 /// Verifies requests. Holds the replay cache: keep one per service and share it across threads.
@@ -213,10 +210,15 @@ impl RelyingParty {
             .saturating_add(self.wpt_policy.clock_skew.min(MAX_CLOCK_SKEW));
         self.replay.check_and_insert(&key, until, now)?;
 
+        let wit_kid = verified.kid().map(str::to_owned);
+        let wit_token = verified.raw().to_owned();
+        let wit_claims = verified.into_claims();
         Ok(Authenticated {
-            id: verified.id().clone(),
-            wit: verified,
-            wpt: claims,
+            id: wit_claims.sub.clone(),
+            wit_claims,
+            wpt_claims: claims,
+            wit_token,
+            wit_kid,
         })
     }
 

@@ -245,6 +245,8 @@ pub struct WitPolicy {
     pub clock_skew: u64,
     /// Refuse a WIT without `kid` even when the trust domain has a single key (SPIFFE WIT-SVID rule).
     pub require_kid: bool,
+    /// Refuse a WIT carrying `aud` (SPIFFE WIT-SVID rule: the audience belongs in the proof of possession).
+    pub reject_aud: bool,
 }
 
 impl Default for WitPolicy {
@@ -253,11 +255,23 @@ impl Default for WitPolicy {
             allowed_algs: Alg::ALL.to_vec(),
             clock_skew: 60,
             require_kid: false,
+            reject_aud: false,
         }
     }
 }
 
 impl WitPolicy {
+    /// The SPIFFE WIT-SVID profile: `kid` required, no `aud`, and only RS/ES/PS algorithms (no EdDSA) for both the
+    /// WIT and `cnf.jwk.alg`.
+    pub fn wit_svid() -> Self {
+        Self {
+            allowed_algs: vec![Alg::Es256, Alg::Es384, Alg::Rs256, Alg::Ps256],
+            clock_skew: 60,
+            require_kid: true,
+            reject_aud: true,
+        }
+    }
+
     pub(crate) fn skew(&self) -> u64 {
         self.clock_skew.min(MAX_CLOCK_SKEW)
     }
@@ -346,6 +360,9 @@ impl WitVerifier {
             return Err(WimseError::IssuerNotAllowed { iss });
         }
         let jti = opt_string(&mut claims, "jti")?;
+        if self.policy.reject_aud && claims.contains_key("aud") {
+            return Err(WimseError::claim("aud", "not allowed in a WIT-SVID"));
+        }
         Ok(VerifiedWit {
             raw: token.to_owned(),
             alg,

@@ -28,7 +28,7 @@ fn baseline_good_request_is_accepted() {
         .unwrap();
     assert_eq!(ok.id, sub());
     assert_eq!(
-        ok.wit_claims().iss.as_deref(),
+        ok.wit_claims.iss.as_deref(),
         Some("https://verifier.example.com")
     );
 }
@@ -316,6 +316,26 @@ fn wit_from_an_issuer_off_the_allow_list_is_issuer_not_allowed() {
         refused(&RelyingParty::new(cfg).unwrap(), &wit, &good_wpt(&wit)),
         "issuer_not_allowed"
     );
+}
+
+#[test]
+fn wit_with_duplicate_members_is_token_malformed() {
+    // `{"alg":"none","alg":"ES256"}`-style parser differentials: duplicates are refused, never last-wins.
+    let w = world();
+    let body = wit_claims(sub().as_str(), &w.workload_ed.public_jwk()).to_string();
+    let dup_claims = format!(r#"{{"sub":"wimse://example.com/admin",{}"#, &body[1..]);
+    let h = locus_wimse::b64::encode(br#"{"alg":"ES256","kid":"issuer-1","typ":"wit+jwt"}"#);
+    let input = format!("{h}.{}", locus_wimse::b64::encode(dup_claims.as_bytes()));
+    let sig = locus_wimse::JwsSigner::sign(w.issuer.key(), input.as_bytes()).unwrap();
+    let t = format!("{input}.{}", locus_wimse::b64::encode(sig));
+    assert_eq!(wit_refused(&t), "token_malformed");
+    let h = locus_wimse::b64::encode(
+        br#"{"alg":"none","alg":"ES256","kid":"issuer-1","typ":"wit+jwt"}"#,
+    );
+    let input = format!("{h}.{}", locus_wimse::b64::encode(body.as_bytes()));
+    let sig = locus_wimse::JwsSigner::sign(w.issuer.key(), input.as_bytes()).unwrap();
+    let t = format!("{input}.{}", locus_wimse::b64::encode(sig));
+    assert_eq!(wit_refused(&t), "token_malformed");
 }
 
 #[test]

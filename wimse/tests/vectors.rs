@@ -44,15 +44,15 @@ fn spec_request_authenticates_through_the_relying_party() {
         .unwrap();
     assert_eq!(ok.id.as_str(), "wimse://example.com/specific-workload");
     assert_eq!(
-        ok.wpt.aud,
+        ok.wpt_claims.aud,
         vec!["https://workload.example.com/path".to_owned()]
     );
     assert_eq!(
-        ok.wpt.ath.as_deref(),
+        ok.wpt_claims.ath.as_deref(),
         Some(token_hash(SPEC_ACCESS_TOKEN).as_str())
     );
-    assert_eq!(ok.wpt.wth, token_hash(SPEC_WIT));
-    assert_eq!(ok.wit_claims().pop_alg(), "EdDSA");
+    assert_eq!(ok.wpt_claims.wth, token_hash(SPEC_WIT));
+    assert_eq!(ok.wit_claims.pop_alg(), "EdDSA");
 }
 
 #[test]
@@ -169,16 +169,7 @@ fn our_wit_is_a_wit_svid_for_a_spiffe_subject() {
     assert_eq!(pubkey["use"], "wit-svid");
     assert_eq!(pubkey["kid"], "issuer-1");
     // And a strict WIT-SVID verifier (kid required, no EdDSA) accepts it.
-    let policy = WitPolicy {
-        allowed_algs: vec![
-            locus_wimse::Alg::Es256,
-            locus_wimse::Alg::Es384,
-            locus_wimse::Alg::Rs256,
-            locus_wimse::Alg::Ps256,
-        ],
-        require_kid: true,
-        ..WitPolicy::default()
-    };
+    let policy = WitPolicy::wit_svid();
     WitVerifier::new(trust(), policy)
         .verify(&token, NOW + 1)
         .unwrap();
