@@ -816,3 +816,35 @@ async fn vcek_request_follows_the_kds_format_for_every_vector_product() {
         .any(|u| u.starts_with("/vcek/v1/Milan/") && u.contains("?blSPL=")));
     assert!(!log.iter().any(|u| u.starts_with("/vcek/v1/Genoa/")));
 }
+
+#[tokio::test]
+async fn fetched_endorsements_and_collateral_pass_appraisal_byte_exact() {
+    use locus_verifier::appraisal::{appraise_snp, appraise_tdx, TrustAnchors};
+    let Some(v) = vectors_dir() else { return };
+    let server = start(&v).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(&server.url, cache.path());
+    // The stand-in's AMD "CRL" is an Intel CRL; appraisal would rightly reject it.
+    cfg.fetch_snp_crl = false;
+    let c = Collateral::new(cfg).expect("collateral");
+    let anchors = TrustAnchors::pinned().expect("anchors");
+
+    let report = snp_report(&v);
+    let e = c
+        .snp_endorsements(&report, &[], SNP_NOW)
+        .await
+        .expect("snp");
+    appraise_snp(&report, &e, &anchors, SNP_NOW)
+        .expect("SNP appraisal with fetched VCEK and chain");
+
+    let quote = tdx_quote(&v);
+    // Twice: once fetched, once from the disk cache after dropping memory.
+    for _ in 0..2 {
+        let items = c.tdx_collateral(&quote, TDX_NOW).await.expect("tdx");
+        let collateral = items.to_appraisal().expect("collateral parts");
+        appraise_tdx(&quote, &collateral, &anchors, TDX_NOW)
+            .expect("TDX appraisal with fetched collateral");
+        c.cache().clear_memory();
+    }
+    assert_eq!(server.stub.hits("/tdx/certification/v4/tcb"), 1);
+}

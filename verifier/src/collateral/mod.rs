@@ -42,16 +42,9 @@ use crate::error::{ErrorCode, Refusal};
 pub use kds::AMD_KDS_URL;
 pub use pcs::INTEL_PCS_URL;
 
-/// The endorsements of an SEV-SNP report: the VCEK/VLEK, the ASK/ASVK and ARK (each DER) and the product CRL.
-/// `ask_der`/`ark_der` are `None` when neither shipped nor obtainable (appraisal may fall back to the pinned set);
-/// `crl_der` is `None` when no CRL could be obtained.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SnpEndorsements {
-    pub vek_der: Option<Vec<u8>>,
-    pub ask_der: Option<Vec<u8>>,
-    pub ark_der: Option<Vec<u8>>,
-    pub crl_der: Option<Vec<u8>>,
-}
+/// The endorsements of an SEV-SNP report (the appraisal core's type): `ask_der`/`ark_der` are `None` when neither
+/// shipped nor obtainable (appraisal then uses the pinned set), `crl_der` is `None` when no CRL could be obtained.
+pub use crate::appraisal::SnpEndorsements;
 
 /// The collateral of a TDX quote, in the vectors' collateral layout. JSON texts are kept byte-exact (their
 /// signatures cover the raw `tcbInfo` / `enclaveIdentity` text).
@@ -64,6 +57,26 @@ pub struct TdxCollateralItems {
     pub pck_crl_der: Vec<u8>,
     pub pck_crl_issuer_chain_pem: String,
     pub root_ca_crl_der: Vec<u8>,
+}
+
+impl TdxCollateralItems {
+    /// Borrow the items in the appraisal core's form.
+    pub fn parts(&self) -> crate::appraisal::TdxCollateralParts<'_> {
+        crate::appraisal::TdxCollateralParts {
+            tcb_info_json: &self.tcb_info_json,
+            tcb_info_issuer_chain_pem: &self.tcb_info_issuer_chain_pem,
+            qe_identity_json: &self.qe_identity_json,
+            qe_identity_issuer_chain_pem: &self.qe_identity_issuer_chain_pem,
+            pck_crl_der: &self.pck_crl_der,
+            pck_crl_issuer_chain_pem: &self.pck_crl_issuer_chain_pem,
+            root_ca_crl_der: &self.root_ca_crl_der,
+        }
+    }
+
+    /// Build the appraisal core's collateral (`collateral_missing` when an item is malformed).
+    pub fn to_appraisal(&self) -> Result<crate::appraisal::TdxCollateral, Refusal> {
+        crate::appraisal::TdxCollateral::from_parts(self.parts())
+    }
 }
 
 /// Collateral configuration (DESIGN §8 `[trust]`, plus the cache location under `server.state_dir`).
