@@ -11,6 +11,43 @@
 //! - [`error`]: [`WimseError`] and its stable codes.
 //!
 //! No I/O and no clock reads: keys, configuration and `now` (Unix seconds) are parameters.
+//!
+//! # The whole flow
+//! ```
+//! use locus_wimse::wpt::WptRequest;
+//! use locus_wimse::*;
+//!
+//! # fn main() -> Result<(), WimseError> {
+//! let now = 1_800_000_000;
+//! // Verifier: an ES256 issuing key with a kid, published as a JWKS (`use` = `wit-svid`).
+//! let issuer = WitIssuer::new(Es256SigningKey::generate()?.with_kid("k1"), Some("https://verifier.example".into()))?;
+//! let jwks = Jwks::new(vec![issuer.public_jwk()]);
+//!
+//! // Agent: a fresh P-256 key; its RFC 7638 thumbprint goes into the evidence binding.
+//! let agent_key = Es256SigningKey::generate()?;
+//! let _binding: [u8; 32] = agent_key.thumbprint_sha256();
+//!
+//! // Verifier, after appraisal: the WIT, with Locus claims.
+//! let sub = WorkloadId::parse("spiffe://example.com/ns/prod/sa/payments")?;
+//! let mut extra = serde_json::Map::new();
+//! extra.insert("locus_tee".into(), serde_json::json!({"type": "sev-snp", "debug": false}));
+//! let (wit, _claims) = issuer.issue(&sub, &agent_key.public_jwk(), now, now + 3600, &extra)?;
+//!
+//! // Workload (through the agent): a proof for one request.
+//! let wpt = create_wpt(&agent_key, &WptRequest::new("https://orders.example/v1/orders", &wit, now + 60))?;
+//!
+//! // Relying party: trust anchors per trust domain, its own authority, one call.
+//! let trust = TrustStore::new().with_keys(TrustDomain::parse("example.com")?, jwks);
+//! let rp = RelyingParty::new(RpConfig::new(trust, vec!["https://orders.example".into()]))?;
+//! let headers = [("Workload-Identity-Token", wit.as_str()), ("Workload-Proof-Token", wpt.as_str())];
+//! let ok = rp.verify_request(headers, "/v1/orders?page=2", now)?;
+//! assert_eq!(ok.id, sub);
+//! assert_eq!(ok.wit_claims.extra["locus_tee"]["type"], "sev-snp");
+//! // The same proof again is a replay.
+//! assert_eq!(rp.verify_request(headers, "/v1/orders", now).unwrap_err().code(), "replayed");
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
