@@ -739,3 +739,52 @@ fn every_code_is_documented_and_unique() {
         assert!(codes.contains(&shared));
     }
 }
+
+#[test]
+fn one_proof_raced_from_many_threads_is_accepted_exactly_once() {
+    let rp = std::sync::Arc::new(rp());
+    let wit = good_wit();
+    let wpt = good_wpt(&wit);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (rp, wit, wpt) = (rp.clone(), wit.clone(), wpt.clone());
+            std::thread::spawn(move || {
+                rp.verify_request(headers(&wit, &wpt), TARGET, NOW)
+                    .map_err(|e| e.code())
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|c| *c == "replayed"));
+}
+
+#[test]
+fn repeated_authorization_or_context_header_is_header_repeated() {
+    let wit = good_wit();
+    let mut h = headers(&wit, &good_wpt(&wit));
+    h.push(("Authorization".into(), "Bearer a".into()));
+    h.push(("authorization".into(), "Bearer b".into()));
+    assert_eq!(
+        rp().verify_request(h, TARGET, NOW).unwrap_err().code(),
+        "header_repeated"
+    );
+    let mut h = headers(&wit, &good_wpt(&wit));
+    h.push(("X-Ctx-Token".into(), "a".into()));
+    h.push(("x-ctx-token".into(), "a".into()));
+    assert_eq!(
+        rp().verify_request(h, TARGET, NOW).unwrap_err().code(),
+        "header_repeated"
+    );
+}
+
+#[test]
+fn relying_party_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<RelyingParty>();
+    assert_send_sync::<locus_wimse::WitIssuer>();
+    assert_send_sync::<Es256SigningKey>();
+}
