@@ -120,53 +120,34 @@ pub struct SnpPlatform {
     pub signer: SnpSigner,
 }
 
-const SNP_REPORT_SIZE: usize = 0x4A0;
-
 impl SnpPlatform {
-    /// Read the version, CPUID, REPORTED_TCB, CHIP_ID and signing key of a raw 1184-byte report.
+    /// Read the version, CPUID, REPORTED_TCB, CHIP_ID and signing key of a raw 1184-byte report (parsed by
+    /// `locus_hw`; format errors keep their stable codes).
     pub fn from_report(raw: &[u8]) -> Result<Self, Refusal> {
-        if raw.len() != SNP_REPORT_SIZE {
-            return Err(Refusal::new(
-                ErrorCode::EvidenceMalformed,
-                format!(
-                    "SEV-SNP report is {} bytes, expected {SNP_REPORT_SIZE}",
-                    raw.len()
-                ),
-            ));
-        }
-        let version = u32_le(raw, 0)?;
-        if !(2..=5).contains(&version) {
-            return Err(Refusal::new(
-                ErrorCode::UnsupportedVersion,
-                format!("SEV-SNP report version {version} is not supported (2..=5)"),
-            ));
-        }
-        let key_info = u32_le(raw, 0x48)?;
-        let signer = match (key_info >> 2) & 0x7 {
-            0 => SnpSigner::Vcek,
-            1 => SnpSigner::Vlek,
-            other => SnpSigner::Other(other as u8),
+        let report = locus_hw::snp::AttestationReport::parse(raw).map_err(format_refusal)?;
+        let signer = match report.signing_key() {
+            locus_hw::snp::SigningKey::Vcek => SnpSigner::Vcek,
+            locus_hw::snp::SigningKey::Vlek => SnpSigner::Vlek,
+            locus_hw::snp::SigningKey::None => SnpSigner::Other(7),
+            locus_hw::snp::SigningKey::Reserved(b) => SnpSigner::Other(b),
         };
-        let reported_tcb_raw = u64_le(raw, 0x180)?;
-        let product = if version >= 3 {
-            let family = byte(raw, 0x188)?;
-            let model = byte(raw, 0x189)?;
-            Some(SnpProduct::from_cpuid(family, model).ok_or_else(|| {
+        let product = match report.cpuid {
+            Some(c) => Some(SnpProduct::from_cpuid(c.family, c.model).ok_or_else(|| {
                 Refusal::new(
                     ErrorCode::EvidenceMalformed,
-                    format!("SEV-SNP report CPUID family {family:#x} model {model:#x} is not a known product"),
+                    format!(
+                        "SEV-SNP report CPUID family {:#x} model {:#x} is not a known product",
+                        c.family, c.model
+                    ),
                 )
-            })?)
-        } else {
-            None
+            })?),
+            None => None,
         };
-        let mut chip_id = [0u8; 64];
-        chip_id.copy_from_slice(slice(raw, 0x1A0, 64)?);
         Ok(SnpPlatform {
-            version,
+            version: report.version,
             product,
-            reported_tcb_raw,
-            chip_id,
+            reported_tcb_raw: report.reported_tcb,
+            chip_id: report.chip_id,
             signer,
         })
     }
@@ -189,39 +170,12 @@ impl SnpPlatform {
     }
 }
 
-fn slice(raw: &[u8], off: usize, len: usize) -> Result<&[u8], Refusal> {
-    off.checked_add(len)
-        .and_then(|end| raw.get(off..end))
-        .ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::EvidenceMalformed,
-                format!(
-                    "evidence truncated: {len} bytes at offset {off:#x} past the end ({} bytes)",
-                    raw.len()
-                ),
-            )
-        })
-}
-
-fn byte(raw: &[u8], off: usize) -> Result<u8, Refusal> {
-    Ok(slice(raw, off, 1)?[0])
-}
-
-fn u16_le(raw: &[u8], off: usize) -> Result<u16, Refusal> {
-    let s = slice(raw, off, 2)?;
-    Ok(u16::from_le_bytes([s[0], s[1]]))
-}
-
-fn u32_le(raw: &[u8], off: usize) -> Result<u32, Refusal> {
-    let s = slice(raw, off, 4)?;
-    Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn u64_le(raw: &[u8], off: usize) -> Result<u64, Refusal> {
-    let s = slice(raw, off, 8)?;
-    let mut b = [0u8; 8];
-    b.copy_from_slice(s);
-    Ok(u64::from_le_bytes(b))
+fn format_refusal(e: locus_hw::FormatError) -> Refusal {
+    let code = match e.code() {
+        "unsupported_version" => ErrorCode::UnsupportedVersion,
+        _ => ErrorCode::EvidenceMalformed,
+    };
+    Refusal::new(code, e.to_string())
 }
 
 /// Which Intel PCK CA issued a PCK certificate (the `ca` parameter of the PCK CRL request).
@@ -253,10 +207,11 @@ impl TdxPlatform {
         hex::encode(self.fmspc)
     }
 
-    /// Walk a v4/v5 quote to its PCK chain (certification data type 6 containing type 5) and read the leaf.
+    /// Parse a v4/v5 quote (`locus_hw`; trailing zero padding tolerated) and read its PCK leaf (certification data
+    /// type 6 containing type 5).
     pub fn from_quote(raw: &[u8]) -> Result<Self, Refusal> {
-        let chain = quote_pck_chain_pem(raw)?;
-        let ders = pem_certificates(&chain);
+        let quote = locus_hw::tdx::Quote::parse(raw).map_err(format_refusal)?;
+        let ders = quote.pck_chain_der().map_err(format_refusal)?;
         let leaf = ders.first().ok_or_else(|| {
             Refusal::new(
                 ErrorCode::EvidenceMalformed,
@@ -318,50 +273,6 @@ impl TdxPlatform {
 struct SgxExtensionEntry {
     id: ObjectIdentifier,
     value: der::Any,
-}
-
-/// The PEM PCK chain inside a TDX quote (v4, or v5 with any body type).
-pub fn quote_pck_chain_pem(raw: &[u8]) -> Result<Vec<u8>, Refusal> {
-    let bad = |m: String| Refusal::new(ErrorCode::EvidenceMalformed, m);
-    let version = u16_le(raw, 0)?;
-    let sig_len_off = match version {
-        4 => 48 + 584,
-        5 => {
-            let body_size = u32_le(raw, 50)? as usize;
-            48usize
-                .checked_add(6)
-                .and_then(|v| v.checked_add(body_size))
-                .ok_or_else(|| bad("TDX v5 body size overflows".into()))?
-        }
-        other => {
-            return Err(Refusal::new(
-                ErrorCode::UnsupportedVersion,
-                format!("TDX quote version {other} is not supported (4, 5)"),
-            ))
-        }
-    };
-    let sig_len = u32_le(raw, sig_len_off)? as usize;
-    let sig = slice(raw, sig_len_off + 4, sig_len)?;
-    // signature(64) ‖ attestation key(64) ‖ cert data type(2) ‖ size(4) ‖ data
-    let cd_type = u16_le(sig, 128)?;
-    if cd_type != 6 {
-        return Err(bad(format!(
-            "TDX quote certification data type {cd_type}, expected 6 (QE report certification data)"
-        )));
-    }
-    let cd_len = u32_le(sig, 130)? as usize;
-    let cd = slice(sig, 134, cd_len)?;
-    // QE report(384) ‖ QE report signature(64) ‖ auth size(2) ‖ auth ‖ inner type(2) ‖ inner size(4) ‖ PEM
-    let auth_len = u16_le(cd, 448)? as usize;
-    let inner = 450 + auth_len;
-    let inner_type = u16_le(cd, inner)?;
-    if inner_type != 5 {
-        return Err(bad(format!(
-            "TDX quote inner certification data type {inner_type}, expected 5 (PCK chain)"
-        )));
-    }
-    let pem_len = u32_le(cd, inner + 2)? as usize;
-    Ok(slice(cd, inner + 6, pem_len)?.to_vec())
 }
 
 /// Every `CERTIFICATE` block of a PEM text, as DER. Non-certificate blocks and text between blocks are ignored;
@@ -495,7 +406,7 @@ mod tests {
 
     #[test]
     fn report_version_one_is_unsupported_version() {
-        let mut raw = vec![0u8; SNP_REPORT_SIZE];
+        let mut raw = vec![0u8; 0x4A0];
         raw[0] = 1;
         let err = SnpPlatform::from_report(&raw).expect_err("must be refused");
         assert_eq!(err.code, ErrorCode::UnsupportedVersion);
@@ -503,7 +414,7 @@ mod tests {
 
     #[test]
     fn masked_chip_id_has_no_hwid_and_turin_uses_eight_bytes() {
-        let mut raw = vec![0u8; SNP_REPORT_SIZE];
+        let mut raw = vec![0u8; 0x4A0];
         raw[0] = 3;
         raw[0x188] = 0x1A;
         raw[0x189] = 0x02;
