@@ -207,10 +207,13 @@ impl TdxPlatform {
         hex::encode(self.fmspc)
     }
 
-    /// Parse a v4/v5 quote (`locus_hw`; trailing zero padding tolerated) and read its PCK leaf (certification data
+    /// Parse a v4/v5 quote (`locus_hw`; bytes after the structure ignored) and read its PCK leaf (certification data
     /// type 6 containing type 5).
     pub fn from_quote(raw: &[u8]) -> Result<Self, Refusal> {
-        let quote = locus_hw::tdx::Quote::parse(raw).map_err(format_refusal)?;
+        // Lenient about bytes after the quote structure: only the PCK leaf is needed here, and appraisal judges the
+        // trailing bytes with its own code.
+        let quote =
+            locus_hw::tdx::Quote::parse_ignoring_trailing_bytes(raw).map_err(format_refusal)?;
         let ders = quote.pck_chain_der().map_err(format_refusal)?;
         let leaf = ders.first().ok_or_else(|| {
             Refusal::new(
