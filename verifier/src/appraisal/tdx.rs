@@ -321,6 +321,34 @@ fn quote_structure(raw: &[u8]) -> Result<QuoteStructure, Refusal> {
                 "signature data length {sig_len} runs past the end of the quote"
             ))
         })?;
+    // The signature data must be exactly: signature (64) ‖ attestation key (64) ‖ certification data type 6 with its
+    // size ‖ QE report (384) ‖ QE report signature (64) ‖ auth data (u16 size + data) ‖ certification data type 5
+    // with its size ‖ PCK chain. The lengths are outside every signature, so they must agree with each other.
+    let sig_start = body_end + 4;
+    let outer_type = le_u16(raw, sig_start + 128)?;
+    if outer_type != 6 {
+        return Err(malformed(format!(
+            "certification data type {outer_type} is not 6 (QE report certification data)"
+        )));
+    }
+    let outer_size = le_u32(raw, sig_start + 130)? as usize;
+    let qe_start = sig_start + 134;
+    let auth_size = le_u16(raw, qe_start + 448)? as usize;
+    let inner_at = qe_start + 450 + auth_size;
+    let inner_type = le_u16(raw, inner_at)?;
+    if inner_type != 5 {
+        return Err(malformed(format!(
+            "inner certification data type {inner_type} is not 5 (PCK chain)"
+        )));
+    }
+    let inner_size = le_u32(raw, inner_at + 2)? as usize;
+    let inner_end = inner_at + 6 + inner_size;
+    if qe_start + outer_size != inner_end || inner_end != end {
+        return Err(malformed(format!(
+            "length fields disagree: signature data ends at {end}, certification data at {}, PCK chain at {inner_end}",
+            qe_start + outer_size
+        )));
+    }
     Ok(QuoteStructure {
         len: end,
         version,
@@ -491,13 +519,10 @@ mod tests {
 
     #[test]
     fn only_zero_padding_may_follow_the_quote_structure() {
-        let mut raw = vec![0u8; HEADER_LEN + TD10_LEN + 4 + 10];
-        raw[0] = 4;
-        raw[2] = 2;
-        raw[4] = 0x81;
-        raw[HEADER_LEN + TD10_LEN] = 2; // signature data length 2
+        let mut raw = minimal_v4(10);
+        let end = raw.len() - 10;
         let s = quote_structure(&raw).expect("structure");
-        assert_eq!(s.len, HEADER_LEN + TD10_LEN + 4 + 2);
+        assert_eq!(s.len, end);
         assert_eq!(s.check_trailing(), Ok(()));
         let last = raw.len() - 1;
         raw[last] = 1;
@@ -505,6 +530,46 @@ mod tests {
         assert_eq!(s.trailing_nonzero, Some(last));
         assert_eq!(
             s.check_trailing().err().map(|r| r.code),
+            Some(ErrorCode::EvidenceMalformed)
+        );
+    }
+
+    /// A v4 quote skeleton whose length fields agree (zero auth data, empty PCK chain), plus `pad` zero bytes.
+    fn minimal_v4(pad: usize) -> Vec<u8> {
+        let sig_start = HEADER_LEN + TD10_LEN + 4;
+        let sig_len = 64 + 64 + 6 + 384 + 64 + 2 + 6;
+        let mut raw = vec![0u8; sig_start + sig_len + pad];
+        raw[0] = 4;
+        raw[2] = 2;
+        raw[4] = 0x81;
+        raw[sig_start - 4..sig_start].copy_from_slice(&(sig_len as u32).to_le_bytes());
+        raw[sig_start + 128] = 6;
+        raw[sig_start + 130..sig_start + 134]
+            .copy_from_slice(&((384 + 64 + 2 + 6) as u32).to_le_bytes());
+        raw[sig_start + 134 + 450] = 5;
+        raw
+    }
+
+    #[test]
+    fn length_fields_that_disagree_are_evidence_malformed() {
+        let sig_start = HEADER_LEN + TD10_LEN + 4;
+        for (at, delta) in [
+            (sig_start - 4, 1u8),
+            (sig_start + 130, 1),
+            (sig_start + 134 + 452, 1),
+        ] {
+            let mut raw = minimal_v4(10);
+            raw[at] = raw[at].wrapping_add(delta);
+            assert_eq!(
+                quote_structure(&raw).err().map(|r| r.code),
+                Some(ErrorCode::EvidenceMalformed),
+                "length at {at}"
+            );
+        }
+        let mut raw = minimal_v4(0);
+        raw[sig_start + 128] = 7;
+        assert_eq!(
+            quote_structure(&raw).err().map(|r| r.code),
             Some(ErrorCode::EvidenceMalformed)
         );
     }
