@@ -16,6 +16,7 @@ pub mod collateral;
 mod keys;
 pub mod pki;
 pub mod profile;
+pub mod server;
 
 pub use attester::{SimTdxAttester, TdxFault};
 pub use certs::{OID_SGX_EXTENSION, SIM_ORGANIZATION};
