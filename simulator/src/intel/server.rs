@@ -117,43 +117,50 @@ where
 
 type Params = Query<BTreeMap<String, String>>;
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let mut message = message.into();
-    message.push('\n');
-    (status, message).into_response()
+/// A refused request: its status and a one-line reason (the body).
+#[derive(Debug)]
+struct PcsError {
+    status: StatusCode,
+    message: String,
 }
 
-fn encoded_chain(pem: &str) -> Result<HeaderValue, Response> {
-    HeaderValue::from_str(&utf8_percent_encode(pem, HEADER_ENCODE_SET).to_string()).map_err(|_| {
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "issuer chain is not a valid header value",
-        )
-    })
+impl IntoResponse for PcsError {
+    fn into_response(self) -> Response {
+        (self.status, format!("{}\n", self.message)).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> PcsError {
+    PcsError {
+        status,
+        message: message.into(),
+    }
 }
 
 fn answer(
     content_type: &'static str,
     body: Vec<u8>,
     chain: Option<(&'static str, &str)>,
-) -> Response {
+) -> Result<Response, PcsError> {
     let mut response = Response::new(Body::from(body));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some((name, pem)) = chain {
-        match encoded_chain(pem) {
-            Ok(value) => {
-                headers.insert(HeaderName::from_static(name), value);
-            }
-            Err(response) => return response,
-        }
+        let encoded = utf8_percent_encode(pem, HEADER_ENCODE_SET).to_string();
+        let value = HeaderValue::from_str(&encoded).map_err(|_| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "issuer chain is not a valid header value",
+            )
+        })?;
+        headers.insert(HeaderName::from_static(name), value);
     }
-    response
+    Ok(response)
 }
 
 /// `update` must be `standard` or `early` (the simulated world has one evaluation set for both);
 /// `tcbEvaluationDataNumber`, if given, must be the simulated one.
-fn check_update_params(params: &BTreeMap<String, String>) -> Result<(), Response> {
+fn check_update_params(params: &BTreeMap<String, String>) -> Result<(), PcsError> {
     if let Some(update) = params.get("update") {
         if update != "standard" && update != "early" {
             return Err(error(
@@ -179,29 +186,29 @@ fn check_update_params(params: &BTreeMap<String, String>) -> Result<(), Response
     Ok(())
 }
 
-async fn tcb_info(State(state): State<Arc<PcsState>>, Query(params): Params) -> Response {
+async fn tcb_info(
+    State(state): State<Arc<PcsState>>,
+    Query(params): Params,
+) -> Result<Response, PcsError> {
     state.count(TCB_INFO_PATH);
-    if let Err(response) = check_update_params(&params) {
-        return response;
-    }
-    let Some(fmspc) = params.get("fmspc") else {
-        return error(StatusCode::BAD_REQUEST, "missing fmspc");
-    };
-    match hex::decode(fmspc) {
-        Ok(bytes) if bytes.len() == SIM_FMSPC.len() => {
-            if bytes != SIM_FMSPC {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    format!("no TCB info for FMSPC {fmspc}"),
-                );
-            }
-        }
-        _ => {
-            return error(
+    check_update_params(&params)?;
+    let fmspc = params
+        .get("fmspc")
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "missing fmspc"))?;
+    let bytes = hex::decode(fmspc)
+        .ok()
+        .filter(|bytes| bytes.len() == SIM_FMSPC.len())
+        .ok_or_else(|| {
+            error(
                 StatusCode::BAD_REQUEST,
                 format!("fmspc {fmspc:?} is not 6 bytes of hex"),
             )
-        }
+        })?;
+    if bytes != SIM_FMSPC {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no TCB info for FMSPC {fmspc}"),
+        ));
     }
     let collateral = &state.collateral;
     answer(
@@ -214,11 +221,12 @@ async fn tcb_info(State(state): State<Arc<PcsState>>, Query(params): Params) -> 
     )
 }
 
-async fn qe_identity(State(state): State<Arc<PcsState>>, Query(params): Params) -> Response {
+async fn qe_identity(
+    State(state): State<Arc<PcsState>>,
+    Query(params): Params,
+) -> Result<Response, PcsError> {
     state.count(QE_IDENTITY_PATH);
-    if let Err(response) = check_update_params(&params) {
-        return response;
-    }
+    check_update_params(&params)?;
     let collateral = &state.collateral;
     answer(
         "application/json",
@@ -230,23 +238,26 @@ async fn qe_identity(State(state): State<Arc<PcsState>>, Query(params): Params) 
     )
 }
 
-async fn pck_crl(State(state): State<Arc<PcsState>>, Query(params): Params) -> Response {
+async fn pck_crl(
+    State(state): State<Arc<PcsState>>,
+    Query(params): Params,
+) -> Result<Response, PcsError> {
     state.count(PCK_CRL_PATH);
     match params.get("ca").map(String::as_str) {
         Some("platform") => {}
         Some("processor") => {
-            return error(
+            return Err(error(
                 StatusCode::NOT_FOUND,
                 "the simulated world has no PCK Processor CA",
-            );
+            ));
         }
         Some(other) => {
-            return error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 format!("ca must be platform or processor, not {other:?}"),
-            )
+            ));
         }
-        None => return error(StatusCode::BAD_REQUEST, "missing ca"),
+        None => return Err(error(StatusCode::BAD_REQUEST, "missing ca")),
     }
     let collateral = &state.collateral;
     let chain = Some((
@@ -264,14 +275,14 @@ async fn pck_crl(State(state): State<Arc<PcsState>>, Query(params): Params) -> R
             asn1::pem("X509 CRL", &collateral.pck_crl_der).into_bytes(),
             chain,
         ),
-        Some(other) => error(
+        Some(other) => Err(error(
             StatusCode::BAD_REQUEST,
             format!("encoding must be der or pem, not {other:?}"),
-        ),
+        )),
     }
 }
 
-async fn root_ca_crl(State(state): State<Arc<PcsState>>) -> Response {
+async fn root_ca_crl(State(state): State<Arc<PcsState>>) -> Result<Response, PcsError> {
     state.count(ROOT_CA_CRL_PATH);
     answer(
         "text/plain",
