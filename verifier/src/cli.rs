@@ -40,7 +40,8 @@ pub struct AppraiseArgs {
     /// Verification time, RFC 3339 (default: now).
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
-    /// DANGER: accept evidence chained to the Locus simulator's roots (marked `"simulated": true`).
+    /// DANGER: accept evidence chained to the Locus simulator's roots (marked `"simulated": true`): the `ark.*` of
+    /// --certs and the `intel_sgx_root_ca.*` of --collateral, or, when neither is there, any simulator-marked root.
     #[arg(long)]
     pub trust_simulator: bool,
     /// A TOML policy (see `appraisal::policy`); without it only the evidence is appraised.
@@ -106,7 +107,14 @@ pub fn appraise_from_args(
         Err(r) => return Ok(Err(r)),
     };
     if args.trust_simulator {
-        anchors = anchors.danger_trust_any_simulator_root();
+        // Trust exactly the simulator roots handed over with the evidence (`ark.*` in --certs, the Intel root in
+        // --collateral); with none there, any root marked as the simulator's.
+        let roots = supplied_simulator_roots(args.certs.as_deref(), args.collateral.as_deref())?;
+        anchors = if roots.is_empty() {
+            anchors.danger_trust_any_simulator_root()
+        } else {
+            anchors.danger_trust_simulator_roots(&roots)
+        };
     }
     let tee = match args.tee {
         Some(TeeArg::SevSnp) => TeeType::SevSnp,
@@ -151,6 +159,35 @@ pub fn appraise_from_args(
         Some(p) => apply_policy(&v, p).map(|()| v),
         None => Ok(v),
     }))
+}
+
+/// Root certificates found in the `--certs` (`ark.*`, or the last of `cert_chain.pem`) and `--collateral`
+/// (`intel_sgx_root_ca.*`) directories.
+fn supplied_simulator_roots(
+    certs: Option<&Path>,
+    collateral: Option<&Path>,
+) -> Result<Vec<Vec<u8>>, UsageError> {
+    let mut roots = Vec::new();
+    let one = |path: PathBuf| -> Result<Vec<u8>, UsageError> {
+        der_or_pem_certificate(&read(&path)?)
+            .map_err(|e| UsageError(format!("{}: {e}", path.display())))
+    };
+    if let Some(dir) = certs {
+        if let Some(path) = first_existing(dir, &["ark.pem", "ark.der"]) {
+            roots.push(one(path)?);
+        } else if let Some(path) = first_existing(dir, &["cert_chain.pem"]) {
+            let chain = pem_certificates(&read(&path)?)
+                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+            roots.extend(chain.into_iter().last());
+        }
+    }
+    if let Some(dir) = collateral {
+        if let Some(path) = first_existing(dir, &["intel_sgx_root_ca.der", "intel_sgx_root_ca.pem"])
+        {
+            roots.push(one(path)?);
+        }
+    }
+    Ok(roots)
 }
 
 fn first_existing(dir: &Path, names: &[&str]) -> Option<PathBuf> {
@@ -211,7 +248,7 @@ pub fn snp_endorsements_from_dir(dir: &Path, report: &[u8]) -> Result<SnpEndorse
 /// Read TDX collateral from a directory in the vectors' layout (tdx.md §4): `tcb_info.json`,
 /// `tcb_info_issuer_chain.pem`, `qe_identity.json`, `qe_identity_issuer_chain.pem`, `pck_crl.der`,
 /// `pck_crl_issuer_chain.pem`, `root_ca_crl.der` (DER, or hex as a PCCS serves it). `intel_sgx_root_ca.*` is not
-/// read: the root is pinned. Missing files are `collateral_missing`; an unreadable directory is a usage error.
+/// part of the collateral: the root is pinned (the CLI reads it only as a simulator root under `--trust-simulator`). Missing files are `collateral_missing`; an unreadable directory is a usage error.
 pub fn tdx_collateral_from_dir(dir: &Path) -> Result<Result<TdxCollateral, Refusal>, UsageError> {
     if !dir.is_dir() {
         return Err(UsageError(format!(

@@ -161,6 +161,17 @@ impl TrustAnchors {
         if trusted {
             return Ok(());
         }
+        if self.trusts_simulator() {
+            // Simulator trust is on but this is not a trusted simulator root (e.g. a look-alike hierarchy).
+            return Err(Refusal::new(
+                ErrorCode::ChainUntrusted,
+                format!(
+                    "{what}: root \"{}\" (sha256 {}) is neither pinned nor a trusted simulator root",
+                    root.subject(),
+                    hex::encode(root.fingerprint())
+                ),
+            ));
+        }
         if marked {
             return Err(Refusal::new(
                 ErrorCode::SimulatedEvidenceUntrusted,
