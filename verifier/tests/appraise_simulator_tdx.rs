@@ -1,0 +1,176 @@
+//! Simulated TDX evidence (locus-simulator's Intel world) through the appraisal core and the CLI: refused without
+//! simulator trust (`simulated_evidence_untrusted`), accepted with it (`"simulated": true`), and each injected fault
+//! and profile refused with its code.
+
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use locus_simulator::intel::{
+    IntelPki, SimTdxAttester, TdxCollateralFiles, TdxFault, SIM_VERIFICATION_TIME_UNIX,
+};
+use locus_verifier::appraisal::{
+    apply_policy, appraise_tdx, Facts, Policy, TdxCollateral, TdxCollateralParts, TrustAnchors,
+    Verified,
+};
+use locus_verifier::ErrorCode;
+
+const SEED: u64 = 0x10c5;
+const REPORT_DATA: [u8; 64] = [0x5a; 64];
+
+fn pki() -> &'static Arc<IntelPki> {
+    static PKI: OnceLock<Arc<IntelPki>> = OnceLock::new();
+    PKI.get_or_init(|| Arc::new(IntelPki::new(SEED)))
+}
+
+fn attester(profile: &str) -> SimTdxAttester {
+    pki()
+        .attester_by_name(profile)
+        .unwrap_or_else(|| panic!("profile {profile}"))
+}
+
+fn collateral(files: &TdxCollateralFiles) -> TdxCollateral {
+    TdxCollateral::from_parts(TdxCollateralParts {
+        tcb_info_json: &files.tcb_info_json,
+        tcb_info_issuer_chain_pem: &files.tcb_info_issuer_chain_pem,
+        qe_identity_json: &files.qe_identity_json,
+        qe_identity_issuer_chain_pem: &files.qe_identity_issuer_chain_pem,
+        pck_crl_der: &files.pck_crl_der,
+        pck_crl_issuer_chain_pem: &files.pck_crl_issuer_chain_pem,
+        root_ca_crl_der: &files.root_ca_crl_der,
+    })
+    .expect("simulated collateral")
+}
+
+fn trusting() -> TrustAnchors {
+    TrustAnchors::pinned()
+        .expect("anchors")
+        .danger_trust_simulator_roots(&[pki().root_der().to_vec()])
+}
+
+fn appraise(
+    att: &SimTdxAttester,
+    anchors: &TrustAnchors,
+) -> Result<Verified<Facts>, locus_verifier::Refusal> {
+    let quote = att.quote(&REPORT_DATA);
+    let coll = collateral(&att.collateral());
+    appraise_tdx(&quote, &coll, anchors, SIM_VERIFICATION_TIME_UNIX).map(Verified::<Facts>::from)
+}
+
+fn code(r: Result<Verified<Facts>, locus_verifier::Refusal>) -> ErrorCode {
+    match r {
+        Ok(v) => panic!("accepted: {}", v.to_cli_json()),
+        Err(r) => r.code,
+    }
+}
+
+#[test]
+fn simulated_tdx_evidence_is_refused_without_simulator_trust_and_accepted_as_simulated_with_it() {
+    let att = attester("tdx-fra-1");
+    let pinned = TrustAnchors::pinned().expect("anchors");
+    assert_eq!(
+        code(appraise(&att, &pinned)),
+        ErrorCode::SimulatedEvidenceUntrusted
+    );
+    let v = appraise(&att, &trusting()).expect("trusted simulator evidence verifies");
+    assert!(v.simulated());
+    let Facts::Tdx(f) = v.facts() else {
+        panic!("tdx facts")
+    };
+    assert_eq!(f.tcb_status, "UpToDate");
+    assert_eq!(f.report_data, REPORT_DATA);
+    assert!(!f.debug);
+    assert!(!f.ppid.is_empty());
+    let json: serde_json::Value = serde_json::from_str(&v.to_cli_json()).expect("json");
+    assert_eq!(json["simulated"], true);
+    apply_policy(&v, &Policy::default())
+        .expect("clean simulated evidence passes the default policy");
+}
+
+#[test]
+fn each_simulated_tdx_fault_is_refused_with_its_code() {
+    let anchors = trusting();
+    for (fault, want) in [
+        (TdxFault::BadSignature, ErrorCode::SignatureInvalid),
+        (TdxFault::ForeignChain, ErrorCode::ChainUntrusted),
+        (TdxFault::ExpiredPck, ErrorCode::CertificateExpired),
+        (TdxFault::RevokedPck, ErrorCode::Revoked),
+        (TdxFault::StaleCollateral, ErrorCode::CollateralExpired),
+    ] {
+        let att = attester("tdx-fra-1").with_fault(fault);
+        assert_eq!(code(appraise(&att, &anchors)), want, "{fault:?}");
+    }
+    // Debug and low TCB verify; the policy refuses them.
+    let v = appraise(&attester("tdx-fra-1").with_fault(TdxFault::Debug), &anchors)
+        .expect("debug verifies");
+    assert!(v.facts().debug());
+    assert_eq!(
+        apply_policy(&v, &Policy::default()).map_err(|r| r.code),
+        Err(ErrorCode::DebugEnabled)
+    );
+    let v = appraise(
+        &attester("tdx-fra-1").with_fault(TdxFault::LowTcb),
+        &anchors,
+    )
+    .expect("low tcb verifies");
+    let Facts::Tdx(f) = v.facts() else {
+        panic!("tdx facts")
+    };
+    assert_eq!(f.tcb_status, "OutOfDate");
+    assert_eq!(
+        apply_policy(&v, &Policy::default()).map_err(|r| r.code),
+        Err(ErrorCode::TcbStatusRejected)
+    );
+}
+
+#[test]
+fn simulated_tdx_profiles_give_their_statuses() {
+    let anchors = trusting();
+    let v = appraise(&attester("tdx-outofdate"), &anchors).expect("verifies");
+    let Facts::Tdx(f) = v.facts() else {
+        panic!("tdx facts")
+    };
+    assert_eq!(f.tcb_status, "OutOfDate");
+    assert!(!f.advisory_ids.is_empty());
+    assert_eq!(
+        code(appraise(&attester("tdx-tcb-not-supported"), &anchors)),
+        ErrorCode::TcbNotSupported
+    );
+    let v = appraise(&attester("tdx-debug"), &anchors).expect("verifies");
+    assert_eq!(
+        apply_policy(&v, &Policy::default()).map_err(|r| r.code),
+        Err(ErrorCode::DebugEnabled)
+    );
+}
+
+#[test]
+fn the_cli_refuses_simulated_tdx_evidence_without_trust_and_marks_it_simulated_with_trust() {
+    let att = attester("tdx-iad-1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let quote = dir.path().join("quote.bin");
+    std::fs::write(&quote, att.quote(&REPORT_DATA)).expect("write");
+    let coll = dir.path().join("collateral");
+    att.collateral().write_dir(&coll).expect("write collateral");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
+            .args(["appraise", "--evidence", quote.to_str().expect("path")])
+            .args([
+                "--collateral",
+                coll.to_str().expect("path"),
+                "--at",
+                "2026-01-01T00:00:00Z",
+            ])
+            .args(extra)
+            .output()
+            .expect("run");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (out.status.code(), json)
+    };
+    let (status, json) = run(&[]);
+    assert_eq!(status, Some(1));
+    assert_eq!(json["error"]["code"], "simulated_evidence_untrusted");
+    let (status, json) = run(&["--trust-simulator"]);
+    assert_eq!(status, Some(0), "{json}");
+    assert_eq!(json["simulated"], true);
+    assert_eq!(json["tee"], "tdx");
+    assert_eq!(json["report_data"], hex::encode(REPORT_DATA));
+}
