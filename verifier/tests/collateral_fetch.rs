@@ -848,3 +848,22 @@ async fn fetched_endorsements_and_collateral_pass_appraisal_byte_exact() {
     }
     assert_eq!(server.stub.hits("/tdx/certification/v4/tcb"), 1);
 }
+
+#[tokio::test]
+async fn source_serving_expired_collateral_is_not_asked_again_during_the_backoff() {
+    let Some(v) = vectors_dir() else { return };
+    let server = start(&v).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(&server.url, cache.path());
+    cfg.failure_backoff = Duration::from_secs(60);
+    let c = Collateral::new(cfg).expect("collateral");
+    let quote = tdx_quote(&v);
+    let late = TCB_NEXT_UPDATE + 1;
+    // First request: the (expired) items are handed over as served, for appraisal to refuse.
+    let items = c.tdx_collateral(&quote, late).await.expect("served as is");
+    assert!(!items.tcb_info_json.is_empty());
+    // Second request: answered from the remembered failure, no new fetch of the expired items.
+    let err = c.tdx_collateral(&quote, late).await.expect_err("expired");
+    assert_eq!(err.code, ErrorCode::CollateralExpired);
+    assert_eq!(server.stub.hits("/tdx/certification/v4/tcb"), 1);
+}

@@ -600,10 +600,24 @@ impl Inner {
                 self.counters.fetches.fetch_add(1, Ordering::Relaxed);
                 let found = Arc::new(found);
                 self.cache.put(&key, found.clone()).await;
-                self.failures
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key);
+                let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+                if found.is_valid(now) {
+                    failures.remove(&key);
+                } else {
+                    // The source itself serves an expired copy: hand it to appraisal this time (it refuses with
+                    // `collateral_expired`), and do not ask again for every request during the failure back-off.
+                    tracing::warn!(item = %key, "collateral source served an item already past its nextUpdate");
+                    failures.insert(
+                        key,
+                        (
+                            Instant::now(),
+                            Refusal::new(
+                                ErrorCode::CollateralExpired,
+                                format!("the source serves an expired {}", item.describe()),
+                            ),
+                        ),
+                    );
+                }
                 Ok(found)
             }
             Err(e) => {
