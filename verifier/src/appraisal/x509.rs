@@ -319,6 +319,10 @@ impl ParsedCert {
             ));
         }
         let key = issuer.rsa_public_key()?;
+        let link = link_id(issuer, self);
+        if link_memo::contains(&link) {
+            return Ok(());
+        }
         let sig = self.cert.signature.as_bytes().ok_or_else(|| {
             Refusal::new(
                 ErrorCode::SignatureInvalid,
@@ -335,7 +339,48 @@ impl ParsedCert {
                         self.role, issuer.role
                     ),
                 )
-            })
+            })?;
+        link_memo::insert(link);
+        Ok(())
+    }
+}
+
+/// Identity of a (issuer, subject) signature link: SHA-256 over both DERs.
+fn link_id(issuer: &ParsedCert, subject: &ParsedCert) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&(issuer.der.len() as u64).to_be_bytes());
+    ctx.update(&issuer.der);
+    ctx.update(&subject.der);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Memo of RSA-PSS certificate signatures already verified, keyed by the exact bytes of issuer and subject
+/// (performance.md §2.1: ASK←ARK is global, VCEK←ASK per platform). Only the signature is memoised: it does not depend
+/// on time. Names, algorithms, validity and pins are checked on every call. Bounded: cleared when full.
+mod link_memo {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+
+    const CAPACITY: usize = 4096;
+
+    fn memo() -> &'static Mutex<HashSet<[u8; 32]>> {
+        static MEMO: OnceLock<Mutex<HashSet<[u8; 32]>>> = OnceLock::new();
+        MEMO.get_or_init(|| Mutex::new(HashSet::new()))
+    }
+
+    pub(super) fn contains(id: &[u8; 32]) -> bool {
+        memo().lock().map(|m| m.contains(id)).unwrap_or(false)
+    }
+
+    pub(super) fn insert(id: [u8; 32]) {
+        if let Ok(mut m) = memo().lock() {
+            if m.len() >= CAPACITY {
+                m.clear();
+            }
+            m.insert(id);
+        }
     }
 }
 
@@ -505,4 +550,77 @@ pub fn verify_p384_fixed(public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     signature::UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, public_key)
         .verify(msg, sig)
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builtin(pem: &[u8], role: &'static str) -> ParsedCert {
+        let der = pem_certificates(pem).expect("pem").remove(0);
+        ParsedCert::parse(&der, role).expect("parse")
+    }
+
+    #[test]
+    fn rsa_pss_links_verify_and_a_flipped_signature_is_signature_invalid_even_after_the_memo() {
+        use sev::certs::snp::builtin::genoa;
+        let ark = builtin(genoa::ARK, "ARK");
+        let ask = builtin(genoa::ASK, "ASK");
+        ask.verify_signed_by(&ark).expect("first verification");
+        ask.verify_signed_by(&ark).expect("memoised verification");
+        let mut der = ask.der.clone();
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        let bad = ParsedCert::parse(&der, "ASK").expect("still parses");
+        assert_eq!(
+            bad.verify_signed_by(&ark).err().map(|r| r.code),
+            Some(ErrorCode::SignatureInvalid)
+        );
+        // Names are checked before the memo: the ARK is not issued by the ASK.
+        assert_eq!(
+            ark.verify_signed_by(&ask).err().map(|r| r.code),
+            Some(ErrorCode::ChainUntrusted)
+        );
+    }
+
+    #[test]
+    fn pem_blocks_decode_in_order_and_garbage_is_an_error() {
+        use sev::certs::snp::builtin::milan;
+        let mut two = milan::ASK.to_vec();
+        two.extend_from_slice(milan::ARK);
+        let certs = pem_certificates(&two).expect("pem");
+        assert_eq!(certs.len(), 2);
+        assert_eq!(builtin(milan::ARK, "ARK").der, certs[1]);
+        assert!(
+            pem_certificates(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----")
+                .is_err()
+        );
+        assert!(der_or_pem_certificate(b"nothing here").is_err());
+    }
+
+    #[test]
+    fn validity_outside_the_window_is_certificate_expired() {
+        use sev::certs::snp::builtin::turin;
+        let ark = builtin(turin::ARK, "ARK");
+        let v = &ark.cert.tbs_certificate.validity;
+        let nb = v.not_before.to_unix_duration().as_secs();
+        let na = v.not_after.to_unix_duration().as_secs();
+        assert!(ark.check_validity(nb).is_ok());
+        assert!(ark.check_validity(na).is_ok());
+        assert_eq!(
+            ark.check_validity(nb - 1).err().map(|r| r.code),
+            Some(ErrorCode::CertificateExpired)
+        );
+        assert_eq!(
+            ark.check_validity(na + 1).err().map(|r| r.code),
+            Some(ErrorCode::CertificateExpired)
+        );
+    }
+
+    #[test]
+    fn a_non_pss_signature_algorithm_is_refused() {
+        let err = check_pss_sha384(&OID_RSA_ENCRYPTION, None, "X").expect_err("refused");
+        assert_eq!(err.code, ErrorCode::ChainUntrusted);
+        assert!(check_pss_sha384(&OID_RSASSA_PSS, None, "X").is_err());
+    }
 }
