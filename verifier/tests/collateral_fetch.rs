@@ -867,3 +867,22 @@ async fn source_serving_expired_collateral_is_not_asked_again_during_the_backoff
     assert_eq!(err.code, ErrorCode::CollateralExpired);
     assert_eq!(server.stub.hits("/tdx/certification/v4/tcb"), 1);
 }
+
+#[tokio::test]
+async fn slow_service_times_out_into_collateral_missing() {
+    let Some(v) = vectors_dir() else { return };
+    let server = start(&v).await;
+    *server.stub.delay.lock().expect("delay") = Some(Duration::from_secs(3));
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(&server.url, cache.path());
+    cfg.timeouts.total = Duration::from_millis(200);
+    cfg.retry.max_retries = 1;
+    let c = Collateral::new(cfg).expect("collateral");
+    let err = c
+        .snp_endorsements(&snp_report(&v), &[], SNP_NOW)
+        .await
+        .expect_err("timed out");
+    assert_eq!(err.code, ErrorCode::CollateralMissing);
+    assert!(err.message.contains("timed out"), "{}", err.message);
+    assert_eq!(vcek_hits(&server.stub), 2, "one retry after the timeout");
+}

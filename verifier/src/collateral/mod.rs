@@ -752,3 +752,71 @@ fn chain_of(item: &CachedItem, what: &str) -> Result<String, Refusal> {
 pub fn certificate_der(bytes: &[u8]) -> Option<Vec<u8>> {
     cert_der(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_name_each_item_distinctly() {
+        let tcb = SnpTcb::from_raw(0x7308_0000_0000_0003, SnpProduct::Milan);
+        let items = [
+            Item::Vcek {
+                product: SnpProduct::Milan,
+                hwid: "ab".into(),
+                tcb,
+            },
+            Item::AmdCertChain {
+                kind: AmdKeyKind::Vcek,
+                product: SnpProduct::Milan,
+            },
+            Item::AmdCertChain {
+                kind: AmdKeyKind::Vlek,
+                product: SnpProduct::Milan,
+            },
+            Item::AmdCrl {
+                kind: AmdKeyKind::Vcek,
+                product: SnpProduct::Milan,
+            },
+            Item::TcbInfo {
+                fmspc: "00806f050000".into(),
+            },
+            Item::QeIdentity,
+            Item::PckCrl {
+                ca: PckCa::Platform,
+            },
+            Item::PckCrl {
+                ca: PckCa::Processor,
+            },
+            Item::RootCaCrl,
+        ];
+        let keys: std::collections::HashSet<String> = items.iter().map(Item::key).collect();
+        assert_eq!(keys.len(), items.len());
+        assert_eq!(
+            items[0].key(),
+            "snp/vcek/Milan/ab/blSPL=03&teeSPL=00&snpSPL=08&ucodeSPL=115"
+        );
+    }
+
+    #[test]
+    fn shipped_certificates_are_classified_and_garbage_ignored() {
+        let shipped = Shipped::classify(&[b"not a certificate".to_vec(), vec![0x30, 0x00]]);
+        assert!(shipped.vek.is_none() && shipped.ask.is_none() && shipped.ark.is_none());
+    }
+
+    #[tokio::test]
+    async fn offline_mode_with_nothing_cached_is_collateral_missing() {
+        let c = Collateral::new(CollateralConfig {
+            offline: true,
+            ..CollateralConfig::default()
+        })
+        .expect("collateral");
+        let err = c
+            .get(&Item::QeIdentity, 1_000)
+            .await
+            .expect_err("nothing offline");
+        assert_eq!(err.code, ErrorCode::CollateralMissing);
+        assert!(err.message.contains("offline"), "{}", err.message);
+        assert_eq!(c.stats().fetches + c.stats().fetch_failures, 0);
+    }
+}
