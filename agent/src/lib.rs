@@ -1,2 +1,24 @@
-//! locus-agent
+//! locus-agent: the in-VM side of Locus (DESIGN §2, §9).
+//!
+//! - [`select`]: which attester (`--tee auto|sev-snp|tdx|sim-snp|sim-tdx`), over `locus_hw::backend` and, with the
+//!   `simulator` feature, [`sim`].
+//! - [`attest`]: one round — fresh key, challenge, [`binding`], evidence, attest — giving a [`credential::Credential`].
+//! - [`run`]: keep a valid WIT (renewal at 2/3 of its life, jittered back-off) and serve the Workload API on a Unix
+//!   socket.
+//! - [`client`]: the verifier's HTTP API; [`error`]: [`AgentError`] and its stable codes.
+//!
+//! The private key exists only in memory (a zeroised PKCS#8 buffer inside `locus_wimse::Es256SigningKey`); nothing
+//! the agent writes contains it.
 #![forbid(unsafe_code)]
+
+pub mod attest;
+pub mod binding;
+pub mod client;
+pub mod credential;
+pub mod error;
+pub mod run;
+pub mod select;
+#[cfg(feature = "simulator")]
+pub mod sim;
+
+pub use error::AgentError;

@@ -1,2 +1,204 @@
+//! `locus-agent`: parse arguments, set up tracing, call the library.
 #![forbid(unsafe_code)]
-fn main() {}
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use locus_agent::attest::{obtain_credential, system_now};
+use locus_agent::client::VerifierClient;
+use locus_agent::run::{self, RunConfig, RunParams};
+use locus_agent::select::{open_attester, AttesterOptions, TeeChoice};
+use locus_agent::AgentError;
+use locus_hw::backend::configfs_tsm::{RealTsmFs, DEFAULT_ROOT};
+use locus_hw::backend::BackendConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "locus-agent",
+    version,
+    about = "Locus in-VM agent: attest, hold the key, serve the Workload API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Attest once and print the WIT.
+    Attest {
+        #[command(flatten)]
+        common: Common,
+        /// Print one JSON object: {"wit","claims","ear"?} or {"error":{"code","message"}}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep a valid WIT and serve the Workload API on a Unix socket.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Workload API socket path (created with mode 0660).
+        #[arg(long)]
+        socket: PathBuf,
+        /// First retry delay after a failed attestation, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        retry_initial_ms: u64,
+        /// Longest retry delay, milliseconds.
+        #[arg(long, default_value_t = 60_000)]
+        retry_max_ms: u64,
+    },
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// The verifier's base URL.
+    #[arg(long)]
+    verifier: String,
+    /// Evidence source: auto, sev-snp, tdx, sim-snp, sim-tdx.
+    #[arg(long, default_value = "auto")]
+    tee: TeeChoice,
+    /// Simulator profile (with --tee sim-snp|sim-tdx).
+    #[arg(long)]
+    sim_profile: Option<String>,
+    /// Workload Identifier to ask for.
+    #[arg(long)]
+    workload: Option<String>,
+    /// configfs-tsm report root.
+    #[arg(long, default_value = DEFAULT_ROOT)]
+    tsm_root: PathBuf,
+    /// Path of libtdx_attest (default: libtdx_attest.so.1, then libtdx_attest.so).
+    #[arg(long)]
+    tdx_attest_lib: Option<PathBuf>,
+    /// Per-request timeout towards the verifier, seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+}
+
+impl Common {
+    fn attester_options(&self) -> AttesterOptions {
+        AttesterOptions {
+            tee: self.tee,
+            sim_profile: self.sim_profile.clone(),
+            backend: BackendConfig {
+                tsm: Arc::new(RealTsmFs::new(self.tsm_root.clone())),
+                tdx_attest_library: self.tdx_attest_lib.clone(),
+                ..BackendConfig::default()
+            },
+        }
+    }
+
+    fn client(&self) -> Result<VerifierClient, AgentError> {
+        VerifierClient::new(
+            &self.verifier,
+            Duration::from_secs(self.timeout_secs.max(1)),
+        )
+    }
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn attest(common: &Common, json: bool) -> Result<(), AgentError> {
+    let client = common.client()?;
+    let attester = open_attester(&common.attester_options())?;
+    let cred =
+        obtain_credential(&client, attester, common.workload.as_deref(), &system_now).await?;
+    if json {
+        let mut out = serde_json::json!({ "wit": cred.wit(), "claims": cred.claims() });
+        if let Some(ear) = cred.ear() {
+            out["ear"] = serde_json::Value::String(ear.to_string());
+        }
+        println!("{out}");
+    } else {
+        println!("{}", cred.wit());
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run_agent(
+    common: &Common,
+    socket: PathBuf,
+    retry_initial_ms: u64,
+    retry_max_ms: u64,
+) -> Result<(), AgentError> {
+    if retry_initial_ms == 0 || retry_max_ms < retry_initial_ms {
+        return Err(AgentError::Config(
+            "need 0 < --retry-initial-ms <= --retry-max-ms".into(),
+        ));
+    }
+    let params = RunParams {
+        client: common.client()?,
+        attester: open_attester(&common.attester_options())?,
+        cfg: RunConfig {
+            retry_initial: Duration::from_millis(retry_initial_ms),
+            retry_max: Duration::from_millis(retry_max_ms),
+            workload: common.workload.clone(),
+            ..RunConfig::default()
+        },
+        socket,
+        clock: run::system_clock(),
+    };
+    run::run(params, shutdown_signal()).await
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Attest { common, json } => {
+            init_tracing("warn");
+            match attest(&common, json).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    if json {
+                        println!("{}", e.to_json());
+                    } else {
+                        eprintln!("locus-agent: {} ({})", e, e.code());
+                    }
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run {
+            common,
+            socket,
+            retry_initial_ms,
+            retry_max_ms,
+        } => {
+            init_tracing("info");
+            match run_agent(&common, socket, retry_initial_ms, retry_max_ms).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(code = e.code(), error = %e, "locus-agent stopped");
+                    eprintln!("locus-agent: {} ({})", e, e.code());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! One attestation round (DESIGN §2):
+//! 1. a fresh P-256 key in memory (ring, through `locus_wimse::Es256SigningKey`);
+//! 2. `POST /v1/challenge` → nonce;
+//! 3. report_data = SHA-512("locus-attest-v1" ‖ 0 ‖ nonce ‖ RFC 7638 thumbprint of the public JWK);
+//! 4. evidence from the attester (blocking hardware call, run off the async workers);
+//! 5. `POST /v1/attest` with nonce, TEE, evidence, certificates, public JWK and workload;
+//! 6. the WIT is accepted only if its `cnf.jwk` is our key; the credential keeps the key.
+
+use std::sync::Arc;
+
+use locus_hw::Attester;
+use locus_wimse::Es256SigningKey;
+
+use crate::binding;
+use crate::client::{AttestRequest, VerifierClient};
+use crate::credential::Credential;
+use crate::error::AgentError;
+
+/// Run one round against `client` with `attester`; `now` gives Unix seconds (receipt time of the WIT).
+pub async fn obtain_credential(
+    client: &VerifierClient,
+    attester: Arc<dyn Attester>,
+    workload: Option<&str>,
+    now: &(dyn Fn() -> u64 + Send + Sync),
+) -> Result<Credential, AgentError> {
+    let key = Es256SigningKey::generate()
+        .map_err(|e| AgentError::Internal(format!("key generation: {e}")))?;
+    let jwk = Credential::public_jwk_of(&key);
+    let thumbprint = jwk.thumbprint_sha256();
+
+    let challenge = client.challenge().await?;
+    let report_data = binding::report_data(&challenge.nonce, &thumbprint);
+
+    let expected_tee = attester.tee();
+    let evidence = tokio::task::spawn_blocking(move || attester.attest(&report_data))
+        .await
+        .map_err(|e| AgentError::Internal(format!("attester task: {e}")))??;
+    if evidence.tee != expected_tee {
+        return Err(AgentError::Internal(format!(
+            "attester for {} produced {} evidence",
+            expected_tee.as_str(),
+            evidence.tee.as_str()
+        )));
+    }
+
+    let request = AttestRequest {
+        nonce: challenge.nonce_b64,
+        tee: evidence.tee.as_str().to_string(),
+        evidence: locus_wimse::b64::encode(&evidence.raw),
+        certs: evidence
+            .certs
+            .iter()
+            .map(locus_wimse::b64::encode)
+            .collect(),
+        jwk: jwk.to_value(),
+        workload: workload.map(str::to_string),
+    };
+    let response = client.attest(&request).await?;
+    Credential::from_response(response, key, now())
+}
+
+/// Unix seconds from the system clock (the one place the agent reads it for credentials).
+pub fn system_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,158 @@
+//! A credential the agent holds: the WIT, its claims, the optional EAR, and the private key the WIT's `cnf.jwk`
+//! names. The key is a `locus_wimse::Es256SigningKey`: generated in memory, its PKCS#8 kept in a `Zeroizing` buffer
+//! (wiped on drop), never exported or written anywhere. Dropping the credential drops the key.
+//!
+//! The agent does not verify the WIT's signature (it has the verifier's answer over the channel it chose); it does
+//! check that the token is a compact JWS whose `cnf.jwk` is *our* key and whose `exp` lies ahead, because serving a
+//! token bound to someone else's key, or an expired one, would be useless at best.
+
+use std::fmt;
+
+use locus_wimse::jws::CompactJws;
+use locus_wimse::wpt::{create_wpt, WptRequest};
+use locus_wimse::{Alg, Es256SigningKey, Jwk};
+use serde_json::{Map, Value};
+
+use crate::client::AttestResponse;
+use crate::error::AgentError;
+
+/// A WIT with its key.
+pub struct Credential {
+    wit: String,
+    claims: Map<String, Value>,
+    ear: Option<String>,
+    /// `iat` of the WIT (the receipt time when the WIT has none).
+    iat: u64,
+    /// `exp` of the WIT: the credential is served strictly before this second.
+    exp: u64,
+    /// When the agent received it (Unix seconds, agent clock): renewal is scheduled from the earlier of this and `iat`
+    /// so a verifier clock ahead of ours cannot push renewal past expiry.
+    received_at: u64,
+    key: Es256SigningKey,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("iat", &self.iat)
+            .field("exp", &self.exp)
+            .field(
+                "key_thumbprint",
+                &Jwk::new(self.key.public_key()).thumbprint_b64(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn u64_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, AgentError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            AgentError::BadResponse(format!("WIT claim {name} is not a non-negative integer"))
+        }),
+    }
+}
+
+impl Credential {
+    /// The public JWK the agent sends for `key` (with `"alg":"ES256"`).
+    pub fn public_jwk_of(key: &Es256SigningKey) -> Jwk {
+        Jwk::new(key.public_key()).with_alg(Alg::Es256)
+    }
+
+    /// Accept the verifier's answer for `key`, received at `now` (Unix seconds).
+    pub fn from_response(
+        resp: AttestResponse,
+        key: Es256SigningKey,
+        now: u64,
+    ) -> Result<Self, AgentError> {
+        let jws = CompactJws::parse(&resp.wit)
+            .map_err(|e| AgentError::BadResponse(format!("WIT is not a compact JWS: {e}")))?;
+        let claims = jws
+            .claims()
+            .map_err(|e| AgentError::BadResponse(format!("WIT claims: {e}")))?;
+        let exp = u64_claim(&claims, "exp")?
+            .ok_or_else(|| AgentError::BadResponse("WIT has no exp".into()))?;
+        let iat = u64_claim(&claims, "iat")?.unwrap_or(now);
+        if exp <= iat {
+            return Err(AgentError::BadResponse(format!(
+                "WIT exp {exp} is not after iat {iat}"
+            )));
+        }
+        if exp <= now {
+            return Err(AgentError::BadResponse(format!(
+                "WIT already expired (exp {exp}, now {now})"
+            )));
+        }
+        let cnf = claims
+            .get("cnf")
+            .and_then(|c| c.get("jwk"))
+            .ok_or_else(|| AgentError::BadResponse("WIT has no cnf.jwk".into()))?;
+        let cnf = Jwk::from_value(cnf)
+            .map_err(|e| AgentError::BadResponse(format!("WIT cnf.jwk: {e}")))?;
+        let ours = Self::public_jwk_of(&key);
+        if cnf.thumbprint_sha256() != ours.thumbprint_sha256() {
+            return Err(AgentError::CnfMismatch {
+                expected: ours.thumbprint_b64(),
+                got: cnf.thumbprint_b64(),
+            });
+        }
+        Ok(Self {
+            wit: resp.wit,
+            claims,
+            ear: resp.ear,
+            iat,
+            exp,
+            received_at: now,
+            key,
+        })
+    }
+
+    /// The WIT, exactly as issued.
+    pub fn wit(&self) -> &str {
+        &self.wit
+    }
+
+    /// The WIT's claims (decoded, as issued).
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// The EAR, if the verifier sent one.
+    pub fn ear(&self) -> Option<&str> {
+        self.ear.as_deref()
+    }
+
+    /// `iat` (or receipt time).
+    pub fn iat(&self) -> u64 {
+        self.iat
+    }
+
+    /// `exp`.
+    pub fn exp(&self) -> u64 {
+        self.exp
+    }
+
+    /// Whether the WIT may be served at `now` (Unix seconds): strictly before `exp`.
+    pub fn is_valid_at(&self, now: u64) -> bool {
+        now < self.exp
+    }
+
+    /// When to renew, in Unix seconds: `fraction` (e.g. 2/3) of the lifetime after the earlier of `iat` and receipt.
+    pub fn renew_at(&self, fraction: f64) -> f64 {
+        let start = self.iat.min(self.received_at) as f64;
+        let life = self.exp.saturating_sub(self.iat) as f64;
+        start + fraction.clamp(0.0, 1.0) * life
+    }
+
+    /// The public JWK of the key this WIT is bound to.
+    pub fn public_jwk(&self) -> Jwk {
+        Self::public_jwk_of(&self.key)
+    }
+
+    /// Sign a WPT for this WIT with its key. `req.wth` must be the hash of [`Credential::wit`] (use
+    /// `WptRequest::new(aud, cred.wit(), exp)`).
+    pub fn sign_wpt(&self, req: &WptRequest) -> Result<String, AgentError> {
+        create_wpt(&self.key, req)
+            .map_err(|e| AgentError::Internal(format!("signing the WPT: {e}")))
+    }
+}

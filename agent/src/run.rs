@@ -1,0 +1,694 @@
+//! `locus-agent run`: keep a valid WIT and serve it on the Workload API.
+//!
+//! Two tasks share a [`CredentialSlot`]:
+//! - the **renewal loop** obtains a credential (fresh key each time, DESIGN §2), sleeps until 2/3 of its lifetime,
+//!   and renews; on failure it retries with jittered exponential back-off (capped, and at most half the remaining
+//!   validity so several tries fit before expiry). An expired credential is dropped, which wipes its key.
+//! - the **Workload API** on a Unix socket (mode 0660): `GET /v1/wit` and `POST /v1/wpt`. It checks validity on
+//!   every request against the clock, so it serves the current WIT until the second it expires and never after
+//!   (503 `credential_unavailable`), whatever the renewal loop is doing.
+//!
+//! The socket is bound inside a private 0700 directory, set to 0660, then renamed into place, so it is never
+//! reachable with looser permissions. Nothing else is written to disk: the private key lives only in memory.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use locus_hw::Attester;
+use locus_wimse::wpt::{token_hash, WptRequest};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::attest::obtain_credential;
+use crate::client::VerifierClient;
+use crate::credential::Credential;
+use crate::error::{AgentError, CREDENTIAL_UNAVAILABLE, INTERNAL};
+
+/// Wall-clock time as Unix seconds with a fraction (scheduling) — validity checks use its floor.
+pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    })
+}
+
+/// Largest Workload API request body.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// Renewal and API tuning.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Fraction of the WIT lifetime after which to renew (DESIGN §9: 2/3).
+    pub renew_fraction: f64,
+    /// First retry delay after a failure (before jitter).
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Longest WPT lifetime, seconds (a WPT never outlives its WIT).
+    pub wpt_lifetime: u64,
+    /// The Workload Identifier to ask for.
+    pub workload: Option<String>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            renew_fraction: 2.0 / 3.0,
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            wpt_lifetime: 120,
+            workload: None,
+        }
+    }
+}
+
+/// Counters and the last failure, for logs and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    issued: AtomicU64,
+    failures: AtomicU64,
+    last_error: Mutex<Option<(String, String)>>,
+}
+
+impl Stats {
+    /// Credentials obtained (the first one and every renewal).
+    pub fn issued(&self) -> u64 {
+        self.issued.load(Ordering::Relaxed)
+    }
+
+    /// Failed attempts.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Code and message of the last failure, if any.
+    pub fn last_error(&self) -> Option<(String, String)> {
+        self.last_error.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+}
+
+/// The current credential, shared by the renewal loop and the API.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialSlot {
+    current: Arc<RwLock<Option<Arc<Credential>>>>,
+    stats: Arc<Stats>,
+}
+
+impl CredentialSlot {
+    /// The credential if it is valid at `now` (Unix seconds).
+    pub fn valid_at(&self, now: u64) -> Option<Arc<Credential>> {
+        let guard = self.current.read().ok()?;
+        guard.as_ref().filter(|c| c.is_valid_at(now)).cloned()
+    }
+
+    fn current(&self) -> Option<Arc<Credential>> {
+        self.current.read().ok().and_then(|g| g.clone())
+    }
+
+    fn set(&self, cred: Credential) {
+        if let Ok(mut g) = self.current.write() {
+            *g = Some(Arc::new(cred));
+        }
+    }
+
+    /// Drop the credential if it has expired at `now` (its key is wiped once the last request using it is done).
+    fn drop_expired(&self, now: u64) {
+        if let Ok(mut g) = self.current.write() {
+            if g.as_ref().is_some_and(|c| !c.is_valid_at(now)) {
+                *g = None;
+            }
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+/// A random factor in [0.5, 1.0] for back-off jitter.
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    let rng = ring::rand::SystemRandom::new();
+    if ring::rand::SecureRandom::fill(&rng, &mut b).is_err() {
+        return 0.75;
+    }
+    0.5 + 0.5 * (u32::from_le_bytes(b) as f64 / u32::MAX as f64)
+}
+
+/// The delay before retry number `failures` (1-based): `initial · 2^(failures-1)`, capped at `max`, jittered to
+/// [½, 1] of that, and, while a credential is still valid for `remaining` seconds, at most half of it (not below
+/// 50 ms) so several attempts fit before expiry.
+pub fn retry_delay(
+    cfg: &RunConfig,
+    failures: u32,
+    remaining: Option<f64>,
+    jitter: f64,
+) -> Duration {
+    let exp = failures.saturating_sub(1).min(30);
+    let base = cfg.retry_initial.as_secs_f64() * f64::from(1u32 << exp.min(20));
+    let mut delay = base.min(cfg.retry_max.as_secs_f64()) * jitter.clamp(0.5, 1.0);
+    if let Some(r) = remaining {
+        if r > 0.0 {
+            delay = delay.min((r / 2.0).max(0.05));
+        }
+    }
+    Duration::from_secs_f64(delay.max(0.0))
+}
+
+/// Sleep for `d` unless shutdown is signalled first; returns `false` on shutdown.
+async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = shutdown.changed() => false,
+    }
+}
+
+/// The renewal loop; returns when shutdown is signalled.
+pub async fn renewal_loop(
+    client: VerifierClient,
+    attester: Arc<dyn Attester>,
+    cfg: RunConfig,
+    slot: CredentialSlot,
+    clock: Clock,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut failures: u32 = 0;
+    let secs = {
+        let clock = clock.clone();
+        move || clock() as u64
+    };
+    loop {
+        let now = clock();
+        slot.drop_expired(now as u64);
+        let current = slot.current();
+        if failures == 0 {
+            if let Some(c) = &current {
+                let wake = c.renew_at(cfg.renew_fraction);
+                if wake > now
+                    && !sleep_or_shutdown(Duration::from_secs_f64(wake - now), &mut shutdown).await
+                {
+                    return;
+                }
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        let attempt = obtain_credential(&client, attester.clone(), cfg.workload.as_deref(), &secs);
+        let result = tokio::select! {
+            r = attempt => r,
+            _ = shutdown.changed() => return,
+        };
+        match result {
+            Ok(cred) => {
+                tracing::info!(
+                    iat = cred.iat(),
+                    exp = cred.exp(),
+                    attester = attester.name(),
+                    "obtained a WIT"
+                );
+                slot.set(cred);
+                slot.stats.issued.fetch_add(1, Ordering::Relaxed);
+                failures = 0;
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                slot.stats.failures.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut last) = slot.stats.last_error.lock() {
+                    *last = Some((e.code().to_string(), e.to_string()));
+                }
+                let now = clock();
+                let remaining = slot.valid_at(now as u64).map(|c| c.exp() as f64 - now);
+                let delay = retry_delay(&cfg, failures, remaining, jitter());
+                tracing::warn!(code = e.code(), error = %e, retry_in_ms = delay.as_millis() as u64, "attestation failed");
+                if !sleep_or_shutdown(delay, &mut shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ApiState {
+    slot: CredentialSlot,
+    clock: Clock,
+    wpt_lifetime: u64,
+}
+
+fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("error"),
+        "status": status.as_u16(),
+        "detail": detail.into(),
+        "code": code,
+    });
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn json_ok(body: serde_json::Value) -> Response {
+    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn unavailable(slot: &CredentialSlot) -> Response {
+    let detail = match slot.stats.last_error() {
+        Some((code, msg)) => {
+            format!("no valid WIT; last attestation attempt failed with {code}: {msg}")
+        }
+        None => "no valid WIT yet".to_string(),
+    };
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        CREDENTIAL_UNAVAILABLE,
+        detail,
+    )
+}
+
+async fn get_wit(State(app): State<ApiState>) -> Response {
+    let now = (app.clock)() as u64;
+    match app.slot.valid_at(now) {
+        Some(c) => json_ok(serde_json::json!({ "wit": c.wit(), "expires_at": c.exp() })),
+        None => unavailable(&app.slot),
+    }
+}
+
+/// `POST /v1/wpt` body: the claim values to sign (`ath`, `tth` and the `oth` values are already the
+/// base64url SHA-256 hashes of the tokens, so the agent never sees the tokens themselves).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WptBody {
+    aud: String,
+    #[serde(default)]
+    ath: Option<String>,
+    #[serde(default)]
+    tth: Option<String>,
+    #[serde(default)]
+    oth: Option<BTreeMap<String, String>>,
+}
+
+fn check_hash(name: &str, v: &str) -> Result<(), String> {
+    match locus_wimse::b64::decode(v) {
+        Ok(bytes) if bytes.len() == 32 => Ok(()),
+        _ => Err(format!(
+            "{name} must be a base64url SHA-256 hash (43 characters)"
+        )),
+    }
+}
+
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn wpt_request(body: WptBody, wit: &str, exp: u64) -> Result<WptRequest, String> {
+    let aud = body.aud;
+    if aud.is_empty() || aud.len() > 2048 {
+        return Err("aud must be 1 to 2048 characters".into());
+    }
+    if aud.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("aud contains whitespace or control characters".into());
+    }
+    if aud.contains(['?', '#']) {
+        return Err("aud is the target URI without query and fragment".into());
+    }
+    let mut req = WptRequest::new(aud, wit, exp);
+    if let Some(ath) = body.ath {
+        check_hash("ath", &ath)?;
+        req.ath = Some(ath);
+    }
+    if let Some(tth) = body.tth {
+        check_hash("tth", &tth)?;
+        req.tth = Some(tth);
+    }
+    for (name, hash) in body.oth.unwrap_or_default() {
+        if !is_header_name(&name) {
+            return Err(format!("oth key {name:?} is not a header name"));
+        }
+        check_hash("oth value", &hash)?;
+        req.oth.insert(name.to_ascii_lowercase(), hash);
+    }
+    Ok(req)
+}
+
+async fn post_wpt(
+    State(app): State<ApiState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                format!("body over {MAX_REQUEST_BYTES} bytes"),
+            )
+        }
+        Err(e) => return problem(StatusCode::BAD_REQUEST, "request_invalid", e.body_text()),
+    };
+    let parsed: WptBody = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "request_invalid",
+                format!("body: {e}"),
+            )
+        }
+    };
+    let now = (app.clock)() as u64;
+    let Some(cred) = app.slot.valid_at(now) else {
+        return unavailable(&app.slot);
+    };
+    let exp = now.saturating_add(app.wpt_lifetime).min(cred.exp());
+    let req = match wpt_request(parsed, cred.wit(), exp) {
+        Ok(r) => r,
+        Err(detail) => return problem(StatusCode::BAD_REQUEST, "request_invalid", detail),
+    };
+    debug_assert_eq!(req.wth, token_hash(cred.wit()));
+    match cred.sign_wpt(&req) {
+        Ok(wpt) => json_ok(serde_json::json!({ "wpt": wpt })),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, e.to_string()),
+    }
+}
+
+async fn not_found() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "the Workload API has GET /v1/wit and POST /v1/wpt",
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "request_invalid",
+        "method not allowed",
+    )
+}
+
+/// The Workload API router.
+pub fn workload_api(slot: CredentialSlot, clock: Clock, wpt_lifetime: u64) -> Router {
+    let state = ApiState {
+        slot,
+        clock,
+        wpt_lifetime,
+    };
+    Router::new()
+        .route("/v1/wit", get(get_wit))
+        .route("/v1/wpt", post(post_wpt))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(state)
+}
+
+/// The bound socket's path; removes the socket on drop if it is still the one we bound.
+#[derive(Debug)]
+pub struct SocketGuard {
+    path: PathBuf,
+    ino: u64,
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Bind the Workload API socket at `path` with mode 0660 (see the module docs). A stale socket (nobody listening)
+/// is replaced; a live one or any other kind of file is an error.
+pub fn bind_socket(path: &Path) -> Result<(tokio::net::UnixListener, SocketGuard), AgentError> {
+    use std::os::unix::fs::FileTypeExt;
+    let shown = path.display();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(AgentError::Config(format!(
+                "{shown} exists and is not a socket"
+            )));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(AgentError::Config(format!(
+                "{shown}: another process is serving on this socket"
+            )));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| AgentError::Config(format!("{shown}: removing stale socket: {e}")))?;
+    }
+    let staging = parent.join(format!(
+        ".locus-agent-{}-{}",
+        std::process::id(),
+        (jitter() * 1e9) as u64
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|e| AgentError::Config(format!("{}: {e}", staging.display())))?;
+    let result = (|| {
+        let tmp = staging.join("s");
+        let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))?;
+        std::fs::rename(&tmp, path)?;
+        listener.set_nonblocking(true)?;
+        let ino = std::fs::symlink_metadata(path)?.ino();
+        Ok::<_, std::io::Error>((listener, ino))
+    })();
+    let _ = std::fs::remove_dir(&staging);
+    let (listener, ino) =
+        result.map_err(|e| AgentError::Config(format!("binding {shown}: {e}")))?;
+    let listener = tokio::net::UnixListener::from_std(listener)
+        .map_err(|e| AgentError::Config(format!("binding {shown}: {e}")))?;
+    Ok((
+        listener,
+        SocketGuard {
+            path: path.to_path_buf(),
+            ino,
+        },
+    ))
+}
+
+/// What `run` needs.
+#[derive(Clone)]
+pub struct RunParams {
+    /// The verifier.
+    pub client: VerifierClient,
+    /// The evidence source.
+    pub attester: Arc<dyn Attester>,
+    /// Tuning.
+    pub cfg: RunConfig,
+    /// The Workload API socket path.
+    pub socket: PathBuf,
+    /// The clock.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for RunParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunParams")
+            .field("verifier", &self.client.base())
+            .field("attester", &self.attester.name())
+            .field("cfg", &self.cfg)
+            .field("socket", &self.socket)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running agent (renewal loop + Workload API).
+#[derive(Debug)]
+pub struct RunningAgent {
+    slot: CredentialSlot,
+    shutdown: watch::Sender<bool>,
+    renewal: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _socket: SocketGuard,
+}
+
+impl RunningAgent {
+    /// The credential slot (read-only use: current credential, counters).
+    pub fn slot(&self) -> &CredentialSlot {
+        &self.slot
+    }
+
+    /// Stop both tasks, drop the credential (wiping its key) and remove the socket.
+    pub async fn stop(self) -> Result<(), AgentError> {
+        let _ = self.shutdown.send(true);
+        let renewal = self.renewal.await;
+        let server = self.server.await;
+        if let Ok(mut g) = self.slot.current.write() {
+            *g = None;
+        }
+        renewal.map_err(|e| AgentError::Internal(format!("renewal task: {e}")))?;
+        server
+            .map_err(|e| AgentError::Internal(format!("Workload API task: {e}")))?
+            .map_err(|e| AgentError::Internal(format!("Workload API: {e}")))
+    }
+
+    /// Whether a task ended on its own (only on a server error).
+    pub fn is_finished(&self) -> bool {
+        self.server.is_finished() || self.renewal.is_finished()
+    }
+}
+
+/// Bind the socket and start the renewal loop and the Workload API.
+pub async fn start(params: RunParams) -> Result<RunningAgent, AgentError> {
+    let (listener, guard) = bind_socket(&params.socket)?;
+    let slot = CredentialSlot::default();
+    let (tx, rx) = watch::channel(false);
+    let renewal = tokio::spawn(renewal_loop(
+        params.client,
+        params.attester,
+        params.cfg.clone(),
+        slot.clone(),
+        params.clock.clone(),
+        rx.clone(),
+    ));
+    let app = workload_api(slot.clone(), params.clock, params.cfg.wpt_lifetime);
+    let mut server_rx = rx;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                while !*server_rx.borrow() {
+                    if server_rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .await
+    });
+    Ok(RunningAgent {
+        slot,
+        shutdown: tx,
+        renewal,
+        server,
+        _socket: guard,
+    })
+}
+
+/// Run until `shutdown` resolves (or the Workload API fails).
+pub async fn run(params: RunParams, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    tracing::info!(socket = %params.socket.display(), verifier = params.client.base(), attester = params.attester.name(), "locus-agent running");
+    let agent = start(params).await?;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if agent.is_finished() {
+                    break;
+                }
+            }
+        }
+    }
+    agent.stop().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_grows_is_capped_and_fits_before_expiry() {
+        let cfg = RunConfig {
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(2),
+            ..RunConfig::default()
+        };
+        assert_eq!(retry_delay(&cfg, 1, None, 1.0), Duration::from_millis(100));
+        assert_eq!(retry_delay(&cfg, 3, None, 1.0), Duration::from_millis(400));
+        assert_eq!(retry_delay(&cfg, 3, None, 0.5), Duration::from_millis(200));
+        assert_eq!(retry_delay(&cfg, 30, None, 1.0), Duration::from_secs(2));
+        assert_eq!(
+            retry_delay(&cfg, 30, Some(1.0), 1.0),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            retry_delay(&cfg, 30, Some(0.01), 1.0),
+            Duration::from_millis(50)
+        );
+    }
+
+    #[test]
+    fn wpt_body_is_validated() {
+        let wit = "a.b.c";
+        let hash = token_hash("access-token");
+        let ok = wpt_request(
+            WptBody {
+                aud: "https://svc.example/path".into(),
+                ath: Some(hash.clone()),
+                tth: None,
+                oth: Some(BTreeMap::from([("X-Ctx".to_string(), hash.clone())])),
+            },
+            wit,
+            10,
+        )
+        .expect("valid");
+        assert_eq!(ok.wth, token_hash(wit));
+        assert_eq!(ok.oth.get("x-ctx"), Some(&hash));
+        for (aud, ath) in [
+            ("", None),
+            ("https://svc.example/p?q=1", None),
+            ("https://svc.example/p#f", None),
+            ("https://svc example/", None),
+            ("https://svc.example/", Some("not-a-hash".to_string())),
+        ] {
+            let body = WptBody {
+                aud: aud.into(),
+                ath,
+                tth: None,
+                oth: None,
+            };
+            assert!(wpt_request(body, wit, 10).is_err(), "{aud}");
+        }
+        let bad_oth = WptBody {
+            aud: "https://s/".into(),
+            ath: None,
+            tth: None,
+            oth: Some(BTreeMap::from([("bad name".to_string(), hash)])),
+        };
+        assert!(wpt_request(bad_oth, wit, 10).is_err());
+    }
+}
