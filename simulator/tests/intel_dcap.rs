@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use dcap_qvl::verify::{QuoteVerifier, VerifiedReport};
 use dcap_qvl::{QuoteCollateralV3, QuotePolicy};
 use locus_simulator::intel::profile::{
-    MODULE_ADVISORIES, TDX_DEBUG, TDX_FRA_1, TDX_IAD_1, TDX_OUTOFDATE, TDX_TCB_NOT_SUPPORTED,
-    TDX_UNREGISTERED,
+    MODULE_ADVISORIES, OUT_OF_DATE_MODULE_SVN, TDX_DEBUG, TDX_FRA_1, TDX_IAD_1, TDX_OUTOFDATE,
+    TDX_TCB_NOT_SUPPORTED, TDX_UNREGISTERED,
 };
 use locus_simulator::intel::{
     CollateralWindow, IntelPki, SimTdxAttester, TdxCollateralFiles, TdxFault, TdxTcbExpectation,
@@ -344,4 +344,16 @@ fn another_seed_is_another_world() {
         .map(|a| a.quote(&REPORT_DATA));
     let quote = quote.unwrap_or_else(|| panic!("built-in profile"));
     expect_refused(verify(&quote), "quote from another seed's world");
+}
+
+#[test]
+fn td15_launched_on_an_old_module_and_updated_is_relaunch_advised() {
+    // TEE_TCB_SVN (launch) has the out-of-date module, TEE_TCB_SVN2 (current) the up-to-date one.
+    let mut profile = attester(TDX_IAD_1).profile().clone();
+    profile.name = "tdx-iad-1-relaunch".into();
+    profile.tee_tcb_svn[0] = OUT_OF_DATE_MODULE_SVN;
+    let quote = pki().attester(&profile).quote(&REPORT_DATA);
+    let report = verify(&quote).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.status, "TDRelaunchAdvised");
+    assert_eq!(report.advisory_ids, MODULE_ADVISORIES);
 }
