@@ -425,8 +425,8 @@ fn fixed<const N: usize>(v: &[u8], name: &str) -> Result<[u8; N], WimseError> {
         .map_err(|_| WimseError::key(format!("{name} has {} bytes, expected {N}", v.len())))
 }
 
-/// A JWK Set (RFC 7517 §5). Members of an unsupported `kty` are skipped, as RFC 7517 §5 asks; malformed members of a
-/// supported type are an error.
+/// A JWK Set (RFC 7517 §5). Members of an unsupported `kty` or curve are skipped, as RFC 7517 §5 asks; malformed
+/// members of a supported type are an error.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Jwks {
     /// The keys.
@@ -455,7 +455,14 @@ impl Jwks {
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             let kty = k.get("kty").and_then(Value::as_str);
-            if !matches!(kty, Some("EC" | "OKP" | "RSA")) {
+            let crv = k.get("crv").and_then(Value::as_str);
+            let supported = match kty {
+                Some("EC") => matches!(crv, Some("P-256" | "P-384")),
+                Some("OKP") => crv == Some("Ed25519"),
+                Some("RSA") => true,
+                _ => false,
+            };
+            if !supported {
                 continue;
             }
             out.push(Jwk::from_value(k)?);
@@ -546,12 +553,15 @@ mod tests {
 
     #[test]
     fn jwks_skips_unknown_kty_and_finds_by_kid() {
-        let set = Jwks::from_json(r#"{"keys":[{"kty":"oct","k":"AAAA"},{"kty":"EC","kid":"June 5","crv":"P-256","x":"kXqnA2Op7hgd4zRMbw0iFcc_hDxUxhojxOFVGjE2gks","y":"n__VndPMR021-59UAs0b9qDTFT-EZtT6xSNs_xFskLo"}]}"#).unwrap();
+        let set = Jwks::from_json(r#"{"keys":[{"kty":"oct","k":"AAAA"},{"kty":"EC","crv":"P-521","x":"AA","y":"AA"},{"kty":"EC","kid":"June 5","crv":"P-256","x":"kXqnA2Op7hgd4zRMbw0iFcc_hDxUxhojxOFVGjE2gks","y":"n__VndPMR021-59UAs0b9qDTFT-EZtT6xSNs_xFskLo"}]}"#).unwrap();
         assert_eq!(set.keys.len(), 1);
         assert!(set.find("June 5").is_some());
         assert!(set.find("June 6").is_none());
         let again = Jwks::from_json(&set.to_json()).unwrap();
         assert_eq!(again, set);
+        // A malformed member of a supported type is an error, not skipped.
+        let bad = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#;
+        assert_eq!(Jwks::from_json(bad).unwrap_err().code(), "key_invalid");
     }
 
     #[test]
