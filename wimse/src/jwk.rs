@@ -565,6 +565,42 @@ mod tests {
     }
 
     #[test]
+    fn es384_signatures_verify_and_tampering_fails() {
+        use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, doc.as_ref(), &rng).unwrap();
+        let point = pair.public_key().as_ref();
+        let json = format!(
+            r#"{{"kty":"EC","crv":"P-384","alg":"ES384","x":"{}","y":"{}"}}"#,
+            b64::encode(&point[1..49]),
+            b64::encode(&point[49..97])
+        );
+        let jwk = Jwk::from_json(&json).unwrap();
+        assert_eq!(jwk.known_alg(), Some(Alg::Es384));
+        let sig = pair.sign(&rng, b"message").unwrap();
+        jwk.key
+            .verify(Alg::Es384, b"message", sig.as_ref())
+            .unwrap();
+        assert_eq!(
+            jwk.key
+                .verify(Alg::Es384, b"messagf", sig.as_ref())
+                .unwrap_err()
+                .code(),
+            "signature_invalid"
+        );
+        assert_eq!(
+            jwk.key
+                .verify(Alg::Es256, b"message", sig.as_ref())
+                .unwrap_err()
+                .code(),
+            "alg_mismatch"
+        );
+        assert_eq!(Jwk::from_json(&jwk.to_value().to_string()).unwrap(), jwk);
+    }
+
+    #[test]
     fn alg_names_are_exact() {
         for a in Alg::ALL {
             assert_eq!(Alg::from_name(a.name()).unwrap(), *a);
