@@ -212,10 +212,15 @@ fn check_snp(f: &SnpFacts, p: &Policy) -> Result<(), Refusal> {
 }
 
 fn check_tdx(f: &TdxFacts, p: &Policy) -> Result<(), Refusal> {
-    if f.debug && !p.allow_debug {
+    // TUD bits: DEBUG (bit 0) and the profiling bits 4–6 both mean the TD is under debug (tdx.md §3).
+    let profiling = f.td_attributes[0] & 0x70 != 0;
+    if (f.debug || profiling) && !p.allow_debug {
         return Err(Refusal::new(
             ErrorCode::DebugEnabled,
-            "TD_ATTRIBUTES.DEBUG is set",
+            format!(
+                "TD_ATTRIBUTES TUD bits {:#04x} (debug/profiling) are set",
+                f.td_attributes[0]
+            ),
         ));
     }
     if !p.tdx_allowed_tcb.contains(&f.tcb_status) {
@@ -339,6 +344,15 @@ mod tests {
         s.policy.debug = true;
         let mut t = tdx_facts();
         t.debug = true;
+        let mut profiled = tdx_facts();
+        profiled.td_attributes[0] = 0x10;
+        assert_eq!(
+            code(
+                Verified::new(Facts::Tdx(profiled), false),
+                &Policy::default()
+            ),
+            Some(ErrorCode::DebugEnabled)
+        );
         let strict = Policy::default();
         assert_eq!(
             code(Verified::new(Facts::Snp(s.clone()), false), &strict),

@@ -412,6 +412,14 @@ pub(crate) fn map_engine_error(text: &str) -> Refusal {
         ErrorCode::CollateralMissing
     } else if has("Debug mode is enabled") || has("TD profiling is enabled") {
         ErrorCode::DebugEnabled
+    } else if has("Reserved bits in TD attributes")
+        || has("TD migration is enabled")
+        || has("SERVTD_EXT is enabled")
+        || has("SEPT_VE_DISABLE is not enabled")
+        || has("Invalid MR service TD")
+    {
+        // TD attributes no TDX attestation accepts (tdx.md §3): the evidence is not a TD Locus can appraise.
+        ErrorCode::EvidenceMalformed
     } else {
         ErrorCode::EvidenceMalformed
     };
@@ -630,6 +638,23 @@ mod tests {
             ),
             ("Fmspc mismatch", ErrorCode::CollateralMissing),
             ("Debug mode is enabled", ErrorCode::DebugEnabled),
+            (
+                "SEPT_VE_DISABLE is not enabled",
+                ErrorCode::EvidenceMalformed,
+            ),
+            ("Invalid MR service TD", ErrorCode::EvidenceMalformed),
+            (
+                "Failed to verify certificate chain: CertNotValidYet",
+                ErrorCode::CertificateExpired,
+            ),
+            (
+                "QE MRSIGNER mismatch: expected A, got B",
+                ErrorCode::ChainUntrusted,
+            ),
+            (
+                "TDX module ISVSVN 1 is below minimum required from TDX module TCB levels",
+                ErrorCode::TcbNotSupported,
+            ),
             (
                 "Failed to decode quote: Not enough data",
                 ErrorCode::EvidenceMalformed,
