@@ -225,3 +225,58 @@ fn the_vectors_cert_chain_pem_is_ask_then_ark_and_matches_the_separate_files() {
         der_or_pem_certificate(&std::fs::read(dir.join("ark.pem")).expect("ark")).expect("ark");
     assert_eq!(chain, vec![ask, ark]);
 }
+
+#[test]
+fn each_step_1_check_of_the_report_has_its_code() {
+    let Some(root) = vectors_dir() else { return };
+    let anchors = TrustAnchors::pinned().expect("anchors");
+    let set = load(&root, "milan-v2-virtee");
+    let now = at("2026-01-01T00:00:00Z");
+    let with = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut raw = set.report.clone();
+        edit(&mut raw);
+        code(&raw, &set.endorsements, &anchors, now)
+    };
+    assert_eq!(with(&|r| r[0] = 1), Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(with(&|r| r[0] = 6), Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(
+        with(&|r| r.truncate(1183)),
+        Some(ErrorCode::EvidenceMalformed)
+    );
+    assert_eq!(with(&|r| r.push(0)), Some(ErrorCode::EvidenceMalformed));
+    assert_eq!(
+        with(&|r| r[0x34] = 2),
+        Some(ErrorCode::EvidenceMalformed),
+        "SIGNATURE_ALGO 2"
+    );
+    assert_eq!(
+        with(&|r| r[0x48] |= 7 << 2),
+        Some(ErrorCode::SignatureInvalid),
+        "SIGNING_KEY 7 (unsigned)"
+    );
+    assert_eq!(
+        with(&|r| r[0x48] |= 3 << 2),
+        Some(ErrorCode::EvidenceMalformed),
+        "SIGNING_KEY 3 (reserved)"
+    );
+    assert_eq!(
+        with(&|r| r[0x48] |= 0b10),
+        Some(ErrorCode::SignatureInvalid),
+        "MASK_CHIP_KEY"
+    );
+    assert_eq!(
+        with(&|r| r[0x4A0 - 1] = 1),
+        Some(ErrorCode::EvidenceMalformed),
+        "unsigned reserved tail"
+    );
+    assert_eq!(
+        with(&|r| r[0x2D0] = 1),
+        Some(ErrorCode::EvidenceMalformed),
+        "signature R padding"
+    );
+    assert_eq!(
+        with(&|r| r[0x1F8] = 1),
+        Some(ErrorCode::EvidenceMalformed),
+        "v2 reserved mitigation area"
+    );
+}
