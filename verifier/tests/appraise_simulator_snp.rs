@@ -1,0 +1,289 @@
+//! Simulated SEV-SNP evidence (locus-simulator's AMD world) through the appraisal core and the CLI: refused without
+//! simulator trust (`simulated_evidence_untrusted`), accepted with it (`"simulated": true`), each injected fault
+//! refused with its code, a VCEK of another chip at the same TCB refused on its hwID, and the ARK-signed CRL checked.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use der::Decode;
+use locus_hw::snp::Product;
+use locus_simulator::amd::pki::Hierarchy;
+use locus_simulator::world::VcekValidity;
+use locus_simulator::{Fault, SnpEvidence, World};
+use locus_verifier::appraisal::{
+    apply_policy, appraise_snp, Facts, Policy, SnpEndorsements, TrustAnchors, Verified,
+};
+use locus_verifier::{ErrorCode, Refusal};
+
+const REPORT_DATA: [u8; 64] = [0xa5; 64];
+/// 2026-01-01T00:00:00Z: inside the simulated VCEK validity (2025..2032).
+const NOW: u64 = 1_767_225_600;
+
+fn world() -> Arc<World> {
+    World::shared()
+}
+
+fn evidence(profile: &str, faults: &[Fault]) -> SnpEvidence {
+    let mut att = world().snp_attester(profile).expect("profile");
+    for f in faults {
+        att = att.with_fault(*f);
+    }
+    att.report(&REPORT_DATA).expect("report")
+}
+
+fn endorsements(ev: &SnpEvidence) -> SnpEndorsements {
+    SnpEndorsements {
+        vek_der: Some(ev.vcek_der.clone()),
+        ask_der: Some(ev.ask_der.clone()),
+        ark_der: Some(ev.ark_der.clone()),
+        crl_der: None,
+    }
+}
+
+fn trusting() -> TrustAnchors {
+    let w = world();
+    let roots: Vec<Vec<u8>> = Product::ALL
+        .iter()
+        .map(|p| w.amd_ark_der(*p).expect("ark"))
+        .collect();
+    TrustAnchors::pinned()
+        .expect("anchors")
+        .danger_trust_simulator_roots(&roots)
+}
+
+fn appraise(
+    ev: &SnpEvidence,
+    e: &SnpEndorsements,
+    anchors: &TrustAnchors,
+) -> Result<Verified<Facts>, Refusal> {
+    appraise_snp(&ev.report, e, anchors, NOW).map(Verified::<Facts>::from)
+}
+
+fn code(r: Result<Verified<Facts>, Refusal>) -> ErrorCode {
+    match r {
+        Ok(v) => panic!("accepted: {}", v.to_cli_json()),
+        Err(r) => r.code,
+    }
+}
+
+#[test]
+fn simulated_snp_evidence_is_refused_without_simulator_trust_and_accepted_as_simulated_with_it() {
+    let pinned = TrustAnchors::pinned().expect("anchors");
+    let anchors = trusting();
+    for (profile, product) in [
+        ("snp-fra-1", Product::Milan),
+        ("snp-iad-1", Product::Genoa),
+        ("snp-turin", Product::Turin),
+    ] {
+        let ev = evidence(profile, &[]);
+        assert_eq!(
+            code(appraise(&ev, &endorsements(&ev), &pinned)),
+            ErrorCode::SimulatedEvidenceUntrusted,
+            "{profile}"
+        );
+        let v = appraise(&ev, &endorsements(&ev), &anchors)
+            .unwrap_or_else(|r| panic!("{profile}: {r}"));
+        assert!(v.simulated());
+        let Facts::Snp(f) = v.facts() else {
+            panic!("snp facts")
+        };
+        assert_eq!(f.product, product);
+        assert_eq!(f.report_data, REPORT_DATA);
+        apply_policy(&v, &Policy::default()).unwrap_or_else(|r| panic!("{profile}: {r}"));
+    }
+}
+
+#[test]
+fn each_simulated_snp_fault_is_refused_with_its_code() {
+    let anchors = trusting();
+    for (fault, want) in [
+        (Fault::BadSignature, ErrorCode::SignatureInvalid),
+        (Fault::ForeignChain, ErrorCode::ChainUntrusted),
+        (Fault::ExpiredCertificate, ErrorCode::CertificateExpired),
+    ] {
+        let ev = evidence("snp-fra-1", &[fault]);
+        assert_eq!(
+            code(appraise(&ev, &endorsements(&ev), &anchors)),
+            want,
+            "{fault:?}"
+        );
+    }
+    let ev = evidence("snp-fra-1", &[Fault::Debug]);
+    let v = appraise(&ev, &endorsements(&ev), &anchors).expect("debug evidence verifies");
+    assert!(v.facts().debug());
+    assert_eq!(
+        apply_policy(&v, &Policy::default()).map_err(|r| r.code),
+        Err(ErrorCode::DebugEnabled)
+    );
+
+    let fresh = evidence("snp-fra-1", &[]);
+    let Facts::Snp(current) = appraise(&fresh, &endorsements(&fresh), &anchors)
+        .expect("ok")
+        .facts()
+        .clone()
+    else {
+        panic!("snp facts")
+    };
+    let ev = evidence("snp-fra-1", &[Fault::LowTcb]);
+    let v = appraise(&ev, &endorsements(&ev), &anchors).expect("low-TCB evidence verifies");
+    let t = current.reported_tcb;
+    let policy = Policy::from_toml(&format!(
+        "[snp_min_tcb]\nbootloader = {}\ntee = {}\nsnp = {}\nmicrocode = {}\n",
+        t.bootloader, t.tee, t.snp, t.microcode
+    ))
+    .expect("policy");
+    assert_eq!(
+        apply_policy(&v, &policy).map_err(|r| r.code),
+        Err(ErrorCode::TcbBelowMinimum)
+    );
+}
+
+#[test]
+fn a_vcek_of_another_chip_at_the_same_tcb_is_tcb_mismatch_on_its_hwid() {
+    let anchors = trusting();
+    let w = world();
+    let ev = evidence("snp-fra-1", &[]);
+    let Facts::Snp(f) = appraise(&ev, &endorsements(&ev), &anchors)
+        .expect("ok")
+        .facts()
+        .clone()
+    else {
+        panic!("snp facts")
+    };
+    let mut other_chip = f.chip_id;
+    other_chip[0] ^= 0xff;
+    let other = w
+        .vcek_der_for(
+            Hierarchy::Genuine,
+            Product::Milan,
+            &other_chip,
+            &f.reported_tcb,
+            VcekValidity::Current,
+        )
+        .expect("vcek");
+    let e = SnpEndorsements {
+        vek_der: Some(other.as_ref().clone()),
+        ..endorsements(&ev)
+    };
+    let r = appraise(&ev, &e, &anchors).expect_err("refused");
+    assert_eq!(r.code, ErrorCode::TcbMismatch, "{r}");
+    assert!(r.message.contains("hwID"), "{r}");
+}
+
+#[test]
+fn the_ark_signed_crl_is_checked_and_an_expired_crl_is_collateral_expired() {
+    let anchors = trusting();
+    let w = world();
+    let ev = evidence("snp-fra-1", &[]);
+    let e = SnpEndorsements {
+        crl_der: Some(w.amd_crl_der(Product::Milan).expect("crl")),
+        ..endorsements(&ev)
+    };
+    appraise(&ev, &e, &anchors).expect("a current CRL that lists nothing of ours");
+    // The Genoa CRL is signed by another ARK.
+    let e = SnpEndorsements {
+        crl_der: Some(w.amd_crl_der(Product::Genoa).expect("crl")),
+        ..endorsements(&ev)
+    };
+    let r = appraise(&ev, &e, &anchors).expect_err("refused");
+    assert!(
+        matches!(
+            r.code,
+            ErrorCode::ChainUntrusted | ErrorCode::SignatureInvalid
+        ),
+        "{r}"
+    );
+    // Just past the CRL's nextUpdate it is stale (`collateral_expired`), unless the VCEK has expired by then.
+    let crl_der = w.amd_crl_der(Product::Milan).expect("crl");
+    let crl = x509_cert::crl::CertificateList::from_der(&crl_der).expect("crl parses");
+    let next_update = crl
+        .tbs_cert_list
+        .next_update
+        .expect("nextUpdate")
+        .to_unix_duration()
+        .as_secs();
+    let vcek = x509_cert::Certificate::from_der(&ev.vcek_der).expect("vcek parses");
+    let vcek_end = vcek
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration()
+        .as_secs();
+    let e = SnpEndorsements {
+        crl_der: Some(crl_der),
+        ..endorsements(&ev)
+    };
+    let r = appraise_snp(&ev.report, &e, &anchors, next_update + 1).expect_err("refused");
+    let want = if next_update < vcek_end {
+        ErrorCode::CollateralExpired
+    } else {
+        ErrorCode::CertificateExpired
+    };
+    assert_eq!(r.code, want, "{r}");
+}
+
+#[test]
+fn an_ask_listed_in_the_ark_signed_crl_is_revoked() {
+    let anchors = trusting();
+    let w = world();
+    let ev = evidence("snp-fra-1", &[]);
+    let pki = w.amd_pki(Product::Milan, Hierarchy::Genuine).expect("pki");
+    let ask = x509_cert::Certificate::from_der(&ev.ask_der).expect("ask parses");
+    let serial = ask
+        .tbs_certificate
+        .serial_number
+        .as_bytes()
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let crl = pki
+        .crl_revoking(&[serial], NOW - 86_400, NOW + 86_400)
+        .expect("crl");
+    let e = SnpEndorsements {
+        crl_der: Some(crl),
+        ..endorsements(&ev)
+    };
+    let r = appraise(&ev, &e, &anchors).expect_err("refused");
+    assert_eq!(r.code, ErrorCode::Revoked, "{r}");
+    let other = pki
+        .crl_revoking(&[serial + 1], NOW - 86_400, NOW + 86_400)
+        .expect("crl");
+    let e = SnpEndorsements {
+        crl_der: Some(other),
+        ..endorsements(&ev)
+    };
+    appraise(&ev, &e, &anchors).expect("another serial revoked: ours is fine");
+}
+
+#[test]
+fn the_cli_refuses_simulated_snp_evidence_without_trust_and_marks_it_simulated_with_trust() {
+    let ev = evidence("snp-iad-1", &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.bin");
+    std::fs::write(&report, &ev.report).expect("write");
+    std::fs::write(dir.path().join("vcek.der"), &ev.vcek_der).expect("write");
+    std::fs::write(dir.path().join("ask.der"), &ev.ask_der).expect("write");
+    std::fs::write(dir.path().join("ark.der"), &ev.ark_der).expect("write");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
+            .args(["appraise", "--evidence", report.to_str().expect("path")])
+            .args([
+                "--certs",
+                dir.path().to_str().expect("path"),
+                "--at",
+                "2026-01-01T00:00:00Z",
+            ])
+            .args(extra)
+            .output()
+            .expect("run");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (out.status.code(), json)
+    };
+    let (status, json) = run(&[]);
+    assert_eq!(status, Some(1));
+    assert_eq!(json["error"]["code"], "simulated_evidence_untrusted");
+    let (status, json) = run(&["--trust-simulator"]);
+    assert_eq!(status, Some(0), "{json}");
+    assert_eq!(json["simulated"], true);
+    assert_eq!(json["product"], "Genoa");
+    assert_eq!(json["report_data"], hex::encode(REPORT_DATA));
+}
