@@ -342,27 +342,46 @@ impl Collateral {
             return Ok(out);
         };
 
-        if out.ask_der.is_none() || out.ark_der.is_none() {
-            match self.get(&Item::AmdCertChain { kind, product }, now).await {
-                Ok(chain) => {
-                    let certs = pem_certificates(&chain.body);
-                    if out.ask_der.is_none() {
-                        out.ask_der = certs.first().cloned();
-                    }
-                    if out.ark_der.is_none() {
-                        out.ark_der = certs.get(1).cloned();
-                    }
+        // The chain (unless shipped) and the CRL, concurrently.
+        let need_chain = out.ask_der.is_none() || out.ark_der.is_none();
+        let want_crl = self.inner.config.fetch_snp_crl;
+        let chain_item = Item::AmdCertChain { kind, product };
+        let crl_item = Item::AmdCrl { kind, product };
+        let (chain, crl) = tokio::join!(
+            async {
+                if need_chain {
+                    Some(self.get(&chain_item, now).await)
+                } else {
+                    None
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "AMD cert chain unavailable; leaving ASK/ARK to appraisal")
+            },
+            async {
+                if want_crl {
+                    Some(self.get(&crl_item, now).await)
+                } else {
+                    None
+                }
+            },
+        );
+        match chain {
+            Some(Ok(chain)) => {
+                let certs = pem_certificates(&chain.body);
+                if out.ask_der.is_none() {
+                    out.ask_der = certs.first().cloned();
+                }
+                if out.ark_der.is_none() {
+                    out.ark_der = certs.get(1).cloned();
                 }
             }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "AMD cert chain unavailable; leaving ASK/ARK to appraisal")
+            }
+            None => {}
         }
-        if self.inner.config.fetch_snp_crl {
-            match self.get(&Item::AmdCrl { kind, product }, now).await {
-                Ok(crl) => out.crl_der = Some(crl.body.clone()),
-                Err(e) => tracing::warn!(error = %e, "AMD CRL unavailable"),
-            }
+        match crl {
+            Some(Ok(crl)) => out.crl_der = Some(crl.body.clone()),
+            Some(Err(e)) => tracing::warn!(error = %e, "AMD CRL unavailable"),
+            None => {}
         }
         Ok(out)
     }
