@@ -31,7 +31,7 @@ pub struct Verified<T> {
 }
 
 impl<T> Verified<T> {
-    pub(crate) fn new(facts: T, simulated: bool) -> Self {
+    pub(in crate::appraisal) fn new(facts: T, simulated: bool) -> Self {
         Verified { facts, simulated }
     }
 
