@@ -149,6 +149,13 @@ impl Credential {
         Self::public_jwk_of(&self.key)
     }
 
+    /// The private key's PKCS#8 document, only for the tests that scan what the agent writes for key bytes. Nothing
+    /// in the agent calls it: the key never leaves memory.
+    #[doc(hidden)]
+    pub fn danger_private_pkcs8_for_leak_tests(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        zeroize::Zeroizing::new(self.key.to_pkcs8().to_vec())
+    }
+
     /// Sign a WPT for this WIT with its key. `req.wth` must be the hash of [`Credential::wit`] (use
     /// `WptRequest::new(aud, cred.wit(), exp)`).
     pub fn sign_wpt(&self, req: &WptRequest) -> Result<String, AgentError> {
