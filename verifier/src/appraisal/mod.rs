@@ -45,8 +45,9 @@ impl<T> Verified<T> {
         self.simulated
     }
 
-    /// Change the facts' type while keeping the proof (e.g. into [`Facts`]).
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Verified<U> {
+    /// Change the facts' type while keeping the proof. Internal only: outside code converts with `From` (into
+    /// [`Facts`]) and cannot swap in other facts.
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Verified<U> {
         Verified {
             facts: f(self.facts),
             simulated: self.simulated,
