@@ -29,6 +29,9 @@ pub struct CachedItem {
     pub fetched_at: u64,
 }
 
+/// Most items held in the memory layer (each is a few KiB at most; disk keeps everything).
+pub const MAX_MEMORY_ITEMS: usize = 16_384;
+
 /// The most a refresh is brought forward: 24 hours.
 pub const MAX_REFRESH_LEAD_SECS: u64 = 24 * 3600;
 
@@ -135,10 +138,19 @@ impl Cache {
     }
 
     fn memory_put(&self, key: &str, item: Arc<CachedItem>) {
-        self.memory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_owned(), item);
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        if memory.len() >= MAX_MEMORY_ITEMS && !memory.contains_key(key) {
+            // Bound the memory layer: drop an arbitrary entry (it stays on disk and is reloaded on its next use).
+            if let Some(victim) = memory.keys().next().cloned() {
+                memory.remove(&victim);
+            }
+        }
+        memory.insert(key.to_owned(), item);
+    }
+
+    /// Number of items in the memory layer.
+    pub fn memory_len(&self) -> usize {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Drop the in-memory layer (the disk copies stay); used by tests and on reload.
@@ -313,6 +325,20 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("00806f050000.json")]);
+    }
+
+    #[tokio::test]
+    async fn memory_layer_is_bounded() {
+        let cache = Cache::new(None);
+        let it = Arc::new(item(None, None));
+        for i in 0..MAX_MEMORY_ITEMS + 10 {
+            cache.put(&format!("k{i}"), it.clone()).await;
+        }
+        assert_eq!(cache.memory_len(), MAX_MEMORY_ITEMS);
+        // The newest entry is always kept.
+        assert!(cache
+            .memory_get(&format!("k{}", MAX_MEMORY_ITEMS + 9))
+            .is_some());
     }
 
     #[tokio::test]

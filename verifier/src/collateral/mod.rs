@@ -233,6 +233,9 @@ struct Counters {
 
 type Shared = Result<Arc<CachedItem>, Refusal>;
 
+/// Most failed fetches remembered at once (see [`Inner::remember_failure`]).
+pub const MAX_REMEMBERED_FAILURES: usize = 4096;
+
 /// The collateral provider the service and CLI call. Cheap to clone (shared state).
 #[derive(Clone, Debug)]
 pub struct Collateral {
@@ -594,6 +597,24 @@ impl Inner {
         }
     }
 
+    /// Record a failed fetch. Failures are keyed by item, and items by evidence (a chip id, an FMSPC), so the map is
+    /// pruned of entries past the back-off whenever it grows beyond [`MAX_REMEMBERED_FAILURES`]; if it is still full
+    /// the new failure is not remembered (the next request simply tries again).
+    fn remember_failure(
+        &self,
+        failures: &mut HashMap<String, (Instant, Refusal)>,
+        key: String,
+        refusal: Refusal,
+    ) {
+        if failures.len() >= MAX_REMEMBERED_FAILURES {
+            let backoff = self.config.failure_backoff;
+            failures.retain(|_, (at, _)| at.elapsed() < backoff);
+        }
+        if failures.len() < MAX_REMEMBERED_FAILURES {
+            failures.insert(key, (Instant::now(), refusal));
+        }
+    }
+
     fn recent_failure(&self, key: &str) -> Option<Refusal> {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         match failures.get(key) {
@@ -626,16 +647,11 @@ impl Inner {
                     // The source itself serves an expired copy: hand it to appraisal this time (it refuses with
                     // `collateral_expired`), and do not ask again for every request during the failure back-off.
                     tracing::warn!(item = %key, "collateral source served an item already past its nextUpdate");
-                    failures.insert(
-                        key,
-                        (
-                            Instant::now(),
-                            Refusal::new(
-                                ErrorCode::CollateralExpired,
-                                format!("the source serves an expired {}", item.describe()),
-                            ),
-                        ),
+                    let refusal = Refusal::new(
+                        ErrorCode::CollateralExpired,
+                        format!("the source serves an expired {}", item.describe()),
                     );
+                    self.remember_failure(&mut failures, key, refusal);
                 }
                 Ok(found)
             }
@@ -646,10 +662,8 @@ impl Inner {
                     format!("{} could not be fetched: {e}", item.describe()),
                 );
                 tracing::warn!(item = %key, error = %e, "collateral fetch failed");
-                self.failures
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, (Instant::now(), refusal.clone()));
+                let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+                self.remember_failure(&mut failures, key, refusal.clone());
                 Err(refusal)
             }
         }
