@@ -255,6 +255,10 @@ impl FakeVerifier {
         *self.state.refuse.lock().expect("lock") = Some((status, code.to_string()));
     }
 
+    pub fn accept_again(&self) {
+        *self.state.refuse.lock().expect("lock") = None;
+    }
+
     pub fn bind_wits_to_a_foreign_key(&self) {
         self.state.wrong_cnf.store(true, Ordering::Relaxed);
     }
