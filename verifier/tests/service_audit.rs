@@ -33,7 +33,12 @@ async fn every_wit_a_client_received_is_in_the_audit_log_after_kill_9_and_restar
         tasks.push(tokio::spawn(async move {
             for body in chunk {
                 // After the kill, requests fail; that is expected.
-                let Ok(resp) = client().post(format!("{base}/v1/attest")).json(&body).send().await else {
+                let Ok(resp) = client()
+                    .post(format!("{base}/v1/attest"))
+                    .json(&body)
+                    .send()
+                    .await
+                else {
                     return;
                 };
                 if resp.status().as_u16() != 200 {
@@ -54,7 +59,10 @@ async fn every_wit_a_client_received_is_in_the_audit_log_after_kill_9_and_restar
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let st = Command::new("kill").args(["-9", &v.pid().to_string()]).status().expect("kill");
+    let st = Command::new("kill")
+        .args(["-9", &v.pid().to_string()])
+        .status()
+        .expect("kill");
     assert!(st.success());
     for t in tasks {
         let _ = t.await;
@@ -78,7 +86,10 @@ async fn every_wit_a_client_received_is_in_the_audit_log_after_kill_9_and_restar
         let claims: serde_json::Value =
             serde_json::from_slice(&b64d(wit.split('.').nth(1).expect("payload"))).expect("claims");
         let jti = claims["jti"].as_str().expect("jti");
-        assert!(audited.contains(jti), "WIT {jti} was received but is not in the audit log");
+        assert!(
+            audited.contains(jti),
+            "WIT {jti} was received but is not in the audit log"
+        );
     }
     // Refusals (the iad-1 TDX requests hit the EU fence) are audited too.
     assert!(lines.iter().any(|l| l["code"] == "geofence_denied"));

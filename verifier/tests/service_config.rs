@@ -15,8 +15,14 @@ fn a_bad_config_at_start_exits_non_zero_listing_every_problem() {
         .replace("country = \"DE\"", "country = \"Germany\"")
         .replace("site = \"iad-1\"", "site = \"iad-9\"")
         .replace("zones = [\"eu\"]", "zones = [\"emea\"]")
-        .replace("issuer = \"http://127.0.0.1:8443\"", "issuer = \"verifier\"")
-        .replace("tdx_allowed_tcb = [\"UpToDate\"]", "tdx_allowed_tcb = [\"Fine\"]");
+        .replace(
+            "issuer = \"http://127.0.0.1:8443\"",
+            "issuer = \"verifier\"",
+        )
+        .replace(
+            "tdx_allowed_tcb = [\"UpToDate\"]",
+            "tdx_allowed_tcb = [\"Fine\"]",
+        );
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, bad).expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
@@ -48,12 +54,22 @@ fn toml_syntax_errors_are_reported_too() {
 }
 
 fn hup(pid: u32) {
-    let st = Command::new("kill").args(["-HUP", &pid.to_string()]).status().expect("kill");
+    let st = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(st.success());
 }
 
 async fn reloads(base: &str, result: &str) -> u64 {
-    let text = client().get(format!("{base}/metrics")).send().await.expect("m").text().await.expect("t");
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("m")
+        .text()
+        .await
+        .expect("t");
     let needle = format!("locus_config_reloads_total{{result=\"{result}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&needle))
@@ -80,17 +96,28 @@ async fn a_bad_config_on_sighup_keeps_the_running_one_and_a_good_one_applies() {
     assert_eq!(s, 200);
 
     // Break the file and reload: still answering, same decisions.
-    std::fs::write(&v.config_path, good.replace("[[zone]]", "[[zone]]\nbogus = 1")).expect("write");
+    std::fs::write(
+        &v.config_path,
+        good.replace("[[zone]]", "[[zone]]\nbogus = 1"),
+    )
+    .expect("write");
     hup(v.pid());
     wait_reloads(&v.base, "failed", 1).await;
     let (s, b) = attest(&v.base, "snp-fra-1", Some(EU_WORKLOAD)).await;
     assert_eq!(s, 200, "{b}");
     let (s, b) = attest(&v.base, "snp-iad-1", Some(EU_WORKLOAD)).await;
     assert_refused(s, &b, "geofence_denied", 403);
-    assert!(v.stderr().contains("bogus"), "the failed reload names the problem");
+    assert!(
+        v.stderr().contains("bogus"),
+        "the failed reload names the problem"
+    );
 
     // A good change (the US joins the fence) applies on the next SIGHUP.
-    std::fs::write(&v.config_path, good.replace("zones = [\"eu\"]", "zones = [\"eu\", \"us\"]")).expect("write");
+    std::fs::write(
+        &v.config_path,
+        good.replace("zones = [\"eu\"]", "zones = [\"eu\", \"us\"]"),
+    )
+    .expect("write");
     hup(v.pid());
     wait_reloads(&v.base, "ok", 1).await;
     let (s, b) = attest(&v.base, "snp-iad-1", Some(EU_WORKLOAD)).await;

@@ -22,7 +22,12 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.yaml"))):
                 docs.append(d)
 print(json.dumps(docs))
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(&dir).output().ok()?;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&dir)
+        .output()
+        .ok()?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         if err.contains("No module named") {
@@ -34,7 +39,9 @@ print(json.dumps(docs))
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
-    docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in deploy/"))
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in deploy/"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,9 +56,14 @@ async fn manifests_parse_and_name_what_the_service_uses() {
     let svc = find(&docs, "Service");
 
     // The config in the ConfigMap is valid for the service.
-    let toml = cm["data"]["verifier.toml"].as_str().expect("verifier.toml in the ConfigMap");
+    let toml = cm["data"]["verifier.toml"]
+        .as_str()
+        .expect("verifier.toml in the ConfigMap");
     let cfg = config::parse(toml, std::path::Path::new("/")).unwrap_or_else(|e| panic!("{e}"));
-    assert!(!cfg.trust.simulator, "the deployment must not trust the simulator");
+    assert!(
+        !cfg.trust.simulator,
+        "the deployment must not trust the simulator"
+    );
     let listen = cfg.server.listen.expect("listen");
 
     let pod = &deploy["spec"]["template"]["spec"];
@@ -60,52 +72,103 @@ async fn manifests_parse_and_name_what_the_service_uses() {
     // Probes hit the service's real endpoints on the named container port.
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    let port_name = c["livenessProbe"]["httpGet"]["port"].as_str().expect("named port");
+    let port_name = c["livenessProbe"]["httpGet"]["port"]
+        .as_str()
+        .expect("named port");
     let port = c["ports"]
         .as_array()
         .expect("ports")
         .iter()
         .find(|p| p["name"] == port_name)
         .expect("probe port is declared");
-    assert_eq!(port["containerPort"].as_u64(), Some(u64::from(listen.port())));
+    assert_eq!(
+        port["containerPort"].as_u64(),
+        Some(u64::from(listen.port()))
+    );
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], port_name);
-    assert_eq!(svc["spec"]["selector"], deploy["spec"]["selector"]["matchLabels"]);
+    assert_eq!(
+        svc["spec"]["selector"],
+        deploy["spec"]["selector"]["matchLabels"]
+    );
 
     // The Secret is mounted where the config reads its keys, read-only.
     let secret_name = secret["metadata"]["name"].as_str().expect("secret name");
     let volumes = pod["volumes"].as_array().expect("volumes");
-    let keys_vol = volumes.iter().find(|v| v["secret"]["secretName"] == secret_name).expect("the Secret is a volume");
+    let keys_vol = volumes
+        .iter()
+        .find(|v| v["secret"]["secretName"] == secret_name)
+        .expect("the Secret is a volume");
     let mounts = c["volumeMounts"].as_array().expect("mounts");
-    let keys_mount = mounts.iter().find(|m| m["name"] == keys_vol["name"]).expect("the Secret is mounted");
-    assert_eq!(keys_mount["mountPath"].as_str(), cfg.server.keys_dir.to_str());
+    let keys_mount = mounts
+        .iter()
+        .find(|m| m["name"] == keys_vol["name"])
+        .expect("the Secret is mounted");
+    assert_eq!(
+        keys_mount["mountPath"].as_str(),
+        cfg.server.keys_dir.to_str()
+    );
     assert_eq!(keys_mount["readOnly"], true);
 
     // The ConfigMap is mounted where `--config` points.
     let cm_name = cm["metadata"]["name"].as_str().expect("cm name");
-    let cm_vol = volumes.iter().find(|v| v["configMap"]["name"] == cm_name).expect("the ConfigMap is a volume");
-    let cm_mount = mounts.iter().find(|m| m["name"] == cm_vol["name"]).expect("the ConfigMap is mounted");
-    let args: Vec<&str> = c["args"].as_array().expect("args").iter().filter_map(Value::as_str).collect();
+    let cm_vol = volumes
+        .iter()
+        .find(|v| v["configMap"]["name"] == cm_name)
+        .expect("the ConfigMap is a volume");
+    let cm_mount = mounts
+        .iter()
+        .find(|m| m["name"] == cm_vol["name"])
+        .expect("the ConfigMap is mounted");
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert_eq!(args[0], "serve");
-    let config_arg = args.iter().position(|a| *a == "--config").map(|i| args[i + 1]).expect("--config");
-    assert_eq!(config_arg, format!("{}/verifier.toml", cm_mount["mountPath"].as_str().expect("path")));
+    let config_arg = args
+        .iter()
+        .position(|a| *a == "--config")
+        .map(|i| args[i + 1])
+        .expect("--config");
+    assert_eq!(
+        config_arg,
+        format!(
+            "{}/verifier.toml",
+            cm_mount["mountPath"].as_str().expect("path")
+        )
+    );
 
     // The state dir is writable (emptyDir) and is where the config keeps state.
     let state_mount = mounts
         .iter()
         .find(|m| m["mountPath"].as_str() == cfg.server.state_dir.to_str())
         .expect("state_dir is mounted");
-    let state_vol = volumes.iter().find(|v| v["name"] == state_mount["name"]).expect("state volume");
+    let state_vol = volumes
+        .iter()
+        .find(|v| v["name"] == state_mount["name"])
+        .expect("state volume");
     assert!(state_vol["emptyDir"].is_object());
 
     // And the binary serves that config, answering the probe paths.
     let dir = tempdir();
     let text = toml
-        .replace("/var/lib/locus", &dir.path().join("state").display().to_string())
-        .replace("/var/run/secrets/locus", &dir.path().join("keys").display().to_string())
+        .replace(
+            "/var/lib/locus",
+            &dir.path().join("state").display().to_string(),
+        )
+        .replace(
+            "/var/run/secrets/locus",
+            &dir.path().join("keys").display().to_string(),
+        )
         .replace("audit_log = \"-\"", "");
     let v = Verifier::start(dir.path(), &text);
     for path in ["/healthz", "/readyz"] {
-        let resp = client().get(format!("{}{path}", v.base)).send().await.expect("probe");
+        let resp = client()
+            .get(format!("{}{path}", v.base))
+            .send()
+            .await
+            .expect("probe");
         assert_eq!(resp.status().as_u16(), 200, "{path}");
     }
 }

@@ -16,10 +16,22 @@ fn keypair() -> EcdsaKeyPair {
 
 fn jwk_of(k: &EcdsaKeyPair) -> String {
     let p = k.public_key().as_ref();
-    format!(r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#, b64(&p[1..33]), b64(&p[33..]))
+    format!(
+        r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+        b64(&p[1..33]),
+        b64(&p[33..])
+    )
 }
 
-fn endorse(k: &EcdsaKeyPair, platform: &[u8], country: &str, region: &str, site: &str, nb: u64, na: u64) -> Vec<u8> {
+fn endorse(
+    k: &EcdsaKeyPair,
+    platform: &[u8],
+    country: &str,
+    region: &str,
+    site: &str,
+    nb: u64,
+    na: u64,
+) -> Vec<u8> {
     let claims = EndorsementClaims {
         platform,
         site,
@@ -29,7 +41,9 @@ fn endorse(k: &EcdsaKeyPair, platform: &[u8], country: &str, region: &str, site:
         not_after: na,
     };
     encode(&claims, "dc-operator", |tbs| {
-        k.sign(&SystemRandom::new(), tbs).map(|s| s.as_ref().to_vec()).map_err(|_| ())
+        k.sign(&SystemRandom::new(), tbs)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| ())
     })
     .expect("sign")
 }
@@ -41,33 +55,101 @@ async fn a_trusted_valid_endorsement_places_an_unregistered_platform_and_bad_one
     let untrusted = keypair();
     let endorsements = dir.path().join("endorsements");
     std::fs::create_dir_all(&endorsements).expect("mkdir");
-    let snp_unreg = world().profile("snp-unregistered").expect("p").platform_id();
-    let tdx_unreg = world().profile("tdx-unregistered").expect("p").platform_id();
+    let snp_unreg = world()
+        .profile("snp-unregistered")
+        .expect("p")
+        .platform_id();
+    let tdx_unreg = world()
+        .profile("tdx-unregistered")
+        .expect("p")
+        .platform_id();
     let t = now();
-    let write = |name: &str, bytes: Vec<u8>| std::fs::write(endorsements.join(name), bytes).expect("write");
+    let write =
+        |name: &str, bytes: Vec<u8>| std::fs::write(endorsements.join(name), bytes).expect("write");
     // Places snp-unregistered in France.
-    write("snp-unregistered.cose", endorse(&trusted, &snp_unreg, "FR", "FR-IDF", "par-1", t - 60, t + 3600));
+    write(
+        "snp-unregistered.cose",
+        endorse(
+            &trusted,
+            &snp_unreg,
+            "FR",
+            "FR-IDF",
+            "par-1",
+            t - 60,
+            t + 3600,
+        ),
+    );
     // None of these may place tdx-unregistered anywhere.
-    write("untrusted-key.cose", endorse(&untrusted, &tdx_unreg, "DE", "DE-HE", "fra-9", t - 60, t + 3600));
-    write("expired.cose", endorse(&trusted, &tdx_unreg, "DE", "DE-HE", "fra-9", t - 7200, t - 3600));
-    write("other-platform.cose", endorse(&trusted, &[0x42; 16], "DE", "DE-HE", "fra-9", t - 60, t + 3600));
+    write(
+        "untrusted-key.cose",
+        endorse(
+            &untrusted,
+            &tdx_unreg,
+            "DE",
+            "DE-HE",
+            "fra-9",
+            t - 60,
+            t + 3600,
+        ),
+    );
+    write(
+        "expired.cose",
+        endorse(
+            &trusted,
+            &tdx_unreg,
+            "DE",
+            "DE-HE",
+            "fra-9",
+            t - 7200,
+            t - 3600,
+        ),
+    );
+    write(
+        "other-platform.cose",
+        endorse(
+            &trusted,
+            &[0x42; 16],
+            "DE",
+            "DE-HE",
+            "fra-9",
+            t - 60,
+            t + 3600,
+        ),
+    );
     // A registered platform endorsed elsewhere: the registry wins.
     let iad = world().profile("tdx-iad-1").expect("p").platform_id();
-    write("disagrees-with-registry.cose", endorse(&trusted, &iad, "DE", "DE-HE", "fra-9", t - 60, t + 3600));
+    write(
+        "disagrees-with-registry.cose",
+        endorse(&trusted, &iad, "DE", "DE-HE", "fra-9", t - 60, t + 3600),
+    );
     write("garbage.cose", b"not cose".to_vec());
 
     let cfg = example_config(&dir.path().join("state"))
-        .replace("# endorsements_dir = \"endorsements\"", &format!("endorsements_dir = {:?}", endorsements.display().to_string()))
+        .replace(
+            "# endorsements_dir = \"endorsements\"",
+            &format!(
+                "endorsements_dir = {:?}",
+                endorsements.display().to_string()
+            ),
+        )
         .replace(
             "# [[endorser]]\n",
-            &format!("[[endorser]]\nname = \"dc-operator\"\npublic_key = '{}'\n", jwk_of(&trusted)),
+            &format!(
+                "[[endorser]]\nname = \"dc-operator\"\npublic_key = '{}'\n",
+                jwk_of(&trusted)
+            ),
         );
-    assert!(cfg.contains("[[endorser]]\nname = \"dc-operator\""), "endorser placeholder not found");
+    assert!(
+        cfg.contains("[[endorser]]\nname = \"dc-operator\""),
+        "endorser placeholder not found"
+    );
     let v = Verifier::start(dir.path(), &cfg);
 
     let (s, b) = attest(&v.base, "snp-unregistered", Some(EU_WORKLOAD)).await;
     assert_eq!(s, 200, "{b}");
-    let w = verify_wit(&v.base, b["wit"].as_str().expect("wit")).await.expect("verifies");
+    let w = verify_wit(&v.base, b["wit"].as_str().expect("wit"))
+        .await
+        .expect("verifies");
     let res = &w.claims().extra["locus_residency"];
     assert_eq!(res["country"], "FR");
     assert_eq!(res["site"], "par-1");

@@ -9,27 +9,42 @@ use serde_json::Value;
 use service_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snp_and_tdx_on_fra_1_get_a_wit_that_verifies_with_the_served_jwks_and_carries_the_design_claims() {
+async fn snp_and_tdx_on_fra_1_get_a_wit_that_verifies_with_the_served_jwks_and_carries_the_design_claims(
+) {
     let dir = tempdir();
     let v = Verifier::start(dir.path(), &example_config(&dir.path().join("state")));
     for (profile, tee, platform_id) in [
-        ("snp-fra-1", "sev-snp", world().profile("snp-fra-1").expect("p").platform_id()),
-        ("tdx-fra-1", "tdx", world().profile("tdx-fra-1").expect("p").platform_id()),
+        (
+            "snp-fra-1",
+            "sev-snp",
+            world().profile("snp-fra-1").expect("p").platform_id(),
+        ),
+        (
+            "tdx-fra-1",
+            "tdx",
+            world().profile("tdx-fra-1").expect("p").platform_id(),
+        ),
     ] {
         let nonce = challenge(&v.base).await;
         let agent = Agent::new();
-        let (status, body, ctype) = post_attest(&v.base, &agent.request(profile, &nonce, Some(EU_WORKLOAD))).await;
+        let (status, body, ctype) =
+            post_attest(&v.base, &agent.request(profile, &nonce, Some(EU_WORKLOAD))).await;
         assert_eq!(status, 200, "{profile}: {body}");
         assert!(ctype.starts_with("application/json"));
         let wit = body["wit"].as_str().expect("wit");
-        let verified = verify_wit(&v.base, wit).await.expect("WIT verifies with the served JWKS");
+        let verified = verify_wit(&v.base, wit)
+            .await
+            .expect("WIT verifies with the served JWKS");
         let claims = verified.claims();
         assert_eq!(claims.sub.as_str(), EU_WORKLOAD);
         assert_eq!(claims.cnf.key, agent.jwk.key, "cnf.jwk is the agent key");
         assert_eq!(claims.cnf.alg.as_deref(), Some("ES256"));
         assert!(claims.exp > claims.iat.expect("iat"));
         assert_eq!(claims.exp - claims.iat.expect("iat"), 3600);
-        assert!(claims.jti.as_deref().is_some_and(|j| j.len() >= 22), "128-bit jti");
+        assert!(
+            claims.jti.as_deref().is_some_and(|j| j.len() >= 22),
+            "128-bit jti"
+        );
         let tee_claim = &claims.extra["locus_tee"];
         assert_eq!(tee_claim["type"], tee);
         assert_eq!(tee_claim["tcb_status"], "UpToDate");
@@ -50,14 +65,16 @@ async fn snp_and_tdx_on_fra_1_get_a_wit_that_verifies_with_the_served_jwks_and_c
         assert_eq!(res["sources"], serde_json::json!(["registry"]));
         assert!(res["checked_at"].as_u64().is_some());
         // The JWS header: ES256, wit+jwt, kid.
-        let header: Value =
-            serde_json::from_slice(&b64d(wit.split('.').next().expect("header"))).expect("header json");
+        let header: Value = serde_json::from_slice(&b64d(wit.split('.').next().expect("header")))
+            .expect("header json");
         assert_eq!(header["alg"], "ES256");
         assert_eq!(header["typ"], "wit+jwt");
         assert!(header["kid"].is_string());
         // The EAR beside it verifies with the same keys.
-        let jwks = Jwks::from_value(&get_json(&v.base, "/.well-known/jwks.json").await).expect("jwks");
-        let ear = Ear::verify_jwt(body["ear"].as_str().expect("ear"), &jwks, now()).expect("EAR verifies");
+        let jwks =
+            Jwks::from_value(&get_json(&v.base, "/.well-known/jwks.json").await).expect("jwks");
+        let ear = Ear::verify_jwt(body["ear"].as_str().expect("ear"), &jwks, now())
+            .expect("EAR verifies");
         assert!(ear.submods.contains_key(tee), "{:?}", ear.submods.keys());
         assert_eq!(ear.nonce.as_deref(), Some(nonce.as_slice()));
         assert!(body["expires_at"].is_string());
@@ -89,11 +106,15 @@ async fn the_eu_fence_admits_fra_1_denies_iad_1_and_refuses_unregistered_platfor
     // The unfenced workload is issued anywhere; residency is stated when known, omitted when not.
     let (s, b) = attest(&v.base, "snp-iad-1", Some(ANY_WORKLOAD)).await;
     assert_eq!(s, 200, "{b}");
-    let w = verify_wit(&v.base, b["wit"].as_str().expect("wit")).await.expect("verifies");
+    let w = verify_wit(&v.base, b["wit"].as_str().expect("wit"))
+        .await
+        .expect("verifies");
     assert_eq!(w.claims().extra["locus_residency"]["country"], "US");
     let (s, b) = attest(&v.base, "tdx-unregistered", Some(ANY_WORKLOAD)).await;
     assert_eq!(s, 200, "{b}");
-    let w = verify_wit(&v.base, b["wit"].as_str().expect("wit")).await.expect("verifies");
+    let w = verify_wit(&v.base, b["wit"].as_str().expect("wit"))
+        .await
+        .expect("verifies");
     assert!(!w.claims().extra.contains_key("locus_residency"));
 }
 
@@ -109,16 +130,44 @@ fn config_with_unknown_measurement_workload(state: &std::path::Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_refusals_carry_their_codes() {
     let dir = tempdir();
-    let v = Verifier::start(dir.path(), &config_with_unknown_measurement_workload(&dir.path().join("state")));
+    let v = Verifier::start(
+        dir.path(),
+        &config_with_unknown_measurement_workload(&dir.path().join("state")),
+    );
     let cases = [
-        ("snp-fra-1", Some("spiffe://locus.example/other"), "measurement_unknown", 403),
+        (
+            "snp-fra-1",
+            Some("spiffe://locus.example/other"),
+            "measurement_unknown",
+            403,
+        ),
         ("snp-debug", Some(EU_WORKLOAD), "debug_enabled", 403),
         ("tdx-debug", Some(EU_WORKLOAD), "debug_enabled", 403),
         ("snp-lowtcb", Some(EU_WORKLOAD), "tcb_below_minimum", 403),
-        ("tdx-outofdate", Some(EU_WORKLOAD), "tcb_status_rejected", 403),
-        ("snp-fra-1", Some("spiffe://locus.example/not-configured"), "workload_unknown", 403),
-        ("snp-fra-1", Some("spiffe://other.example/model-server"), "identifier_invalid", 400),
-        ("snp-fra-1", Some("spiffe://locus.example/a/"), "identifier_invalid", 400),
+        (
+            "tdx-outofdate",
+            Some(EU_WORKLOAD),
+            "tcb_status_rejected",
+            403,
+        ),
+        (
+            "snp-fra-1",
+            Some("spiffe://locus.example/not-configured"),
+            "workload_unknown",
+            403,
+        ),
+        (
+            "snp-fra-1",
+            Some("spiffe://other.example/model-server"),
+            "identifier_invalid",
+            400,
+        ),
+        (
+            "snp-fra-1",
+            Some("spiffe://locus.example/a/"),
+            "identifier_invalid",
+            400,
+        ),
     ];
     for (profile, workload, code, http) in cases {
         let (s, b) = attest(&v.base, profile, workload).await;
@@ -142,7 +191,9 @@ async fn nonce_and_binding_refusals_carry_their_codes() {
 
     // An expired nonce with a valid MAC (made with the replica's own key, issued long ago).
     let secret = std::fs::read(state.join("keys").join("challenge.key")).expect("challenge key");
-    let old = ChallengeKey::new(&secret).expect("key").issue_with(now() - 1000, [7; 16]);
+    let old = ChallengeKey::new(&secret)
+        .expect("key")
+        .issue_with(now() - 1000, [7; 16]);
     let (s, b, _) = post_attest(&v.base, &agent.request("snp-fra-1", &old, None)).await;
     assert_refused(s, &b, "nonce_expired", 400);
 
@@ -170,7 +221,8 @@ async fn nonce_and_binding_refusals_carry_their_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulator_evidence_without_simulator_trust_is_refused() {
     let dir = tempdir();
-    let cfg = example_config(&dir.path().join("state")).replace("simulator = true", "simulator = false");
+    let cfg =
+        example_config(&dir.path().join("state")).replace("simulator = true", "simulator = false");
     let v = Verifier::start(dir.path(), &cfg);
     for profile in ["snp-fra-1", "tdx-fra-1"] {
         let (s, b) = attest(&v.base, profile, Some(EU_WORKLOAD)).await;
@@ -189,7 +241,9 @@ async fn every_decision_is_audited_and_counted_in_metrics() {
     assert_eq!(s, 403);
     let lines = audit_lines(&state);
     assert_eq!(lines.len(), 2, "{lines:?}");
-    let w = verify_wit(&v.base, ok["wit"].as_str().expect("wit")).await.expect("verifies");
+    let w = verify_wit(&v.base, ok["wit"].as_str().expect("wit"))
+        .await
+        .expect("verifies");
     assert_eq!(lines[0]["decision"], "issued");
     assert_eq!(lines[0]["jti"].as_str(), w.claims().jti.as_deref());
     assert_eq!(lines[0]["workload"], EU_WORKLOAD);
@@ -206,14 +260,22 @@ async fn every_decision_is_audited_and_counted_in_metrics() {
         .text()
         .await
         .expect("text");
-    assert!(metrics.contains("locus_attest_outcomes_total{tee=\"sev-snp\",outcome=\"issued\"} 1"), "{metrics}");
-    assert!(metrics.contains("locus_attest_outcomes_total{tee=\"sev-snp\",outcome=\"geofence_denied\"} 1"));
+    assert!(
+        metrics.contains("locus_attest_outcomes_total{tee=\"sev-snp\",outcome=\"issued\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics
+        .contains("locus_attest_outcomes_total{tee=\"sev-snp\",outcome=\"geofence_denied\"} 1"));
     assert!(metrics.contains("locus_request_duration_seconds_bucket{route=\"/v1/attest\""));
     // The other endpoints.
     assert_eq!(get_json(&v.base, "/healthz").await["status"], "ok");
     assert_eq!(get_json(&v.base, "/readyz").await["status"], "ready");
     let openapi = get_json(&v.base, "/openapi.json").await;
     assert!(openapi["paths"]["/v1/attest"].is_object());
-    let resp = client().get(format!("{}/nope", v.base)).send().await.expect("404");
+    let resp = client()
+        .get(format!("{}/nope", v.base))
+        .send()
+        .await
+        .expect("404");
     assert_eq!(resp.status().as_u16(), 404);
 }

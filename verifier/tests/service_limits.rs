@@ -28,7 +28,12 @@ async fn over_size_bodies_get_413_request_too_large() {
     let v = Verifier::start(dir.path(), &example_config(&dir.path().join("state")));
     // Declared length over the cap.
     let big = serde_json::json!({ "nonce": "x".repeat(70 * 1024) });
-    let resp = client().post(format!("{}/v1/attest", v.base)).json(&big).send().await.expect("send");
+    let resp = client()
+        .post(format!("{}/v1/attest", v.base))
+        .json(&big)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status().as_u16(), 413);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let b: Value = resp.json().await.expect("json");
@@ -47,14 +52,20 @@ async fn over_size_bodies_get_413_request_too_large() {
     assert_eq!(problem_code(&answer)["code"], "request_too_large");
     // Just under the cap is not refused for its size.
     let ok = serde_json::json!({ "pad": "x".repeat(60 * 1024) });
-    let resp = client().post(format!("{}/v1/challenge", v.base)).json(&ok).send().await.expect("send");
+    let resp = client()
+        .post(format!("{}/v1/challenge", v.base))
+        .json(&ok)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status().as_u16(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_concurrency_cap_503_overloaded_arrives_at_once() {
     let dir = tempdir();
-    let cfg = example_config(&dir.path().join("state")).replace("max_concurrency = 256", "max_concurrency = 1");
+    let cfg = example_config(&dir.path().join("state"))
+        .replace("max_concurrency = 256", "max_concurrency = 1");
     let v = Verifier::start(dir.path(), &cfg);
     // Hold the only slot: a request whose body never finishes arriving.
     let addr = v.base.trim_start_matches("http://").to_string();
@@ -66,7 +77,12 @@ async fn beyond_the_concurrency_cap_503_overloaded_arrives_at_once() {
     // The next /v1 request is refused immediately (polled until the slow one holds the permit).
     let mut refused = None;
     for _ in 0..100 {
-        let resp = client().post(format!("{}/v1/challenge", v.base)).json(&serde_json::json!({})).send().await.expect("send");
+        let resp = client()
+            .post(format!("{}/v1/challenge", v.base))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("send");
         if resp.status().as_u16() == 503 {
             refused = Some(resp.json::<Value>().await.expect("json"));
             break;
@@ -82,7 +98,12 @@ async fn beyond_the_concurrency_cap_503_overloaded_arrives_at_once() {
     drop(slow);
     let mut ok = false;
     for _ in 0..100 {
-        let resp = client().post(format!("{}/v1/challenge", v.base)).json(&serde_json::json!({})).send().await.expect("send");
+        let resp = client()
+            .post(format!("{}/v1/challenge", v.base))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("send");
         if resp.status().as_u16() == 200 {
             ok = true;
             break;

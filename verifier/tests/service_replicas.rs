@@ -16,7 +16,10 @@ fn replica_config(dir: &std::path::Path, name: &str, keys: &std::path::Path) -> 
 }
 
 async fn active_kid(base: &str) -> String {
-    get_json(base, "/readyz").await["active_kid"].as_str().expect("kid").to_string()
+    get_json(base, "/readyz").await["active_kid"]
+        .as_str()
+        .expect("kid")
+        .to_string()
 }
 
 async fn wait_for_kid_change(base: &str, old: &str) -> String {
@@ -31,7 +34,10 @@ async fn wait_for_kid_change(base: &str, old: &str) -> String {
 }
 
 fn hup(pid: u32) {
-    let st = Command::new("kill").args(["-HUP", &pid.to_string()]).status().expect("kill");
+    let st = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(st.success());
 }
 
@@ -47,13 +53,21 @@ async fn two_replicas_sharing_keys_interoperate_and_rotation_keeps_old_wits_vali
     for (from, to) in [(&a, &b), (&b, &a)] {
         let nonce = challenge(&from.base).await;
         let agent = Agent::new();
-        let (s, body, _) = post_attest(&to.base, &agent.request("snp-fra-1", &nonce, Some(EU_WORKLOAD))).await;
+        let (s, body, _) = post_attest(
+            &to.base,
+            &agent.request("snp-fra-1", &nonce, Some(EU_WORKLOAD)),
+        )
+        .await;
         assert_eq!(s, 200, "{body}");
         wits.push(body["wit"].as_str().expect("wit").to_string());
     }
     for wit in &wits {
-        verify_wit(&a.base, wit).await.expect("verifies with A's JWKS");
-        verify_wit(&b.base, wit).await.expect("verifies with B's JWKS");
+        verify_wit(&a.base, wit)
+            .await
+            .expect("verifies with A's JWKS");
+        verify_wit(&b.base, wit)
+            .await
+            .expect("verifies with B's JWKS");
     }
 
     // Rotate: a new key becomes active after reload; both are published; old WITs still verify.
@@ -63,7 +77,11 @@ async fn two_replicas_sharing_keys_interoperate_and_rotation_keeps_old_wits_vali
         .arg(&a.config_path)
         .output()
         .expect("keys rotate");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed: Value = serde_json::from_slice(&out.stdout).expect("rotate prints JSON");
     hup(a.pid());
     hup(b.pid());
@@ -74,16 +92,33 @@ async fn two_replicas_sharing_keys_interoperate_and_rotation_keeps_old_wits_vali
 
     for v in [&a, &b] {
         let jwks = get_json(&v.base, "/.well-known/jwks.json").await;
-        let kids: Vec<&str> = jwks["keys"].as_array().expect("keys").iter().filter_map(|k| k["kid"].as_str()).collect();
-        assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_a.as_str()), "{kids:?}");
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter_map(|k| k["kid"].as_str())
+            .collect();
+        assert!(
+            kids.contains(&old_kid.as_str()) && kids.contains(&new_a.as_str()),
+            "{kids:?}"
+        );
         for wit in &wits {
-            verify_wit(&v.base, wit).await.expect("a WIT signed by the old key still verifies");
+            verify_wit(&v.base, wit)
+                .await
+                .expect("a WIT signed by the old key still verifies");
         }
     }
     let (s, body) = attest(&b.base, "tdx-fra-1", Some(EU_WORKLOAD)).await;
     assert_eq!(s, 200, "{body}");
     let fresh = body["wit"].as_str().expect("wit");
-    let header: Value = serde_json::from_slice(&b64d(fresh.split('.').next().expect("h"))).expect("json");
-    assert_eq!(header["kid"], new_a.as_str(), "new WITs are signed by the new key");
-    verify_wit(&a.base, fresh).await.expect("verifies at the other replica");
+    let header: Value =
+        serde_json::from_slice(&b64d(fresh.split('.').next().expect("h"))).expect("json");
+    assert_eq!(
+        header["kid"],
+        new_a.as_str(),
+        "new WITs are signed by the new key"
+    );
+    verify_wit(&a.base, fresh)
+        .await
+        .expect("verifies at the other replica");
 }

@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 
-use locus_wimse::JwsSigner as _;
 use locus_wimse::{
     Ear, EarAppraisal, Es256SigningKey, Jwk, TrustTier, TrustVector, VerifierId, WitIssuer,
     WorkloadId, EAR_PROFILE,

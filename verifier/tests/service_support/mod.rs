@@ -12,7 +12,9 @@ use base64::Engine as _;
 use locus_hw::attester::Attester as _;
 use locus_simulator::World;
 use locus_verifier::service::binding;
-use locus_wimse::{Es256SigningKey, Jwk, Jwks, TrustDomain, TrustStore, VerifiedWit, WitPolicy, WitVerifier};
+use locus_wimse::{
+    Es256SigningKey, Jwk, Jwks, TrustDomain, TrustStore, VerifiedWit, WitPolicy, WitVerifier,
+};
 use serde_json::{json, Value};
 
 pub const EU_WORKLOAD: &str = "spiffe://locus.example/model-server";
@@ -23,7 +25,9 @@ pub fn b64(b: impl AsRef<[u8]>) -> String {
 }
 
 pub fn b64d(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).expect("b64url")
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .expect("b64url")
 }
 
 pub fn world() -> Arc<World> {
@@ -40,7 +44,8 @@ pub fn examples_dir() -> PathBuf {
 
 /// `examples/verifier.toml` with its state in `state_dir` and absolute paths to the committed simulator PKI.
 pub fn example_config(state_dir: &Path) -> String {
-    let text = std::fs::read_to_string(examples_dir().join("verifier.toml")).expect("examples/verifier.toml");
+    let text = std::fs::read_to_string(examples_dir().join("verifier.toml"))
+        .expect("examples/verifier.toml");
     let pki = examples_dir().join("sim-pki");
     let out = text
         .replace(
@@ -91,7 +96,9 @@ impl Verifier {
             .expect("spawn locus-verifier");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
         let addr = line
             .trim()
             .strip_prefix("listening on ")
@@ -187,13 +194,24 @@ impl Default for Agent {
 pub fn evidence_for(profile: &str, report_data: &[u8; 64]) -> locus_hw::attester::Evidence {
     let w = world();
     if profile.starts_with("snp") {
-        w.snp_attester(profile).expect("snp attester").attest(report_data).expect("attest")
+        w.snp_attester(profile)
+            .expect("snp attester")
+            .attest(report_data)
+            .expect("attest")
     } else {
-        w.tdx_attester(profile).expect("tdx attester").attest(report_data).expect("attest")
+        w.tdx_attester(profile)
+            .expect("tdx attester")
+            .attest(report_data)
+            .expect("attest")
     }
 }
 
-pub fn body_for(ev: &locus_hw::attester::Evidence, nonce: &[u8], jwk: &Jwk, workload: Option<&str>) -> Value {
+pub fn body_for(
+    ev: &locus_hw::attester::Evidence,
+    nonce: &[u8],
+    jwk: &Jwk,
+    workload: Option<&str>,
+) -> Value {
     let tee = match ev.tee {
         locus_hw::TeeType::SevSnp => "sev-snp",
         locus_hw::TeeType::Tdx => "tdx",
@@ -270,7 +288,10 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn audit_lines(state_dir: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(state_dir.join("audit.jsonl")).unwrap_or_default();
     text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line does not parse ({e}): {l:?}")))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("audit line does not parse ({e}): {l:?}"))
+        })
         .collect()
 }
 
