@@ -61,7 +61,7 @@ impl CollateralWindow {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`, the PCS date format.
+/// `YYYY-MM-DDTHH:MM:SSZ`, the PCS date format. Only called with the simulator's own date constants (1970..2049).
 pub(crate) fn rfc3339(unix_seconds: u64) -> String {
     let format =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
@@ -69,7 +69,7 @@ pub(crate) fn rfc3339(unix_seconds: u64) -> String {
         .ok()
         .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
         .and_then(|date| date.format(&format).ok())
-        .unwrap_or_else(|| String::from("1970-01-01T00:00:00Z"))
+        .expect("simulator dates lie between 1970 and 2049")
 }
 
 #[derive(Serialize)]

@@ -290,3 +290,41 @@ async fn root_ca_crl(State(state): State<Arc<PcsState>>) -> Result<Response, Pcs
         None,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_chains_are_percent_encoded_like_pcs() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAB+/=\n-----END CERTIFICATE-----\n";
+        let encoded = utf8_percent_encode(pem, HEADER_ENCODE_SET).to_string();
+        assert_eq!(
+            encoded,
+            "-----BEGIN%20CERTIFICATE-----%0AAB%2B%2F%3D%0A-----END%20CERTIFICATE-----%0A"
+        );
+    }
+
+    #[test]
+    fn update_parameters_are_checked() {
+        let params = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert!(check_update_params(&params(&[])).is_ok());
+        assert!(check_update_params(&params(&[("update", "early")])).is_ok());
+        let status = |p: &[(&str, &str)]| check_update_params(&params(p)).err().map(|e| e.status);
+        assert_eq!(status(&[("update", "late")]), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            status(&[("tcbEvaluationDataNumber", "x")]),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            status(&[("tcbEvaluationDataNumber", "17")]),
+            Some(StatusCode::NOT_FOUND)
+        );
+        assert_eq!(status(&[("tcbEvaluationDataNumber", "18")]), None);
+    }
+}
