@@ -87,7 +87,8 @@ enum SnpCommand {
         /// Output file for the report.
         #[arg(long)]
         out: PathBuf,
-        /// Directory for vcek.der, ask.pem, ark.pem, cert_chain.pem.
+        /// Directory for vcek.der (vlek.der for a VLEK profile), ask.pem (the ASVK for VLEK), ark.pem,
+        /// cert_chain.pem.
         #[arg(long = "certs-out")]
         certs_out: Option<PathBuf>,
         /// Evidence fault: bad-signature, foreign-chain, expired-certificate, debug, low-tcb.
@@ -202,7 +203,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             write(&out, &ev.report)?;
             if let Some(dir) = certs_out {
                 mkdir(&dir)?;
-                write(&dir.join("vcek.der"), &ev.vcek_der)?;
+                let key_file = if ev.vlek { "vlek.der" } else { "vcek.der" };
+                write(&dir.join(key_file), &ev.vcek_der)?;
                 write(&dir.join("ask.pem"), x509::cert_pem(&ev.ask_der).as_bytes())?;
                 write(&dir.join("ark.pem"), x509::cert_pem(&ev.ark_der).as_bytes())?;
                 let chain = format!(

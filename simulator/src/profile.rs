@@ -73,7 +73,13 @@ pub struct SnpProfile {
     pub platform_info: u64,
     /// Firmware version (major, minor, build) written as CURRENT and COMMITTED.
     pub firmware: (u8, u8, u8),
+    /// `Some(cspID)`: the guest's reports are signed by the cloud provider's VLEK (KEY_INFO.SIGNING_KEY = 1)
+    /// instead of the chip's VCEK, and the platform identity is the CSP id (DESIGN §4).
+    pub vlek_csp_id: Option<String>,
 }
+
+/// The cspID of the simulator's cloud provider (`snp-vlek`).
+pub const SIM_CSP_ID: &str = "locus-sim-cloud";
 
 /// POLICY debug bit (sev-snp.md §4).
 pub const POLICY_DEBUG: u64 = 1 << 19;
@@ -121,6 +127,7 @@ impl SnpProfile {
                 Product::Milan => 0x21,
                 Product::Genoa | Product::Turin => 0x25,
             },
+            vlek_csp_id: None,
             firmware: match product {
                 Product::Milan => (1, 55, 62),
                 Product::Genoa => (1, 55, 40),
@@ -252,11 +259,14 @@ impl Profile {
         }
     }
 
-    /// The platform identity a verifier registry keys on (DESIGN §4): the SNP CHIP_ID (64 bytes as in the report)
-    /// or the TDX PPID.
+    /// The platform identity a verifier registry keys on (DESIGN §4): the SNP CHIP_ID (64 bytes as in the report),
+    /// the VLEK cspID (UTF-8 bytes) for VLEK-signed profiles, or the TDX PPID.
     pub fn platform_id(&self) -> Vec<u8> {
         match &self.tee_profile {
-            TeeProfile::Snp(s) => s.chip_id.to_vec(),
+            TeeProfile::Snp(s) => match &s.vlek_csp_id {
+                Some(csp) => csp.as_bytes().to_vec(),
+                None => s.chip_id.to_vec(),
+            },
             TeeProfile::Tdx(t) => t.ppid.to_vec(),
         }
     }
@@ -307,6 +317,8 @@ impl Profile {
                     "host_data": hex::encode(s.host_data),
                     "policy": format!("{:#x}", s.policy),
                     "firmware": format!("{maj}.{min}.{build}"),
+                    "signer": if s.vlek_csp_id.is_some() { "vlek" } else { "vcek" },
+                    "csp_id": s.vlek_csp_id,
                 })
             }
             TeeProfile::Tdx(t) => tdx_json(t),
@@ -423,6 +435,16 @@ pub fn builtin_snp_profiles(seed: u64) -> Vec<Profile> {
         s.policy |= POLICY_DEBUG;
     }
     out.push(debug);
+    let mut vlek = snp(
+        "snp-vlek",
+        Product::Milan,
+        None,
+        "SEV-SNP Milan guest whose reports a cloud provider's VLEK signs (cspID locus-sim-cloud)",
+    );
+    if let TeeProfile::Snp(s) = &mut vlek.tee_profile {
+        s.vlek_csp_id = Some(SIM_CSP_ID.to_string());
+    }
+    out.push(vlek);
     let mut low = snp(
         "snp-lowtcb",
         Product::Milan,

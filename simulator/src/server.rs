@@ -5,7 +5,9 @@
 //! - `GET /vcek/v1/{product}/{hwid}?blSPL=..&teeSPL=..&snpSPL=..&ucodeSPL=..` (Turin also `fmcSPL`) → VCEK DER
 //!   (404 for a chip the world does not have, 400 for missing/invalid parameters);
 //! - `GET /vcek/v1/{product}/cert_chain` → PEM, ASK then ARK;
-//! - `GET /vcek/v1/{product}/crl` → DER CRL.
+//! - `GET /vcek/v1/{product}/crl` → DER CRL;
+//! - `GET /vlek/v1/{product}/cert_chain` → PEM, ASVK then ARK; `GET /vlek/v1/{product}/crl` → the same ARK CRL.
+//!   (VLEKs themselves are provisioned by the cloud provider, never served by KDS.)
 //!
 //! Intel PCS paths come from the Intel side ([`crate::intel_bridge::pcs_routes`]).
 //!
@@ -70,6 +72,8 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/vcek/v1/{product}/cert_chain", get(kds_cert_chain))
         .route("/vcek/v1/{product}/crl", get(kds_crl))
         .route("/vcek/v1/{product}/{hwid}", get(kds_vcek))
+        .route("/vlek/v1/{product}/cert_chain", get(kds_vlek_cert_chain))
+        .route("/vlek/v1/{product}/crl", get(kds_crl))
         .merge(crate::intel_bridge::pcs_routes(&state.world, &state.faults))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -168,6 +172,24 @@ async fn kds_cert_chain(
     };
     let world = state.world.clone();
     match tokio::task::spawn_blocking(move || world.amd_cert_chain_pem(p)).await {
+        Ok(Ok(pem)) => bytes("application/x-pem-file", pem.into_bytes()),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn kds_vlek_cert_chain(
+    State(state): State<Arc<SimState>>,
+    Path(product): Path<String>,
+) -> Response {
+    let Some(p) = product_of(&product) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("unknown product {product:?}"),
+        );
+    };
+    let world = state.world.clone();
+    match tokio::task::spawn_blocking(move || world.amd_vlek_cert_chain_pem(p)).await {
         Ok(Ok(pem)) => bytes("application/x-pem-file", pem.into_bytes()),
         Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use locus_hw::snp::{Product, TcbVersion};
 
 use crate::amd::attester::SimSnpAttester;
-use crate::amd::pki::{self, Hierarchy, ProductPki, VcekSpec};
+use crate::amd::pki::{self, Hierarchy, ProductPki, VcekSpec, VlekSpec};
 use crate::error::SimError;
 use crate::profile::{self, Profile, SnpProfile};
 use crate::x509;
@@ -32,7 +32,10 @@ pub enum VcekValidity {
 struct VcekId {
     hierarchy: Hierarchy,
     product: Product,
+    /// The chip (VCEK) or all zeros (VLEK).
     chip_id: [u8; 64],
+    /// The cloud provider (VLEK) or `None` (VCEK).
+    csp_id: Option<String>,
     tcb: u64,
     validity: VcekValidity,
 }
@@ -149,7 +152,10 @@ impl World {
             let ask =
                 crate::amd::embedded::rsa_key(seed, &pki::rsa_label(product, hierarchy, "ask"))
                     .map_err(|e| e.to_string())?;
-            ProductPki::new(seed, product, hierarchy, ark, ask)
+            let asvk =
+                crate::amd::embedded::rsa_key(seed, &pki::rsa_label(product, hierarchy, "asvk"))
+                    .map_err(|e| e.to_string())?;
+            ProductPki::new(seed, product, hierarchy, ark, ask, asvk)
                 .map(Arc::new)
                 .map_err(|e| e.to_string())
         });
@@ -198,6 +204,7 @@ impl World {
             hierarchy,
             product,
             chip_id: chip,
+            csp_id: None,
             tcb: tcb.to_raw(product),
             validity,
         };
@@ -225,6 +232,57 @@ impl World {
             .map_err(|_| SimError::Invalid("VCEK cache poisoned".into()))?
             .insert(id, der.clone());
         Ok(der)
+    }
+
+    /// The VLEK of a cloud provider at a TCB (DER), issued by the given hierarchy's ASVK, cached.
+    pub fn vlek_der_for(
+        &self,
+        hierarchy: Hierarchy,
+        product: Product,
+        csp_id: &str,
+        tcb: &TcbVersion,
+        validity: VcekValidity,
+    ) -> Result<Arc<Vec<u8>>, SimError> {
+        let id = VcekId {
+            hierarchy,
+            product,
+            chip_id: [0; 64],
+            csp_id: Some(csp_id.to_string()),
+            tcb: tcb.to_raw(product),
+            validity,
+        };
+        let poisoned = |_| SimError::Invalid("VLEK cache poisoned".into());
+        if let Some(hit) = self.vceks.lock().map_err(poisoned)?.get(&id) {
+            return Ok(hit.clone());
+        }
+        let pki = self.amd_pki(product, hierarchy)?;
+        let (not_before, not_after) = match validity {
+            VcekValidity::Current => (pki::VCEK_NOT_BEFORE, pki::VCEK_NOT_AFTER),
+            VcekValidity::Expired => (pki::EXPIRED_NOT_BEFORE, pki::EXPIRED_NOT_AFTER),
+        };
+        let der = Arc::new(pki.vlek_der(&VlekSpec {
+            csp_id,
+            tcb: *tcb,
+            not_before,
+            not_after,
+        })?);
+        self.vceks.lock().map_err(poisoned)?.insert(id, der.clone());
+        Ok(der)
+    }
+
+    /// The simulated ASVK of `product`, DER.
+    pub fn amd_asvk_der(&self, product: Product) -> Result<Vec<u8>, SimError> {
+        Ok(self.amd_pki(product, Hierarchy::Genuine)?.asvk_der.clone())
+    }
+
+    /// KDS `vlek/.../cert_chain`: PEM of the ASVK, then the ARK.
+    pub fn amd_vlek_cert_chain_pem(&self, product: Product) -> Result<String, SimError> {
+        let pki = self.amd_pki(product, Hierarchy::Genuine)?;
+        Ok(format!(
+            "{}{}",
+            x509::cert_pem(&pki.asvk_der),
+            x509::cert_pem(&pki.ark_der)
+        ))
     }
 
     /// The VCEK (DER) of an SNP profile at its reported TCB.
@@ -262,7 +320,7 @@ impl World {
     }
 
     /// Write the PKI a verifier needs to trust this world (`locus-sim pki export`):
-    /// `DIR/snp/<product>/{ark.pem,ask.pem,cert_chain.pem,crl.der}` for milan, genoa, turin and
+    /// `DIR/snp/<product>/{ark.pem,ask.pem,cert_chain.pem,crl.der,asvk.pem,vlek_cert_chain.pem}` for milan, genoa, turin and
     /// `DIR/tdx/collateral/` in the vectors' layout.
     pub fn export_pki(&self, dir: &Path) -> Result<Vec<std::path::PathBuf>, SimError> {
         let mut written = Vec::new();
@@ -272,7 +330,7 @@ impl World {
                 .join("snp")
                 .join(product.kds_name().to_ascii_lowercase());
             std::fs::create_dir_all(&d).map_err(|e| SimError::io(&d, e))?;
-            let files: [(&str, Vec<u8>); 4] = [
+            let files: [(&str, Vec<u8>); 6] = [
                 ("ark.pem", x509::cert_pem(&pki.ark_der).into_bytes()),
                 ("ask.pem", x509::cert_pem(&pki.ask_der).into_bytes()),
                 (
@@ -280,6 +338,11 @@ impl World {
                     self.amd_cert_chain_pem(product)?.into_bytes(),
                 ),
                 ("crl.der", pki.crl_der.clone()),
+                ("asvk.pem", x509::cert_pem(&pki.asvk_der).into_bytes()),
+                (
+                    "vlek_cert_chain.pem",
+                    self.amd_vlek_cert_chain_pem(product)?.into_bytes(),
+                ),
             ];
             for (name, bytes) in files {
                 let path = d.join(name);

@@ -119,6 +119,24 @@ async fn kds_serves_the_vcek_chain_and_crl_of_known_chips() {
             world.amd_ark_der(product).expect("ark"),
             "then ARK"
         );
+        let vlek_chain = get(addr, &format!("/vlek/v1/{}/cert_chain", product.kds_name())).await;
+        assert_eq!(vlek_chain.status, 200);
+        let certs = x509_cert::Certificate::load_pem_chain(&vlek_chain.body).expect("PEM");
+        assert_eq!(
+            certs[0].to_der().expect("der"),
+            world.amd_asvk_der(product).expect("asvk"),
+            "ASVK first"
+        );
+        assert_eq!(
+            certs[1].to_der().expect("der"),
+            world.amd_ark_der(product).expect("ark")
+        );
+        assert_eq!(
+            get(addr, &format!("/vlek/v1/{}/crl", product.kds_name()))
+                .await
+                .status,
+            200
+        );
         let crl = get(addr, &format!("/vcek/v1/{}/crl", product.kds_name())).await;
         assert_eq!(crl.status, 200);
         assert!(x509_cert::crl::CertificateList::from_der(&crl.body).is_ok());

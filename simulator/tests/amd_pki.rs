@@ -419,3 +419,53 @@ fn builtin_profiles_cover_the_contract_names() {
         Err(locus_simulator::SimError::UnknownProfile(_))
     ));
 }
+
+#[test]
+fn vlek_profile_signs_with_a_csp_vlek_under_the_asvk() {
+    let world = World::shared();
+    let profile = world.profile("snp-vlek").expect("snp-vlek");
+    let ev = world
+        .snp_attester("snp-vlek")
+        .expect("a")
+        .report(&[5; 64])
+        .expect("r");
+    assert!(ev.vlek);
+    let parsed = SignedReport::parse(&ev.report).expect("parse");
+    assert_eq!(
+        parsed.report().signing_key(),
+        locus_hw::snp::SigningKey::Vlek
+    );
+    let vlek = cert(&ev.vcek_der);
+    let asvk = cert(&ev.ask_der);
+    assert_eq!(
+        ev.ask_der,
+        world.amd_asvk_der(Product::Milan).expect("asvk")
+    );
+    assert!(cn(&asvk.tbs_certificate.subject).contains("CN=SEV-VLEK-Milan"));
+    assert!(cn(&vlek.tbs_certificate.subject).contains("CN=SEV-VLEK"));
+    assert_eq!(vlek.tbs_certificate.issuer, asvk.tbs_certificate.subject);
+    let exts = vlek.tbs_certificate.extensions.as_ref().expect("exts");
+    let csp = exts
+        .iter()
+        .find(|e| e.extn_id == pki::OID_CSP_ID)
+        .expect("cspID");
+    let csp_id = locus_simulator::profile::SIM_CSP_ID;
+    assert_eq!(&csp.extn_value.as_bytes()[2..], csp_id.as_bytes());
+    assert!(
+        exts.iter().all(|e| e.extn_id != pki::OID_HW_ID),
+        "a VLEK has no hwID"
+    );
+    let tbs = vlek.tbs_certificate.to_der().expect("tbs");
+    assert!(
+        pss_verifies(&asvk, &tbs, vlek.signature.raw_bytes()),
+        "ASVK signs VLEK"
+    );
+    assert_eq!(
+        profile.platform_id(),
+        csp_id.as_bytes().to_vec(),
+        "platform identity = cspID"
+    );
+    let table = cert_table::parse(&ev.cert_table()).expect("table");
+    let kinds: Vec<CertKind> = table.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![CertKind::Vlek, CertKind::Ask, CertKind::Ark]);
+}

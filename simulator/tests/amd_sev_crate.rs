@@ -161,3 +161,24 @@ fn foreign_chain_verifies_in_itself_but_not_under_the_genuine_ark() {
     };
     assert!((&genuine).verify().is_err());
 }
+
+#[test]
+fn sev_crate_verifies_a_vlek_signed_report_through_the_asvk() {
+    let ev = evidence("snp-vlek", [0x77; 64]);
+    assert!(ev.vlek);
+    let c = chain(&ev);
+    (&c).verify().expect("ARK -> ASVK -> VLEK");
+    let parsed = AttestationReport::from_bytes(&ev.report).expect("parses");
+    (&c, &parsed).verify().expect("VLEK signs the report");
+    // The VLEK does not chain to the ASK.
+    let world = World::shared();
+    let wrong = Chain {
+        ca: ca::Chain {
+            ark: Certificate::from_der(&ev.ark_der).expect("ark"),
+            ask: Certificate::from_der(&world.amd_ask_der(Product::Milan).expect("ask"))
+                .expect("ask"),
+        },
+        vek: Certificate::from_der(&ev.vcek_der).expect("vlek"),
+    };
+    assert!((&wrong).verify().is_err());
+}

@@ -133,7 +133,14 @@ fn pki_export_writes_the_documented_layout() {
     let out = sim(&["pki", "export", "--out", dir.path().to_str().expect("utf8")]);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     for product in ["milan", "genoa", "turin"] {
-        for f in ["ark.pem", "ask.pem", "cert_chain.pem", "crl.der"] {
+        for f in [
+            "ark.pem",
+            "ask.pem",
+            "cert_chain.pem",
+            "crl.der",
+            "asvk.pem",
+            "vlek_cert_chain.pem",
+        ] {
             let p = dir.path().join("snp").join(product).join(f);
             assert!(p.is_file(), "{} missing", p.display());
         }

@@ -1,5 +1,5 @@
 //! Property: for random SNP platforms (product, TCB, measurement, host data, policy) and random report data, the
-//! simulator's evidence parses with `locus_hw` into exactly those fields, re-serialises to the same bytes, verifies
+//! simulator's evidence (VCEK- or VLEK-signed) parses with `locus_hw` into exactly those fields, re-serialises to the same bytes, verifies
 //! over the raw signed range with the shipped VCEK, and the VCEK's KDS extensions equal REPORTED_TCB and CHIP_ID.
 
 use der::{Decode, Encode};
@@ -36,6 +36,7 @@ prop_compose! {
         debug in any::<bool>(),
         guest_svn in any::<u32>(),
         name_salt in any::<u32>(),
+        vlek in any::<bool>(),
     ) -> SnpProfile {
         let mut p = SnpProfile::derived(World::default_seed(), &format!("prop-{name_salt}"), product);
         p.reported_tcb = TcbVersion {
@@ -51,6 +52,9 @@ prop_compose! {
             p.policy |= POLICY_DEBUG;
         }
         p.guest_svn = guest_svn;
+        if vlek {
+            p.vlek_csp_id = Some(format!("csp-{name_salt}"));
+        }
         p
     }
 }
@@ -101,7 +105,8 @@ proptest! {
         prop_assert_eq!(r.policy.debug(), platform.debug());
         prop_assert_eq!(r.vmpl, 0);
         prop_assert_eq!(r.signature_algo, 1);
-        prop_assert_eq!(r.signing_key(), SigningKey::Vcek);
+        let expected_key = if platform.vlek_csp_id.is_some() { SigningKey::Vlek } else { SigningKey::Vcek };
+        prop_assert_eq!(r.signing_key(), expected_key);
         prop_assert_eq!(r.report_data, report_data);
         prop_assert_eq!(r.measurement, platform.measurement);
         prop_assert_eq!(r.host_data, platform.host_data);
@@ -127,9 +132,18 @@ proptest! {
         let sig = p384::ecdsa::Signature::from_slice(&fixed).expect("r||s");
         prop_assert!(key.verify(signed.signed_bytes(), &sig).is_ok());
 
-        // The VCEK's KDS extensions match the report.
-        let hwid = ext_value(&vcek, pki::OID_HW_ID).expect("hwID");
-        prop_assert_eq!(hwid, platform.hwid());
+        // The VCEK's/VLEK's KDS extensions match the report.
+        match &platform.vlek_csp_id {
+            None => {
+                let hwid = ext_value(&vcek, pki::OID_HW_ID).expect("hwID");
+                prop_assert_eq!(hwid, platform.hwid());
+            }
+            Some(csp) => {
+                let v = ext_value(&vcek, pki::OID_CSP_ID).expect("cspID");
+                prop_assert_eq!(&v[2..], csp.as_bytes());
+                prop_assert!(ext_value(&vcek, pki::OID_HW_ID).is_none());
+            }
+        }
         prop_assert_eq!(spl(&vcek, pki::OID_BL_SPL), platform.reported_tcb.bootloader);
         prop_assert_eq!(spl(&vcek, pki::OID_TEE_SPL), platform.reported_tcb.tee);
         prop_assert_eq!(spl(&vcek, pki::OID_SNP_SPL), platform.reported_tcb.snp);
@@ -140,7 +154,12 @@ proptest! {
             prop_assert!(ext_value(&vcek, pki::OID_FMC_SPL).is_none());
         }
         // ASK and ARK are the world's.
-        prop_assert_eq!(&ev.certs[1], &world.amd_ask_der(product).expect("ask"));
+        let issuer = if platform.vlek_csp_id.is_some() {
+            world.amd_asvk_der(product).expect("asvk")
+        } else {
+            world.amd_ask_der(product).expect("ask")
+        };
+        prop_assert_eq!(&ev.certs[1], &issuer);
         prop_assert_eq!(&ev.certs[2], &world.amd_ark_der(product).expect("ark"));
         prop_assert_eq!(vcek.to_der().expect("re-encode"), ev.certs[0].clone());
     }

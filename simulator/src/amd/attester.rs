@@ -19,20 +19,26 @@ use crate::world::{snp_of, VcekValidity, World};
 pub struct SnpEvidence {
     /// The report, 1184 bytes.
     pub report: Vec<u8>,
-    /// The VCEK that signed it (DER).
+    /// The key certificate that signed it (DER): the VCEK, or the VLEK when `vlek` is set.
     pub vcek_der: Vec<u8>,
-    /// The ASK (DER).
+    /// Whether `vcek_der` is a VLEK (and `ask_der` the ASVK).
+    pub vlek: bool,
+    /// The ASK, or the ASVK for a VLEK (DER).
     pub ask_der: Vec<u8>,
     /// The ARK (DER).
     pub ark_der: Vec<u8>,
 }
 
 impl SnpEvidence {
-    /// The extended-report certificate table (GHCB layout) holding VCEK, ASK and ARK.
+    /// The extended-report certificate table (GHCB layout) holding VCEK (or VLEK), ASK (or ASVK) and ARK.
     pub fn cert_table(&self) -> Vec<u8> {
         cert_table::encode(&[
             CertTableEntry {
-                kind: CertKind::Vcek,
+                kind: if self.vlek {
+                    CertKind::Vlek
+                } else {
+                    CertKind::Vcek
+                },
                 data: self.vcek_der.clone(),
             },
             CertTableEntry {
@@ -107,7 +113,8 @@ impl SimSnpAttester {
             vmpl: 0,
             current_tcb: p.reported_tcb,
             platform_info: p.platform_info,
-            key_info: 0,
+            // KEY_INFO.SIGNING_KEY (bits 4:2): 0 = VCEK, 1 = VLEK.
+            key_info: if p.vlek_csp_id.is_some() { 1 << 2 } else { 0 },
             report_data: *report_data,
             measurement: p.measurement,
             host_data: p.host_data,
@@ -141,10 +148,25 @@ impl SimSnpAttester {
             VcekValidity::Current
         };
         let pki = self.world.amd_pki(p.product, hierarchy)?;
-        let vcek_der =
-            self.world
-                .vcek_der_for(hierarchy, p.product, &p.chip_id, &p.reported_tcb, validity)?;
-        let key = pki.vcek_key(&p.chip_id, &p.reported_tcb);
+        let (cert_der, key, issuer_der) = match &p.vlek_csp_id {
+            Some(csp) => (
+                self.world
+                    .vlek_der_for(hierarchy, p.product, csp, &p.reported_tcb, validity)?,
+                pki.vlek_key(csp, &p.reported_tcb),
+                pki.asvk_der.clone(),
+            ),
+            None => (
+                self.world.vcek_der_for(
+                    hierarchy,
+                    p.product,
+                    &p.chip_id,
+                    &p.reported_tcb,
+                    validity,
+                )?,
+                pki.vcek_key(&p.chip_id, &p.reported_tcb),
+                pki.ask_der.clone(),
+            ),
+        };
         let mut raw: [u8; REPORT_SIZE] = report::encode_unsigned(&fields)?;
         report::sign(&mut raw, &key)?;
         if self.faults.contains(&Fault::BadSignature) {
@@ -153,8 +175,9 @@ impl SimSnpAttester {
         }
         Ok(SnpEvidence {
             report: raw.to_vec(),
-            vcek_der: vcek_der.as_ref().clone(),
-            ask_der: pki.ask_der.clone(),
+            vcek_der: cert_der.as_ref().clone(),
+            vlek: p.vlek_csp_id.is_some(),
+            ask_der: issuer_der,
             ark_der: pki.ark_der.clone(),
         })
     }

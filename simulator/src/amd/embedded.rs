@@ -1,5 +1,5 @@
-//! RSA-4096 TEST KEYS of the default seed, committed under `simulator/keys/seed-2026/` because generating eight of
-//! them from the seed takes a long time. They are exactly what [`crate::keys::rsa_key`] derives for the default seed
+//! RSA-4096 TEST KEYS of the default seed, committed under `simulator/keys/seed-2026/` because generating eleven
+//! of them from the seed takes a long time. They are exactly what [`crate::keys::rsa_key`] derives for the default seed
 //! and are regenerated with `locus-sim pki gen-keys --seed 2026 --out simulator/keys/seed-2026`. Other seeds
 //! generate their keys on first use. These keys protect nothing: they sign simulated evidence only.
 
@@ -11,7 +11,7 @@ use locus_hw::snp::Product;
 pub const EMBEDDED_SEED: u64 = 2026;
 
 /// (label, PKCS#8 PEM) of every committed key.
-const KEYS: [(&str, &str); 8] = [
+const KEYS: [(&str, &str); 11] = [
     (
         "amd:milan:ark",
         include_str!("../../keys/seed-2026/amd-milan-ark.pem"),
@@ -19,6 +19,10 @@ const KEYS: [(&str, &str); 8] = [
     (
         "amd:milan:ask",
         include_str!("../../keys/seed-2026/amd-milan-ask.pem"),
+    ),
+    (
+        "amd:milan:asvk",
+        include_str!("../../keys/seed-2026/amd-milan-asvk.pem"),
     ),
     (
         "amd:genoa:ark",
@@ -29,12 +33,20 @@ const KEYS: [(&str, &str); 8] = [
         include_str!("../../keys/seed-2026/amd-genoa-ask.pem"),
     ),
     (
+        "amd:genoa:asvk",
+        include_str!("../../keys/seed-2026/amd-genoa-asvk.pem"),
+    ),
+    (
         "amd:turin:ark",
         include_str!("../../keys/seed-2026/amd-turin-ark.pem"),
     ),
     (
         "amd:turin:ask",
         include_str!("../../keys/seed-2026/amd-turin-ask.pem"),
+    ),
+    (
+        "amd:turin:asvk",
+        include_str!("../../keys/seed-2026/amd-turin-asvk.pem"),
     ),
     (
         "amd:foreign:ark",
@@ -50,7 +62,7 @@ const KEYS: [(&str, &str); 8] = [
 pub fn all_labels() -> Vec<String> {
     let mut out = Vec::new();
     for p in Product::ALL {
-        for role in ["ark", "ask"] {
+        for role in ["ark", "ask", "asvk"] {
             out.push(crate::amd::pki::rsa_label(p, Hierarchy::Genuine, role));
         }
     }

@@ -1,4 +1,5 @@
-//! The simulated AMD PKI of one product: ARK (self-signed) → ASK → per-chip VCEKs, plus the ASK CRL signed by the ARK.
+//! The simulated AMD PKI of one product: ARK (self-signed) → ASK → per-chip VCEKs, ARK → ASVK → per-CSP VLEKs, plus
+//! the CRL signed by the ARK.
 //!
 //! Shapes follow AMD's certificates (sev-snp.md §7–§8): RSA-4096 ARK/ASK with rsaEncryption SPKIs, every link signed
 //! RSASSA-PSS SHA-384 / MGF1-SHA-384 / salt 48 with the PSS parameters spelled out; VCEKs are P-384 keys, serial 0,
@@ -77,7 +78,9 @@ pub enum Hierarchy {
 pub fn rsa_label(product: Product, hierarchy: Hierarchy, role: &str) -> String {
     match hierarchy {
         Hierarchy::Genuine => format!("amd:{}:{role}", product.kds_name().to_ascii_lowercase()),
-        // The foreign hierarchy shares one key pair across products: it only has to differ from the genuine one.
+        // The foreign hierarchy shares one key pair across products (its ASVK reuses its ASK key): it only has to
+        // differ from the genuine one.
+        Hierarchy::Foreign if role == "asvk" => "amd:foreign:ask".to_string(),
         Hierarchy::Foreign => format!("amd:foreign:{role}"),
     }
 }
@@ -158,12 +161,16 @@ pub struct ProductPki {
     seed: u64,
     ark_key: rsa::RsaPrivateKey,
     ask_key: rsa::RsaPrivateKey,
+    asvk_key: rsa::RsaPrivateKey,
     ark_name: Name,
     ask_name: Name,
+    asvk_name: Name,
     /// ARK certificate, DER.
     pub ark_der: Vec<u8>,
     /// ASK certificate, DER.
     pub ask_der: Vec<u8>,
+    /// ASVK certificate (issuer of VLEKs), DER.
+    pub asvk_der: Vec<u8>,
     /// ASK CRL signed by the ARK, DER (no revoked entries).
     pub crl_der: Vec<u8>,
 }
@@ -191,13 +198,14 @@ pub struct VcekSpec<'a> {
 }
 
 impl ProductPki {
-    /// Build the CA certificates and CRL of `product` from its two RSA keys.
+    /// Build the CA certificates and CRL of `product` from its three RSA keys.
     pub fn new(
         seed: u64,
         product: Product,
         hierarchy: Hierarchy,
         ark_key: rsa::RsaPrivateKey,
         ask_key: rsa::RsaPrivateKey,
+        asvk_key: rsa::RsaPrivateKey,
     ) -> Result<Self, SimError> {
         let kds = product.kds_name();
         let ark_name = amd_name(&format!("ARK-{kds}"))?;
@@ -205,7 +213,6 @@ impl ProductPki {
         let ark_spki = x509::spki_rsa(&ark_key.to_public_key())?;
         let ask_spki = x509::spki_rsa(&ask_key.to_public_key())?;
         let ark_id = x509::key_id(&ark_spki);
-        let ask_id = x509::key_id(&ask_spki);
         let ark_label = rsa_label(product, hierarchy, "ark");
 
         let ark_signer = Signer::RsaPssSha384 {
@@ -244,44 +251,24 @@ impl ProductPki {
             },
             &ark_signer,
         )?;
-        let ask_der = x509::certificate(
-            CertFields {
-                serial: x509::serial(ca_serial(product) + 1)?,
-                issuer: ark_name.clone(),
-                subject: ask_name.clone(),
-                validity: x509::validity(CA_NOT_BEFORE, CA_NOT_AFTER)?,
-                spki: ask_spki,
-                extensions: vec![
-                    x509::ext(
-                        const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
-                        false,
-                        &SubjectKeyIdentifier(OctetString::new(ask_id)?),
-                    )?,
-                    x509::ext(
-                        const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
-                        false,
-                        &AuthorityKeyIdentifier {
-                            key_identifier: Some(OctetString::new(ark_id)?),
-                            authority_cert_issuer: None,
-                            authority_cert_serial_number: None,
-                        },
-                    )?,
-                    x509::ext(
-                        const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
-                        true,
-                        &BasicConstraints {
-                            ca: true,
-                            path_len_constraint: Some(0),
-                        },
-                    )?,
-                    x509::ext(
-                        const_oid::db::rfc5280::ID_CE_KEY_USAGE,
-                        true,
-                        &KeyUsage(KeyUsages::KeyCertSign.into()),
-                    )?,
-                    crl_dp(product)?,
-                ],
-            },
+        let ask_der = signing_ca_cert(
+            product,
+            ca_serial(product) + 1,
+            &ark_name,
+            ark_id,
+            ask_name.clone(),
+            ask_spki,
+            &ark_signer,
+        )?;
+        let asvk_name = amd_name(&format!("SEV-VLEK-{kds}"))?;
+        let asvk_spki = x509::spki_rsa(&asvk_key.to_public_key())?;
+        let asvk_der = signing_ca_cert(
+            product,
+            ca_serial(product) + 2,
+            &ark_name,
+            ark_id,
+            asvk_name.clone(),
+            asvk_spki,
             &ark_signer,
         )?;
         let crl_der = x509::crl(
@@ -306,10 +293,13 @@ impl ProductPki {
             seed,
             ark_key,
             ask_key,
+            asvk_key,
             ark_name,
             ask_name,
+            asvk_name,
             ark_der,
             ask_der,
+            asvk_der,
             crl_der,
         })
     }
@@ -322,6 +312,11 @@ impl ProductPki {
     /// The ASK's subject (and every VCEK's issuer).
     pub fn ask_name(&self) -> &Name {
         &self.ask_name
+    }
+
+    /// The ASVK's subject (and every VLEK's issuer).
+    pub fn asvk_name(&self) -> &Name {
+        &self.asvk_name
     }
 
     /// A CRL listing the given ASK serials as revoked, signed by the ARK (for revocation tests).
@@ -370,45 +365,12 @@ impl ProductPki {
     pub fn vcek_der(&self, spec: &VcekSpec<'_>) -> Result<Vec<u8>, SimError> {
         let product = self.product;
         let key = self.vcek_key(spec.chip_id, &spec.tcb);
-        let spki = x509::spki_p384(key.verifying_key())?;
-        let spl = |oid: ObjectIdentifier, v: u8| x509::ext(oid, false, &v);
-        let reserved = |n: u32| -> Result<Extension, SimError> {
-            let oid =
-                ObjectIdentifier::new(&format!("{AMD_ARC}.3.{n}")).map_err(der::Error::from)?;
-            x509::ext(oid, false, &0u8)
-        };
-        let mut exts = vec![
-            x509::ext(OID_STRUCT_VERSION, false, &struct_version(product))?,
-            x509::ext(
-                OID_PRODUCT_NAME,
-                false,
-                &Ia5StringRef::new(product_name(product))?,
-            )?,
-        ];
-        // Extension order as in AMD's certificates (vectors).
-        if product.has_fmc() {
-            exts.push(spl(OID_FMC_SPL, spec.tcb.fmc.unwrap_or(0))?);
-            exts.push(spl(OID_BL_SPL, spec.tcb.bootloader)?);
-            exts.push(spl(OID_TEE_SPL, spec.tcb.tee)?);
-            exts.push(spl(OID_SNP_SPL, spec.tcb.snp)?);
-            for n in 5..=7 {
-                exts.push(reserved(n)?);
-            }
-        } else {
-            exts.push(spl(OID_BL_SPL, spec.tcb.bootloader)?);
-            exts.push(spl(OID_TEE_SPL, spec.tcb.tee)?);
-            for n in 4..=7 {
-                exts.push(reserved(n)?);
-            }
-            exts.push(spl(OID_SNP_SPL, spec.tcb.snp)?);
-        }
-        exts.push(spl(OID_UCODE_SPL, spec.tcb.microcode)?);
+        let mut exts = tcb_extensions(product, &spec.tcb)?;
         exts.push(x509::ext_raw(
             OID_HW_ID,
             false,
             &spec.chip_id[..hwid_len(product)],
         )?);
-
         let label = rsa_label(product, self.hierarchy, "ask");
         let signer = Signer::RsaPssSha384 {
             key: &self.ask_key,
@@ -421,10 +383,151 @@ impl ProductPki {
                 issuer: self.ask_name.clone(),
                 subject: amd_name("SEV-VCEK")?,
                 validity: x509::validity(spec.not_before, spec.not_after)?,
-                spki,
+                spki: x509::spki_p384(key.verifying_key())?,
                 extensions: exts,
             },
             &signer,
         )
     }
+
+    /// The VLEK key of a cloud provider at a TCB (VLEKs are per CSP and TCB, not per chip).
+    pub fn vlek_key(&self, csp_id: &str, tcb: &TcbVersion) -> p384::ecdsa::SigningKey {
+        let label = format!(
+            "amd:vlek:{}:{csp_id}:{}",
+            self.product.kds_name(),
+            tcb.to_raw(self.product)
+        );
+        crate::keys::p384_key(self.seed, &label)
+    }
+
+    /// Issue the VLEK certificate (DER) of a cloud provider at a TCB, signed by this hierarchy's ASVK: the KDS
+    /// extensions with `cspID` instead of `hwID`.
+    pub fn vlek_der(&self, spec: &VlekSpec<'_>) -> Result<Vec<u8>, SimError> {
+        let product = self.product;
+        let key = self.vlek_key(spec.csp_id, &spec.tcb);
+        let mut exts = tcb_extensions(product, &spec.tcb)?;
+        exts.push(x509::ext(
+            OID_CSP_ID,
+            false,
+            &Ia5StringRef::new(spec.csp_id)?,
+        )?);
+        let label = rsa_label(product, self.hierarchy, "asvk");
+        let signer = Signer::RsaPssSha384 {
+            key: &self.asvk_key,
+            seed: self.seed,
+            label: &label,
+        };
+        x509::certificate(
+            CertFields {
+                serial: x509::serial(0)?,
+                issuer: self.asvk_name.clone(),
+                subject: amd_name("SEV-VLEK")?,
+                validity: x509::validity(spec.not_before, spec.not_after)?,
+                spki: x509::spki_p384(key.verifying_key())?,
+                extensions: exts,
+            },
+            &signer,
+        )
+    }
+}
+
+/// Parameters of a VLEK to issue.
+#[derive(Debug, Clone)]
+pub struct VlekSpec<'a> {
+    /// The cloud provider's id (`cspID`).
+    pub csp_id: &'a str,
+    /// The TCB the VLEK is derived from (REPORTED_TCB).
+    pub tcb: TcbVersion,
+    /// notBefore (Unix seconds).
+    pub not_before: u64,
+    /// notAfter.
+    pub not_after: u64,
+}
+
+/// structVersion, productName and the SPL extensions, in AMD's order (vectors).
+fn tcb_extensions(product: Product, tcb: &TcbVersion) -> Result<Vec<Extension>, SimError> {
+    let spl = |oid: ObjectIdentifier, v: u8| x509::ext(oid, false, &v);
+    let reserved = |n: u32| -> Result<Extension, SimError> {
+        let oid = ObjectIdentifier::new(&format!("{AMD_ARC}.3.{n}")).map_err(der::Error::from)?;
+        x509::ext(oid, false, &0u8)
+    };
+    let mut exts = vec![
+        x509::ext(OID_STRUCT_VERSION, false, &struct_version(product))?,
+        x509::ext(
+            OID_PRODUCT_NAME,
+            false,
+            &Ia5StringRef::new(product_name(product))?,
+        )?,
+    ];
+    if product.has_fmc() {
+        exts.push(spl(OID_FMC_SPL, tcb.fmc.unwrap_or(0))?);
+        exts.push(spl(OID_BL_SPL, tcb.bootloader)?);
+        exts.push(spl(OID_TEE_SPL, tcb.tee)?);
+        exts.push(spl(OID_SNP_SPL, tcb.snp)?);
+        for n in 5..=7 {
+            exts.push(reserved(n)?);
+        }
+    } else {
+        exts.push(spl(OID_BL_SPL, tcb.bootloader)?);
+        exts.push(spl(OID_TEE_SPL, tcb.tee)?);
+        for n in 4..=7 {
+            exts.push(reserved(n)?);
+        }
+        exts.push(spl(OID_SNP_SPL, tcb.snp)?);
+    }
+    exts.push(spl(OID_UCODE_SPL, tcb.microcode)?);
+    Ok(exts)
+}
+
+/// An ASK or ASVK: RSA key certified by the ARK, CA with path length 0, keyCertSign (AMD's extensions).
+fn signing_ca_cert(
+    product: Product,
+    serial: u64,
+    ark_name: &Name,
+    ark_id: [u8; 20],
+    subject: Name,
+    spki: spki::SubjectPublicKeyInfoOwned,
+    ark_signer: &Signer<'_>,
+) -> Result<Vec<u8>, SimError> {
+    let id = x509::key_id(&spki);
+    x509::certificate(
+        CertFields {
+            serial: x509::serial(serial)?,
+            issuer: ark_name.clone(),
+            subject,
+            validity: x509::validity(CA_NOT_BEFORE, CA_NOT_AFTER)?,
+            spki,
+            extensions: vec![
+                x509::ext(
+                    const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
+                    false,
+                    &SubjectKeyIdentifier(OctetString::new(id)?),
+                )?,
+                x509::ext(
+                    const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+                    false,
+                    &AuthorityKeyIdentifier {
+                        key_identifier: Some(OctetString::new(ark_id)?),
+                        authority_cert_issuer: None,
+                        authority_cert_serial_number: None,
+                    },
+                )?,
+                x509::ext(
+                    const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+                    true,
+                    &BasicConstraints {
+                        ca: true,
+                        path_len_constraint: Some(0),
+                    },
+                )?,
+                x509::ext(
+                    const_oid::db::rfc5280::ID_CE_KEY_USAGE,
+                    true,
+                    &KeyUsage(KeyUsages::KeyCertSign.into()),
+                )?,
+                crl_dp(product)?,
+            ],
+        },
+        ark_signer,
+    )
 }
