@@ -357,3 +357,26 @@ fn td15_launched_on_an_old_module_and_updated_is_relaunch_advised() {
     assert_eq!(report.status, "TDRelaunchAdvised");
     assert_eq!(report.advisory_ids, MODULE_ADVISORIES);
 }
+
+#[test]
+fn low_tcb_fault_is_out_of_date_on_every_up_to_date_profile() {
+    // For TD 1.5 both TEE_TCB_SVN and TEE_TCB_SVN2 are lowered, so it is OutOfDate, not TDRelaunchAdvised.
+    for name in [TDX_FRA_1, TDX_IAD_1, TDX_UNREGISTERED] {
+        let quote = attester(name)
+            .with_fault(TdxFault::LowTcb)
+            .quote(&REPORT_DATA);
+        let report = verify(&quote).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(report.status, "OutOfDate", "{name}");
+        assert_eq!(report.advisory_ids, MODULE_ADVISORIES, "{name}");
+    }
+    // On an out-of-date platform the advisories of both levels are reported.
+    let quote = attester(TDX_OUTOFDATE)
+        .with_fault(TdxFault::LowTcb)
+        .quote(&REPORT_DATA);
+    let report = verify(&quote).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.status, "OutOfDate");
+    assert_eq!(
+        report.advisory_ids,
+        ["SIM-SA-00101", "SIM-SA-00102", "SIM-SA-00201"]
+    );
+}
