@@ -225,3 +225,21 @@ async fn pcs_paths_are_mounted_and_counted() {
         serde_json::from_slice(&get(addr, "/_sim/stats").await.body).expect("JSON");
     assert_eq!(stats["requests"]["/tdx/certification/v4/tcb"], 1);
 }
+
+#[tokio::test]
+async fn expired_certificate_fault_makes_kds_serve_an_expired_vcek() {
+    let world = World::shared();
+    let mut faults = Faults::none();
+    faults.add("expired-certificate").expect("fault");
+    let addr = start(faults).await;
+    let a = get(addr, &vcek_path(&world, "snp-fra-1")).await;
+    assert_eq!(a.status, 200);
+    let vcek = x509_cert::Certificate::from_der(&a.body).expect("DER");
+    let not_after = vcek
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration()
+        .as_secs();
+    assert!(not_after < 1_700_000_000, "expired: {not_after}");
+}

@@ -283,3 +283,37 @@ fn usage_errors_exit_2() {
     assert_usage_error(&["--seed", "notanumber", "profiles"]);
     assert!(!Path::new(f).exists(), "nothing written on usage errors");
 }
+
+#[test]
+fn serve_prints_its_address_and_answers_kds_paths() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_locus-sim"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--fault", "slow:1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn locus-sim serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .map(str::to_string);
+    let result = addr.ok_or_else(|| format!("unexpected first line {line:?}")).and_then(|addr| {
+        let mut s = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+        write!(s, "GET /vcek/v1/Milan/cert_chain HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+        Ok(answer)
+    });
+    // Stop the server we started before asserting, so a failure never leaks the process.
+    let _ = child.kill();
+    let _ = child.wait();
+    let answer = result.expect("request");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.matches("BEGIN CERTIFICATE").count(), 2);
+}
