@@ -354,3 +354,38 @@ async fn exported_simulator_pki_serves_offline_with_no_server() {
     .expect("TDX appraisal offline");
     assert_eq!(c.stats().fetches + c.stats().fetch_failures, 0);
 }
+
+#[tokio::test]
+async fn a_current_shipped_crl_is_used_and_a_stale_one_is_replaced() {
+    let sim = Sim::start(&[]).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let c = Collateral::new(config(&sim.url, cache.path())).expect("collateral");
+    let world = World::shared();
+    let ev = world
+        .snp_attester(PROFILE)
+        .expect("attester")
+        .report(&[7u8; 64])
+        .expect("report");
+    let crl = world.amd_crl_der(Product::Milan).expect("crl");
+    let shipped = vec![
+        ev.vcek_der.clone(),
+        ev.ask_der.clone(),
+        ev.ark_der.clone(),
+        crl.clone(),
+    ];
+    let e = c
+        .snp_endorsements(&ev.report, &shipped, NOW)
+        .await
+        .expect("endorsements");
+    assert_eq!(e.crl_der.as_deref(), Some(&crl[..]));
+    assert_eq!(sim.total().await, 0, "everything was shipped");
+    appraise_snp(&ev.report, &e, &anchors(), NOW).expect("appraisal");
+
+    // Before the shipped CRL's thisUpdate (2025-01-01) it is not current: the CRL is fetched instead.
+    let early = 1_735_000_000;
+    let _ = c
+        .snp_endorsements(&ev.report, &shipped, early)
+        .await
+        .expect("endorsements");
+    assert_eq!(sim.path_requests("/vcek/v1/Milan/crl").await, 1);
+}

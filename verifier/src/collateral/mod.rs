@@ -318,7 +318,12 @@ impl Collateral {
             vek_der: shipped.vek.clone(),
             ask_der: shipped.ask.clone(),
             ark_der: shipped.ark.clone(),
-            crl_der: None,
+            // A shipped CRL is used while it is current; otherwise the CRL is looked up like any item.
+            crl_der: shipped
+                .crl
+                .as_ref()
+                .filter(|(_, this, next)| *this <= now && now < *next)
+                .map(|(crl, _, _)| crl.clone()),
         };
         let kind = match platform.signer {
             SnpSigner::Vcek => AmdKeyKind::Vcek,
@@ -347,7 +352,7 @@ impl Collateral {
 
         // The chain (unless shipped) and the CRL, concurrently.
         let need_chain = out.ask_der.is_none() || out.ark_der.is_none();
-        let want_crl = self.inner.config.fetch_snp_crl;
+        let want_crl = self.inner.config.fetch_snp_crl && out.crl_der.is_none();
         let chain_item = Item::AmdCertChain { kind, product };
         let crl_item = Item::AmdCrl { kind, product };
         let (chain, crl) = tokio::join!(
@@ -732,6 +737,8 @@ struct Shipped {
     vek: Option<Vec<u8>>,
     ask: Option<Vec<u8>>,
     ark: Option<Vec<u8>>,
+    /// A DER CRL shipped beside the certificates (the extended-report table may carry one), with its window.
+    crl: Option<(Vec<u8>, u64, u64)>,
     product: Option<SnpProduct>,
 }
 
@@ -746,6 +753,12 @@ impl Shipped {
             }
         });
         for der in ders {
+            if let Ok((this, next)) = cache::crl_window(&der) {
+                if out.crl.is_none() {
+                    out.crl = Some((der, this, next));
+                }
+                continue;
+            }
             match classify_amd_cert(&der) {
                 Some((role, product)) => {
                     out.product = out.product.or(product);
@@ -759,7 +772,7 @@ impl Shipped {
                     }
                 }
                 None => tracing::debug!(
-                    "ignoring a shipped certificate that is not an AMD VCEK/VLEK/ASK/ARK"
+                    "ignoring a shipped blob that is not an AMD VCEK/VLEK/ASK/ARK or a CRL"
                 ),
             }
         }
