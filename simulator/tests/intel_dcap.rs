@@ -5,13 +5,14 @@ use std::sync::{Arc, OnceLock};
 
 use dcap_qvl::verify::{QuoteVerifier, VerifiedReport};
 use dcap_qvl::{QuoteCollateralV3, QuotePolicy};
+use locus_simulator::intel::collateral::{COLLATERAL_NEXT_UPDATE_UNIX, VALID_FROM_UNIX};
 use locus_simulator::intel::profile::{
     MODULE_ADVISORIES, OUT_OF_DATE_MODULE_SVN, TDX_DEBUG, TDX_FRA_1, TDX_IAD_1, TDX_OUTOFDATE,
     TDX_TCB_NOT_SUPPORTED, TDX_UNREGISTERED,
 };
 use locus_simulator::intel::{
-    CollateralWindow, IntelPki, SimTdxAttester, TdxCollateralFiles, TdxFault, TdxTcbExpectation,
-    BUILTIN_TDX_PROFILES, SIM_VERIFICATION_TIME_UNIX,
+    CollateralWindow, CrlIssuer, IntelPki, PckVariant, SimTdxAttester, TdxCollateralFiles,
+    TdxFault, TdxTcbExpectation, BUILTIN_TDX_PROFILES, SIM_VERIFICATION_TIME_UNIX,
 };
 
 const NOW: u64 = SIM_VERIFICATION_TIME_UNIX;
@@ -379,4 +380,55 @@ fn low_tcb_fault_is_out_of_date_on_every_up_to_date_profile() {
         report.advisory_ids,
         ["SIM-SA-00101", "SIM-SA-00102", "SIM-SA-00201"]
     );
+}
+
+#[test]
+fn a_crl_revoking_the_genuine_pck_makes_dcap_qvl_refuse_it() {
+    let attester = attester(TDX_FRA_1);
+    let serial = pki().pck_serial(attester.profile(), PckVariant::Genuine);
+    let mut collateral = current_collateral().clone();
+    collateral.pck_crl = pki().issue_crl(
+        CrlIssuer::PlatformCa,
+        VALID_FROM_UNIX,
+        COLLATERAL_NEXT_UPDATE_UNIX,
+        &[serial],
+    );
+    let quote = attester.quote(&REPORT_DATA);
+    let verdict = verifier()
+        .verify(&quote, &collateral, NOW)
+        .map_err(|e| format!("{e:#}"));
+    let message = expect_refused(verdict, "genuine PCK revoked by a new CRL");
+    assert!(message.contains("CertRevoked"), "{message}");
+}
+
+#[test]
+fn an_expired_pck_crl_is_refused() {
+    let mut collateral = current_collateral().clone();
+    // Valid 2025-01-01 .. 2025-06-01, so already past nextUpdate at NOW (2026-01-01).
+    collateral.pck_crl =
+        pki().issue_crl(CrlIssuer::PlatformCa, VALID_FROM_UNIX, 1_748_736_000, &[]);
+    let quote = attester(TDX_FRA_1).quote(&REPORT_DATA);
+    let verdict = verifier()
+        .verify(&quote, &collateral, NOW)
+        .map_err(|e| format!("{e:#}"));
+    let message = expect_refused(verdict, "expired PCK CRL");
+    assert!(message.contains("CrlExpired"), "{message}");
+}
+
+#[test]
+fn a_pck_crl_signed_by_the_root_instead_of_the_platform_ca_is_refused() {
+    let mut collateral = current_collateral().clone();
+    collateral.pck_crl = pki().issue_crl(
+        CrlIssuer::Root,
+        VALID_FROM_UNIX,
+        COLLATERAL_NEXT_UPDATE_UNIX,
+        &[],
+    );
+    let quote = attester(TDX_FRA_1).quote(&REPORT_DATA);
+    // The root's CRL says nothing about the PCK leaf, and unknown revocation status is denied.
+    let verdict = verifier()
+        .verify(&quote, &collateral, NOW)
+        .map_err(|e| format!("{e:#}"));
+    let message = expect_refused(verdict, "PCK CRL from the wrong issuer");
+    assert!(message.contains("UnknownRevocationStatus"), "{message}");
 }

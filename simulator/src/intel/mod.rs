@@ -25,5 +25,5 @@ pub use certs::{OID_SGX_EXTENSION, SIM_ORGANIZATION};
 pub use collateral::{
     CollateralWindow, QeValues, SignedJson, TdxCollateralFiles, SIM_VERIFICATION_TIME_UNIX,
 };
-pub use pki::{IntelPki, PckVariant, SIM_ROOT_CA_CN};
+pub use pki::{CrlIssuer, IntelPki, PckVariant, SIM_ROOT_CA_CN};
 pub use profile::{TdxProfile, TdxTcbExpectation, BUILTIN_TDX_PROFILES};

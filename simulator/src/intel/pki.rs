@@ -65,6 +65,15 @@ impl PckVariant {
     }
 }
 
+/// Which CA signs a CRL built with [`IntelPki::issue_crl`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlIssuer {
+    /// The root CA (the root CA CRL).
+    Root,
+    /// The PCK Platform CA (the PCK CRL).
+    PlatformCa,
+}
+
 /// A CA (or signer) of the simulated PKI: its key, certificate and name.
 #[derive(Debug, Clone)]
 struct Authority {
@@ -335,6 +344,33 @@ impl IntelPki {
                 self.root.der.as_slice(),
             ]),
         }
+    }
+
+    /// The serial (20 bytes, big-endian) of `profile`'s PCK in `variant`.
+    pub fn pck_serial(&self, profile: &TdxProfile, variant: PckVariant) -> [u8; 20] {
+        pck_serial(self.seed, &profile.name, variant)
+    }
+
+    /// Issues another CRL of this world, e.g. one that revokes a genuine PCK or one already past `next_update`, for
+    /// tests of revocation and CRL freshness. Times are Unix seconds (1970..2049).
+    pub fn issue_crl(
+        &self,
+        issuer: CrlIssuer,
+        this_update: u64,
+        next_update: u64,
+        revoked_serials: &[[u8; 20]],
+    ) -> Vec<u8> {
+        let authority = match issuer {
+            CrlIssuer::Root => &self.root,
+            CrlIssuer::PlatformCa => &self.platform_ca,
+        };
+        certs::issue_crl(
+            authority.name.clone(),
+            &authority.key,
+            this_update,
+            next_update,
+            revoked_serials,
+        )
     }
 
     fn sign_json(&self, body: String) -> SignedJson {
