@@ -9,7 +9,7 @@ use axum::Router;
 use crate::error::SimError;
 use crate::fault::{Fault, Faults};
 use crate::intel::server::PcsState;
-use crate::intel::{CollateralWindow, IntelPki, SimTdxAttester, TdxCollateralFiles, TdxFault};
+use crate::intel::{CollateralWindow, SimTdxAttester, TdxCollateralFiles, TdxFault};
 use crate::server::SimState;
 use crate::world::World;
 
@@ -26,11 +26,6 @@ const COLLATERAL_FILES: [&str; 10] = [
     "intel_sgx_root_ca.pem",
     "collateral_dcap_qvl.json",
 ];
-
-/// The world's Intel PKI.
-pub fn intel(world: &World) -> Arc<IntelPki> {
-    world.intel()
-}
 
 /// Write the current TDX collateral (vectors layout) into `dir`.
 pub fn export_tdx_collateral(world: &World, dir: &Path) -> Result<Vec<PathBuf>, SimError> {

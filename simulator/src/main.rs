@@ -253,14 +253,14 @@ fn profiles(world: &World, json: bool) -> Result<(), Failure> {
         println!("{text}");
     } else {
         println!(
-            "{:<24} {:<8} {:<8} {:<12} {:<16} description",
+            "{:<24} {:<8} {:<8} {:<16} {:<16} description",
             "name", "tee", "site", "tcb", "platform"
         );
         for p in world.profiles() {
             let site = p.site.as_ref().map(|s| s.site.as_str()).unwrap_or("-");
             let id = p.platform_id_hex();
             println!(
-                "{:<24} {:<8} {:<8} {:<12} {:<16} {}",
+                "{:<24} {:<8} {:<8} {:<16} {:<16} {}",
                 p.name,
                 p.tee().as_str(),
                 site,
@@ -310,9 +310,12 @@ fn serve(world: Arc<World>, listen: &str, faults: Faults) -> Result<(), Failure>
         .build()
         .map_err(|e| Failure::Run(format!("tokio runtime: {e}")))?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
+        let addr: std::net::SocketAddr = listen
+            .parse()
+            .map_err(|e| Failure::Usage(format!("--listen {listen:?} is not an address: {e}")))?;
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| Failure::Usage(format!("cannot listen on {listen}: {e}")))?;
+            .map_err(|e| Failure::Run(format!("cannot listen on {addr}: {e}")))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::Run(e.to_string()))?;

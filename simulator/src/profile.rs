@@ -2,7 +2,20 @@
 //! the TCB status its collateral is expected to yield. The built-in names are a contract (DESIGN §12): the example
 //! verifier configuration registers their platform identities.
 //!
-//! SEV-SNP specifics live in [`SnpProfile`]; TDX specifics in the Intel engineer's [`crate::intel`] types.
+//! SEV-SNP specifics live in [`SnpProfile`]; TDX specifics in [`crate::intel::profile::TdxProfile`].
+//!
+//! | profile | product | site | report | signer | notes |
+//! |---|---|---|---|---|---|
+//! | `snp-fra-1` | Milan | fra-1, DE | v3 | VCEK | |
+//! | `snp-iad-1` | Genoa | iad-1, US | v3 | VCEK | |
+//! | `snp-unregistered` | Milan | — | v3 | VCEK | in no registry |
+//! | `snp-turin` | Turin | — | v5 | VCEK | 8-byte hwID, fmcSPL |
+//! | `snp-debug` | Milan | — | v3 | VCEK | policy bit 19 |
+//! | `snp-vlek` | Milan | — | v3 | VLEK | cspID `locus-sim-cloud` is the platform identity |
+//! | `snp-lowtcb` | Milan | — | v3 | VCEK | TCB below the current one (`OutOfDate`) |
+//!
+//! Chip ids derive from the seed and the name; measurements, host data and ids of the guest image do not depend on
+//! the seed, so reference values can be pinned in configuration.
 
 use locus_hw::snp::{Product, TcbVersion};
 use locus_hw::TeeType;

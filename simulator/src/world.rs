@@ -314,6 +314,13 @@ impl World {
         SimSnpAttester::new(self.clone(), profile)
     }
 
+    /// The current TDX collateral (TCB info, QE identity, CRLs, chains, root) every simulated TDX platform
+    /// verifies with; one FMSPC covers them all.
+    pub fn tdx_collateral(&self) -> crate::intel::TdxCollateralFiles {
+        self.intel()
+            .collateral(crate::intel::CollateralWindow::Current)
+    }
+
     /// A TDX attester for a built-in profile.
     pub fn tdx_attester(&self, name: &str) -> Result<crate::intel::SimTdxAttester, SimError> {
         crate::intel_bridge::tdx_attester(self, name, &[])
