@@ -307,3 +307,52 @@ fn real_tree_without_the_interface_is_unavailable() {
     );
     assert!(plain.root_present().is_ok());
 }
+
+#[test]
+fn real_tree_maps_each_operation_to_the_file_system_without_creating_attributes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = RealTsmFs::new(dir.path());
+    fs.create_entry("e1").expect("mkdir");
+    assert!(dir.path().join("e1").is_dir());
+    assert_eq!(
+        fs.create_entry("e1").expect_err("exists").kind(),
+        std::io::ErrorKind::AlreadyExists
+    );
+    // configfs attributes exist once the entry does; here we play the kernel and create them.
+    std::fs::write(dir.path().join("e1/provider"), b"sev_guest\n").expect("provider");
+    std::fs::write(dir.path().join("e1/inblob"), b"").expect("inblob");
+    assert_eq!(
+        fs.read_attr("e1", "provider").expect("read"),
+        b"sev_guest\n"
+    );
+    fs.write_attr("e1", "inblob", &[7u8; 64]).expect("write");
+    assert_eq!(
+        std::fs::read(dir.path().join("e1/inblob")).expect("read back"),
+        vec![7u8; 64]
+    );
+    assert_eq!(
+        fs.write_attr("e1", "privlevel", b"0")
+            .expect_err("never created")
+            .kind(),
+        std::io::ErrorKind::NotFound
+    );
+    assert!(!dir.path().join("e1/privlevel").exists());
+    for f in ["provider", "inblob"] {
+        std::fs::remove_file(dir.path().join("e1").join(f)).expect("cleanup");
+    }
+    fs.remove_entry("e1").expect("rmdir");
+    assert!(!dir.path().join("e1").exists());
+    assert_eq!(fs.location(), dir.path().display().to_string());
+}
+
+#[test]
+fn sev_guest_without_the_device_is_unavailable() {
+    use locus_hw::backend::sev_guest::{SevGuestAttester, SevGuestCerts};
+    if std::path::Path::new("/dev/sev-guest").exists() {
+        println!("SKIP: /dev/sev-guest exists on this machine");
+        return;
+    }
+    let err = SevGuestAttester::open(SevGuestCerts::None).expect_err("no device");
+    assert_eq!(err.code(), "attester_unavailable");
+    assert!(err.to_string().contains("/dev/sev-guest"), "{err}");
+}

@@ -104,6 +104,18 @@ impl StandIn {
         }
     }
 
+    fn set_template(&self, path: &Path) {
+        let c = std::ffi::CString::new(path.to_str().expect("utf-8")).expect("no NUL");
+        // SAFETY: `void stand_in_set_template(const char *)` copies the string before returning.
+        unsafe {
+            let f = self
+                .control
+                .get::<unsafe extern "C" fn(*const std::ffi::c_char)>(b"stand_in_set_template\0")
+                .expect("symbol");
+            f(c.as_ptr())
+        }
+    }
+
     fn last_extend(&self) -> (u64, [u8; 48]) {
         let mut out = [0u8; 48];
         // SAFETY: `uint64_t stand_in_last_extend(uint8_t out[48])` writes exactly 48 bytes.
@@ -367,4 +379,28 @@ fn auto_picks_the_library_when_it_answers() {
         backend::open(Some(TeeType::SevSnp), &cfg).is_err(),
         "the TDX library never serves SNP"
     );
+}
+
+#[test]
+fn template_quote_is_returned_with_only_the_report_data_replaced() {
+    let s = StandIn::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template_path = dir.path().join("quote.bin");
+    let mut template: Vec<u8> = (0..900u32).map(|i| (i * 7 % 251) as u8).collect();
+    template[0..2].copy_from_slice(&4u16.to_le_bytes());
+    template[4..8].copy_from_slice(&0x81u32.to_le_bytes());
+    std::fs::write(&template_path, &template).expect("write template");
+    s.set_template(&template_path);
+    let rd = pattern(11);
+    let (quote, _) = s.lib().get_quote(&rd, None).expect("quote");
+    let mut want = template.clone();
+    want[568..632].copy_from_slice(&rd);
+    assert_eq!(quote, want);
+
+    s.set_template(&dir.path().join("missing.bin"));
+    assert_eq!(
+        s.lib().get_quote(&rd, None).expect_err("no template"),
+        TdxAttestError::QuoteFailure
+    );
+    assert_eq!(s.allocs(), s.frees());
 }

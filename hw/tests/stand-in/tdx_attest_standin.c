@@ -9,6 +9,8 @@
  *     rejects pointers it did not hand out.
  *   - tdx_att_get_report writes the report data into REPORTMACSTRUCT.report_data (offset 128 of the 1024 bytes).
  *   - tdx_att_extend checks the event like the real library and records the extend data.
+ *     The template can also come from the environment variable LOCUS_STANDIN_QUOTE_TEMPLATE (read at each call),
+ *     for processes the test cannot call into (the agent binary).
  *   - stand_in_set_error(code) makes every following call return `code` (0 restores normal behaviour).
  *   - stand_in_set_empty_quote(1) makes get_quote report success with size 0 but still allocate (our side must
  *     refuse the quote and still free the buffer).
@@ -95,8 +97,14 @@ static int track(void *p) {
     return 0;
 }
 
-static uint8_t *load_template(uint32_t *size) {
-    FILE *f = fopen(template_path, "rb");
+static const char *template_source(void) {
+    if (template_path[0]) return template_path;
+    const char *env = getenv("LOCUS_STANDIN_QUOTE_TEMPLATE");
+    return (env && env[0]) ? env : NULL;
+}
+
+static uint8_t *load_template(const char *path, uint32_t *size) {
+    FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return NULL; }
     long len = ftell(f);
@@ -124,8 +132,9 @@ tdx_attest_error_t tdx_att_get_quote(const tdx_report_data_t *p_tdx_report_data,
     }
     uint8_t *quote;
     uint32_t size;
-    if (template_path[0]) {
-        quote = load_template(&size);
+    const char *tpl = template_source();
+    if (tpl) {
+        quote = load_template(tpl, &size);
         if (!quote) return TDX_ATTEST_ERROR_QUOTE_FAILURE;
     } else {
         size = MIN_QUOTE;
