@@ -357,3 +357,71 @@ pub fn pem_block(label: &str, der_bytes: &[u8]) -> String {
     out.push_str(&format!("-----END {label}-----\n"));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_before_2050_are_utc_and_after_are_generalized() {
+        assert!(matches!(time(2_524_607_999), Ok(Time::UtcTime(_))));
+        assert!(matches!(time(2_524_608_000), Ok(Time::GeneralTime(_))));
+    }
+
+    #[test]
+    fn serial_zero_encodes_as_a_single_zero_octet() {
+        let s = serial(0).expect("serial 0");
+        assert_eq!(s.as_bytes(), &[0]);
+        assert_eq!(serial(0x01_0000).expect("serial").as_bytes(), &[1, 0, 0]);
+    }
+
+    #[test]
+    fn names_keep_attribute_order_and_printable_country() {
+        use der::Tagged;
+        let n = name(&[NameAttr::C("US"), NameAttr::O("Org"), NameAttr::Cn("X")]).expect("name");
+        assert_eq!(n.0.len(), 3);
+        assert_eq!(
+            n.0[0].0.get(0).map(|a| a.value.tag()),
+            Some(der::Tag::PrintableString)
+        );
+        assert_eq!(
+            n.0[2].0.get(0).map(|a| a.value.tag()),
+            Some(der::Tag::Utf8String)
+        );
+    }
+
+    #[test]
+    fn ecdsa_certificates_round_trip_and_verify() {
+        let key = crate::keys::p256_key(1, "x509-test");
+        let spki = spki_p256(key.verifying_key()).expect("spki");
+        let subject = name(&[NameAttr::Cn("test")]).expect("name");
+        let der_bytes = certificate(
+            CertFields {
+                serial: serial(5).expect("serial"),
+                issuer: subject.clone(),
+                subject,
+                validity: validity(1_700_000_000, 1_800_000_000).expect("validity"),
+                spki,
+                extensions: vec![],
+            },
+            &Signer::EcdsaP256(&key),
+        )
+        .expect("cert");
+        let cert = Certificate::from_der(&der_bytes).expect("parse");
+        assert_eq!(cert.signature_algorithm.oid, OID_ECDSA_SHA256);
+        assert!(cert.tbs_certificate.extensions.is_none());
+        let tbs = cert.tbs_certificate.to_der().expect("tbs");
+        let sig = p256::ecdsa::Signature::from_der(cert.signature.raw_bytes()).expect("DER sig");
+        use signature::Verifier;
+        assert!(key.verifying_key().verify(&tbs, &sig).is_ok());
+        use der::DecodePem;
+        let pem = cert_pem(&der_bytes);
+        assert_eq!(
+            Certificate::from_pem(pem.as_bytes())
+                .expect("pem")
+                .to_der()
+                .expect("der"),
+            der_bytes
+        );
+    }
+}

@@ -184,11 +184,10 @@ mod tests {
         assert_eq!(tcb_raw(&turin, Product::Turin), 0x4700000002000100);
     }
 
-    #[test]
-    fn version_outside_allow_list_is_refused() {
-        let f = ReportFields {
-            product: Product::Milan,
-            version: 6,
+    fn fields(version: u32, product: Product) -> ReportFields {
+        ReportFields {
+            product,
+            version,
             guest_svn: 0,
             policy: 0x30000,
             family_id: [0; 16],
@@ -210,9 +209,64 @@ mod tests {
             current_version: (1, 55, 0),
             committed_version: (1, 55, 0),
             launch_tcb: TcbVersion::default(),
-            launch_mit_vector: 0,
-            current_mit_vector: 0,
-        };
-        assert!(matches!(encode_unsigned(&f), Err(SimError::Invalid(_))));
+            launch_mit_vector: 0x1122,
+            current_mit_vector: 0x3344,
+        }
+    }
+
+    #[test]
+    fn version_outside_allow_list_is_refused() {
+        for v in [0, 1, 6] {
+            assert!(matches!(
+                encode_unsigned(&fields(v, Product::Milan)),
+                Err(SimError::Invalid(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn cpuid_only_from_v3_and_mitigation_vectors_only_in_v5() {
+        let v2 = encode_unsigned(&fields(2, Product::Milan)).expect("v2");
+        assert_eq!(&v2[0x188..0x18B], &[0, 0, 0]);
+        let v3 = encode_unsigned(&fields(3, Product::Genoa)).expect("v3");
+        assert_eq!(&v3[0x188..0x18B], &[0x19, 0x11, 0x01]);
+        assert_eq!(&v3[0x1F8..0x208], &[0u8; 16]);
+        let v5 = encode_unsigned(&fields(5, Product::Turin)).expect("v5");
+        assert_eq!(&v5[0x188..0x18B], &[0x1A, 0x02, 0x01]);
+        assert_eq!(
+            u64::from_le_bytes(v5[0x1F8..0x200].try_into().expect("8")),
+            0x1122
+        );
+        assert_eq!(
+            u64::from_le_bytes(v5[0x200..0x208].try_into().expect("8")),
+            0x3344
+        );
+        assert_eq!(
+            &v5[0x1E8..0x1EC],
+            &[0, 55, 1, 0],
+            "build, minor, major, reserved"
+        );
+        assert_eq!(
+            u32::from_le_bytes(v5[0x34..0x38].try_into().expect("4")),
+            1,
+            "ECDSA P-384"
+        );
+    }
+
+    #[test]
+    fn signature_is_little_endian_zero_padded_and_verifies() {
+        use signature::Verifier;
+        let key = crate::keys::p384_key(3, "report-test");
+        let mut raw = encode_unsigned(&fields(3, Product::Milan)).expect("encode");
+        sign(&mut raw, &key).expect("sign");
+        assert!(raw[0x2D0..0x2E8].iter().all(|b| *b == 0), "r padding");
+        assert!(raw[0x318..0x330].iter().all(|b| *b == 0), "s padding");
+        let mut rs = [0u8; 96];
+        for i in 0..48 {
+            rs[i] = raw[0x2A0 + 47 - i];
+            rs[48 + i] = raw[0x2E8 + 47 - i];
+        }
+        let sig = p384::ecdsa::Signature::from_slice(&rs).expect("r||s");
+        assert!(key.verifying_key().verify(&raw[..SIGNED_LEN], &sig).is_ok());
     }
 }
