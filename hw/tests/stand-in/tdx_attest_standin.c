@@ -4,7 +4,7 @@
  * It implements the five functions with the header's types and error codes, so our FFI declarations are exercised
  * against a real C ABI. It does not talk to any TEE:
  *   - tdx_att_get_quote returns a quote whose TD report body carries the caller's report data at offset 568
- *     (48-byte header + 520): either a copy of a template file (stand_in_set_template, e.g. a simulator quote) or a
+ *     (48-byte header + 520; 574 in a v5 quote, after the 6-byte body descriptor): either a copy of a template file (stand_in_set_template, e.g. a simulator quote) or a
  *     minimal v4 header + body. Every buffer comes from malloc and is counted; tdx_att_free_quote counts frees and
  *     rejects pointers it did not hand out.
  *   - tdx_att_get_report writes the report data into REPORTMACSTRUCT.report_data (offset 128 of the 1024 bytes).
@@ -144,7 +144,11 @@ tdx_attest_error_t tdx_att_get_quote(const tdx_report_data_t *p_tdx_report_data,
         quote[2] = 2;    /* attestation key type: ECDSA-256 */
         quote[4] = 0x81; /* tee_type TDX */
     }
-    memcpy(quote + REPORT_DATA_OFFSET, p_tdx_report_data->d, 64);
+    /* v4: header 48 + TD report body; v5: header 48 + body descriptor (type u16, size u32) + body. */
+    uint16_t version = (uint16_t)(quote[0] | (quote[1] << 8));
+    uint32_t offset = version == 5 ? REPORT_DATA_OFFSET + 6 : REPORT_DATA_OFFSET;
+    if (offset + 64 > size) { free(quote); return TDX_ATTEST_ERROR_QUOTE_FAILURE; }
+    memcpy(quote + offset, p_tdx_report_data->d, 64);
     if (!track(quote)) { free(quote); return TDX_ATTEST_ERROR_OUT_OF_MEMORY; }
     allocs++;
     if (p_att_key_id) *p_att_key_id = ECDSA_ID;
