@@ -5,7 +5,7 @@ use locus_hw::snp::{Product, SignedReport, SigningKey, TcbVersion};
 
 use super::roots::TrustAnchors;
 use super::x509::{amd_oid, verify_p384_fixed, ParsedCert, ParsedCrl};
-use super::Verified;
+use super::{format_refusal, Verified};
 use crate::error::{ErrorCode, Refusal};
 
 /// The certificates that endorse an SNP report, as DER. Missing ASK/ARK come from the pinned set (VCEK only: AMD
@@ -77,14 +77,6 @@ impl SnpFacts {
 
 fn refuse(code: ErrorCode, msg: impl Into<String>) -> Refusal {
     Refusal::new(code, msg)
-}
-
-fn format_refusal(e: locus_hw::FormatError) -> Refusal {
-    let code = match e.code() {
-        "unsupported_version" => ErrorCode::UnsupportedVersion,
-        _ => ErrorCode::EvidenceMalformed,
-    };
-    Refusal::new(code, e.to_string())
 }
 
 /// Appraise a raw SEV-SNP report. See the module docs for the flow; every failing step has its own code.

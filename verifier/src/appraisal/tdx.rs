@@ -5,13 +5,14 @@
 //!
 //! dcap-qvl reports failures as `anyhow` text; [`map_engine_error`] turns each into a stable code (tested one by one).
 
-use dcap_qvl::quote::{Quote, Report};
 use dcap_qvl::verify::QuoteVerifier;
 use dcap_qvl::QuoteCollateralV3;
+use locus_hw::tdx::SignedQuote;
+use serde_json::value::RawValue;
 
 use super::roots::TrustAnchors;
 use super::x509::{pem_certificates, ParsedCert};
-use super::Verified;
+use super::{format_refusal, Verified};
 use crate::error::{ErrorCode, Refusal};
 
 /// TDX collateral (tdx.md §4, §7), kept in the form dcap-qvl consumes, built once and reused for many quotes.
@@ -37,9 +38,10 @@ pub struct TdxCollateralParts<'a> {
 impl TdxCollateral {
     /// Build from the PCS items. Malformed items are `collateral_missing` (no usable collateral).
     pub fn from_parts(parts: TdxCollateralParts<'_>) -> Result<TdxCollateral, Refusal> {
-        let (tcb_info, tcb_info_signature) = split_signed_json(parts.tcb_info_json, "tcbInfo")?;
+        let (tcb_info, tcb_info_signature) =
+            split_signed_json(parts.tcb_info_json, SignedBody::TcbInfo)?;
         let (qe_identity, qe_identity_signature) =
-            split_signed_json(parts.qe_identity_json, "enclaveIdentity")?;
+            split_signed_json(parts.qe_identity_json, SignedBody::EnclaveIdentity)?;
         for (name, pem) in [
             ("TCB info issuer chain", parts.tcb_info_issuer_chain_pem),
             (
@@ -88,113 +90,49 @@ fn missing(msg: impl Into<String>) -> Refusal {
     Refusal::new(ErrorCode::CollateralMissing, msg)
 }
 
-/// Split `{"<key>":{…},"signature":"<hex>"}` into the exact text of the `<key>` value and the decoded signature.
-fn split_signed_json<'a>(text: &'a str, key: &str) -> Result<(&'a str, Vec<u8>), Refusal> {
-    serde_json::from_str::<serde_json::Value>(text)
-        .map_err(|e| missing(format!("{key} document is not JSON: {e}")))?;
-    let body = json_member(text, key)
-        .ok_or_else(|| missing(format!("collateral has no top-level \"{key}\"")))?;
-    let sig = json_member(text, "signature")
+/// A signed PCS document, `{"tcbInfo":{…},"signature":"<hex>"}` or `{"enclaveIdentity":{…},"signature":"<hex>"}`.
+/// The body is kept as the exact text received (no re-encoding: the signature covers these bytes).
+#[derive(serde::Deserialize)]
+struct SignedDocument<'a> {
+    #[serde(borrow, rename = "tcbInfo")]
+    tcb_info: Option<&'a RawValue>,
+    #[serde(borrow, rename = "enclaveIdentity")]
+    enclave_identity: Option<&'a RawValue>,
+    signature: Option<String>,
+}
+
+/// Which body a signed PCS document carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SignedBody {
+    TcbInfo,
+    EnclaveIdentity,
+}
+
+impl SignedBody {
+    fn key(self) -> &'static str {
+        match self {
+            SignedBody::TcbInfo => "tcbInfo",
+            SignedBody::EnclaveIdentity => "enclaveIdentity",
+        }
+    }
+}
+
+/// Split a signed PCS document into the exact text of its body and the decoded signature.
+fn split_signed_json(text: &str, kind: SignedBody) -> Result<(&str, Vec<u8>), Refusal> {
+    let key = kind.key();
+    let doc: SignedDocument<'_> = serde_json::from_str(text)
+        .map_err(|e| missing(format!("{key} document is not a JSON object: {e}")))?;
+    let body = match kind {
+        SignedBody::TcbInfo => doc.tcb_info,
+        SignedBody::EnclaveIdentity => doc.enclave_identity,
+    }
+    .ok_or_else(|| missing(format!("collateral has no top-level \"{key}\"")))?;
+    let sig = doc
+        .signature
         .ok_or_else(|| missing(format!("{key} document has no signature")))?;
-    let sig: String = serde_json::from_str(sig)
-        .map_err(|e| missing(format!("{key} signature is not a string: {e}")))?;
     let sig =
         hex::decode(sig.trim()).map_err(|e| missing(format!("{key} signature is not hex: {e}")))?;
-    Ok((body, sig))
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
-        i += 1;
-    }
-    i
-}
-
-/// End (exclusive) of the JSON string starting at `i` (which must be `"`).
-fn string_end(b: &[u8], i: usize) -> Option<usize> {
-    if b.get(i) != Some(&b'"') {
-        return None;
-    }
-    let mut j = i + 1;
-    while let Some(&c) = b.get(j) {
-        match c {
-            b'\\' => j += 2,
-            b'"' => return Some(j + 1),
-            _ => j += 1,
-        }
-    }
-    None
-}
-
-/// End (exclusive) of the JSON value starting at `i`.
-fn value_end(b: &[u8], i: usize) -> Option<usize> {
-    match b.get(i)? {
-        b'"' => string_end(b, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut j = i;
-            while let Some(&c) = b.get(j) {
-                match c {
-                    b'"' => {
-                        j = string_end(b, j)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth = depth.checked_sub(1)?;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-            None
-        }
-        _ => {
-            let mut j = i;
-            while b
-                .get(j)
-                .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
-            {
-                j += 1;
-            }
-            Some(j)
-        }
-    }
-}
-
-/// The exact text of a top-level member's value in a JSON object (no re-encoding: signatures cover these bytes).
-pub(crate) fn json_member<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let b = text.as_bytes();
-    let mut i = skip_ws(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
-    loop {
-        i = skip_ws(b, i);
-        if b.get(i) == Some(&b'}') {
-            return None;
-        }
-        let k_end = string_end(b, i)?;
-        let k = text.get(i + 1..k_end - 1)?;
-        i = skip_ws(b, k_end);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_ws(b, i + 1);
-        let v_end = value_end(b, i)?;
-        if k == key {
-            return text.get(i..v_end);
-        }
-        i = skip_ws(b, v_end);
-        match b.get(i) {
-            Some(b',') => i += 1,
-            _ => return None,
-        }
-    }
+    Ok((body.get(), sig))
 }
 
 /// What a verified TDX quote says. Only [`appraise_tdx`] produces it wrapped in [`Verified`].
@@ -224,137 +162,19 @@ pub struct TdxFacts {
     pub advisory_ids: Vec<String>,
 }
 
-const HEADER_LEN: usize = 48;
-const TD10_LEN: usize = 584;
-const TD15_LEN: usize = 648;
-const TD15EX_LEN: usize = 885;
-
 fn malformed(msg: impl Into<String>) -> Refusal {
     Refusal::new(ErrorCode::EvidenceMalformed, msg)
 }
 
-fn le_u16(b: &[u8], at: usize) -> Result<u16, Refusal> {
-    b.get(at..at + 2)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
-        .ok_or_else(|| malformed(format!("quote truncated at offset {at}")))
-}
-
-fn le_u32(b: &[u8], at: usize) -> Result<u32, Refusal> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or_else(|| malformed(format!("quote truncated at offset {at}")))
-}
-
-/// The quote structure found by walking the length fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct QuoteStructure {
-    len: usize,
-    version: u16,
-    body_type: u16,
-    /// Offset of the first non-zero byte after the structure, if any.
-    trailing_nonzero: Option<usize>,
-}
-
-impl QuoteStructure {
-    /// Bytes after the structure may only be zero padding (DESIGN §3).
-    fn check_trailing(&self) -> Result<(), Refusal> {
-        match self.trailing_nonzero {
-            Some(at) => Err(malformed(format!(
-                "non-zero byte after the end of the quote structure at offset {at}"
-            ))),
-            None => Ok(()),
-        }
+/// Bytes after the quote structure may only be zero padding (DESIGN §3); they are covered by no signature.
+fn check_trailing(signed: &SignedQuote) -> Result<(), Refusal> {
+    match signed.trailing_bytes().iter().position(|&b| b != 0) {
+        Some(at) => Err(malformed(format!(
+            "non-zero byte after the end of the quote structure at offset {}",
+            signed.structure_len() + at
+        ))),
+        None => Ok(()),
     }
-}
-
-/// Step 1 (structure): walk the length fields to the end of the quote structure.
-fn quote_structure(raw: &[u8]) -> Result<QuoteStructure, Refusal> {
-    let version = le_u16(raw, 0)?;
-    let att_key_type = le_u16(raw, 2)?;
-    let tee_type = le_u32(raw, 4)?;
-    if !matches!(version, 4 | 5) {
-        return Err(Refusal::new(
-            ErrorCode::UnsupportedVersion,
-            format!("quote version {version} (4 or 5 accepted)"),
-        ));
-    }
-    if tee_type != 0x81 {
-        return Err(malformed(format!(
-            "tee_type {tee_type:#x} is not TDX (0x81)"
-        )));
-    }
-    if att_key_type != 2 {
-        return Err(malformed(format!(
-            "att_key_type {att_key_type} is not 2 (ECDSA P-256)"
-        )));
-    }
-    let (body_type, body_end) = if version == 4 {
-        (2u16, HEADER_LEN + TD10_LEN)
-    } else {
-        let body_type = le_u16(raw, HEADER_LEN)?;
-        let body_size = le_u32(raw, HEADER_LEN + 2)? as usize;
-        let want = match body_type {
-            2 => TD10_LEN,
-            3 => TD15_LEN,
-            4 => TD15EX_LEN,
-            other => {
-                return Err(Refusal::new(
-                    ErrorCode::UnsupportedVersion,
-                    format!("v5 body type {other}"),
-                ));
-            }
-        };
-        if body_size != want {
-            return Err(malformed(format!(
-                "v5 body size {body_size} is not {want} for body type {body_type}"
-            )));
-        }
-        (body_type, HEADER_LEN + 6 + want)
-    };
-    let sig_len = le_u32(raw, body_end)? as usize;
-    let end = body_end
-        .checked_add(4)
-        .and_then(|e| e.checked_add(sig_len))
-        .filter(|e| *e <= raw.len())
-        .ok_or_else(|| {
-            malformed(format!(
-                "signature data length {sig_len} runs past the end of the quote"
-            ))
-        })?;
-    // The signature data must be exactly: signature (64) ‖ attestation key (64) ‖ certification data type 6 with its
-    // size ‖ QE report (384) ‖ QE report signature (64) ‖ auth data (u16 size + data) ‖ certification data type 5
-    // with its size ‖ PCK chain. The lengths are outside every signature, so they must agree with each other.
-    let sig_start = body_end + 4;
-    let outer_type = le_u16(raw, sig_start + 128)?;
-    if outer_type != 6 {
-        return Err(malformed(format!(
-            "certification data type {outer_type} is not 6 (QE report certification data)"
-        )));
-    }
-    let outer_size = le_u32(raw, sig_start + 130)? as usize;
-    let qe_start = sig_start + 134;
-    let auth_size = le_u16(raw, qe_start + 448)? as usize;
-    let inner_at = qe_start + 450 + auth_size;
-    let inner_type = le_u16(raw, inner_at)?;
-    if inner_type != 5 {
-        return Err(malformed(format!(
-            "inner certification data type {inner_type} is not 5 (PCK chain)"
-        )));
-    }
-    let inner_size = le_u32(raw, inner_at + 2)? as usize;
-    let inner_end = inner_at + 6 + inner_size;
-    if qe_start + outer_size != inner_end || inner_end != end {
-        return Err(malformed(format!(
-            "length fields disagree: signature data ends at {end}, certification data at {}, PCK chain at {inner_end}",
-            qe_start + outer_size
-        )));
-    }
-    Ok(QuoteStructure {
-        len: end,
-        version,
-        body_type,
-        trailing_nonzero: raw[end..].iter().position(|&b| b != 0).map(|p| end + p),
-    })
 }
 
 /// Turn a dcap-qvl failure (its full `{:#}` error chain) into a stable code. Matches dcap-qvl 0.7.1's messages and
@@ -433,16 +253,15 @@ pub fn appraise_tdx(
     anchors: &TrustAnchors,
     now_unix: u64,
 ) -> Result<Verified<TdxFacts>, Refusal> {
-    // Step 1: parse header, body and signature data (v4, v5 types 2/3/4); trailing zero padding tolerated. Non-zero
-    // bytes after the structure are refused too, but only once the quote itself has been judged, so a quote's own
-    // failure (e.g. no matching TCB level) is what gets reported; the bytes are outside every signature.
-    let structure = quote_structure(raw)?;
-    let (quote_version, body_type) = (structure.version, structure.body_type);
-    let quote_bytes = &raw[..structure.len];
-    let quote =
-        Quote::parse(quote_bytes).map_err(|e| malformed(format!("quote does not parse: {e:#}")))?;
-    let chain = dcap_qvl::intel::extract_cert_chain(&quote)
-        .map_err(|e| malformed(format!("quote has no PCK certificate chain: {e:#}")))?;
+    // Step 1: parse header, body and signature data (v4; v5 body types 2 and 3), walking every length field
+    // (locus_hw). Non-zero bytes after the structure are refused too, but only once the quote itself has been judged,
+    // so a quote's own failure (e.g. no matching TCB level) is what gets reported; the bytes are outside every
+    // signature.
+    let signed = SignedQuote::parse_ignoring_trailing_bytes(raw).map_err(format_refusal)?;
+    let quote = signed.quote();
+    let chain = quote
+        .pck_chain_der()
+        .map_err(|e| malformed(format!("quote has no usable PCK certificate chain: {e}")))?;
     let pck_leaf = chain
         .first()
         .ok_or_else(|| malformed("empty PCK certificate chain"))?;
@@ -469,17 +288,12 @@ pub fn appraise_tdx(
     // identity (signatures, chains, windows) and Intel's TCB-level matching. Debug is judged by policy, not here.
     let verifier = QuoteVerifier::new(root_der).allow_debug(true);
     let verified = verifier
-        .verify(quote_bytes, collateral.as_dcap_qvl(), now_unix)
+        .verify(signed.structure_bytes(), collateral.as_dcap_qvl(), now_unix)
         .map_err(|e| map_engine_error(&format!("{e:#}")))?;
-    structure.check_trailing()?;
+    check_trailing(&signed)?;
 
-    // Step 6: facts out.
-    let td = match &verified.report {
-        Report::TD10(r) => r,
-        Report::TD15(r) => &r.base,
-        Report::TD15Ex(r) => &r.base.base,
-        Report::SgxEnclave(_) => return Err(malformed("an SGX enclave quote is not TDX evidence")),
-    };
+    // Step 6: facts out, from the bytes dcap-qvl just verified.
+    let td = &quote.body;
     let pck = dcap_qvl::intel::parse_pck_extension(pck_leaf).map_err(|e| {
         Refusal::new(
             ErrorCode::ChainUntrusted,
@@ -487,8 +301,8 @@ pub fn appraise_tdx(
         )
     })?;
     let facts = TdxFacts {
-        quote_version,
-        body_type,
+        quote_version: quote.header.version,
+        body_type: quote.body_type,
         tee_tcb_svn: td.tee_tcb_svn,
         mr_seam: td.mr_seam,
         mr_signer_seam: td.mr_signer_seam,
@@ -498,9 +312,9 @@ pub fn appraise_tdx(
         mr_config_id: td.mr_config_id,
         mr_owner: td.mr_owner,
         mr_owner_config: td.mr_owner_config,
-        rtmr: [td.rt_mr0, td.rt_mr1, td.rt_mr2, td.rt_mr3],
+        rtmr: td.rtmr,
         report_data: td.report_data,
-        debug: td.td_attributes[0] & 1 != 0,
+        debug: td.debug(),
         fmspc: pck.fmspc,
         ppid: verified.ppid.clone(),
         tcb_status: verified.status.clone(),
@@ -514,33 +328,75 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_member_returns_the_exact_value_text() {
-        let text = r#" { "tcbInfo" : {"a":"x}\"y","b":[1,{"c":2}]} , "signature":"abcd" } "#;
-        assert_eq!(
-            json_member(text, "tcbInfo"),
-            Some(r#"{"a":"x}\"y","b":[1,{"c":2}]}"#)
-        );
-        assert_eq!(json_member(text, "signature"), Some(r#""abcd""#));
-        assert_eq!(json_member(text, "missing"), None);
-        assert_eq!(json_member("[1]", "x"), None);
+    fn signed_documents_split_into_the_exact_body_text_and_the_signature() {
+        let text =
+            r#" { "tcbInfo" : {"a":"x}\"y","b":[1,{"c":2}],  "d": 1.50} , "signature":" abcd " } "#;
+        let (body, sig) = split_signed_json(text, SignedBody::TcbInfo).expect("split");
+        assert_eq!(body, r#"{"a":"x}\"y","b":[1,{"c":2}],  "d": 1.50}"#);
+        assert_eq!(sig, vec![0xab, 0xcd]);
+        let text = r#"{"signature":"00","enclaveIdentity":{"id":"TD_QE"}}"#;
+        let (body, sig) = split_signed_json(text, SignedBody::EnclaveIdentity).expect("split");
+        assert_eq!(body, r#"{"id":"TD_QE"}"#);
+        assert_eq!(sig, vec![0]);
     }
 
     #[test]
-    fn only_zero_padding_may_follow_the_quote_structure() {
-        let mut raw = minimal_v4(10);
-        let end = raw.len() - 10;
-        let s = quote_structure(&raw).expect("structure");
-        assert_eq!(s.len, end);
-        assert_eq!(s.check_trailing(), Ok(()));
-        let last = raw.len() - 1;
-        raw[last] = 1;
-        let s = quote_structure(&raw).expect("structure");
-        assert_eq!(s.trailing_nonzero, Some(last));
-        assert_eq!(
-            s.check_trailing().err().map(|r| r.code),
-            Some(ErrorCode::EvidenceMalformed)
-        );
+    fn unusable_signed_documents_are_collateral_missing() {
+        for (text, kind) in [
+            (
+                r#"{"tcbInfo":{},"signature":"00"}"#,
+                SignedBody::EnclaveIdentity,
+            ),
+            (r#"{"tcbInfo":{}}"#, SignedBody::TcbInfo),
+            (r#"{"tcbInfo":{},"signature":7}"#, SignedBody::TcbInfo),
+            (r#"{"tcbInfo":{},"signature":"xyz"}"#, SignedBody::TcbInfo),
+            (
+                r#"{"tcbInfo":{},"tcbInfo":{},"signature":"00"}"#,
+                SignedBody::TcbInfo,
+            ),
+            (
+                r#"{"tcbInfo":{},"signature":"00"} trailing"#,
+                SignedBody::TcbInfo,
+            ),
+            (r#"[{"tcbInfo":{}}]"#, SignedBody::TcbInfo),
+            ("", SignedBody::TcbInfo),
+        ] {
+            assert_eq!(
+                split_signed_json(text, kind).err().map(|r| r.code),
+                Some(ErrorCode::CollateralMissing),
+                "{text}"
+            );
+        }
     }
+
+    fn anchors() -> TrustAnchors {
+        TrustAnchors::pinned().expect("pinned anchors")
+    }
+
+    /// Empty collateral: every quote below is refused at step 1, before collateral is looked at.
+    fn no_collateral() -> TdxCollateral {
+        TdxCollateral::from_dcap_qvl(QuoteCollateralV3 {
+            pck_crl_issuer_chain: String::new(),
+            root_ca_crl: Vec::new(),
+            pck_crl: Vec::new(),
+            tcb_info_issuer_chain: String::new(),
+            tcb_info: String::new(),
+            tcb_info_signature: Vec::new(),
+            qe_identity_issuer_chain: String::new(),
+            qe_identity: String::new(),
+            qe_identity_signature: Vec::new(),
+            pck_certificate_chain: None,
+        })
+    }
+
+    fn step1_code(raw: &[u8]) -> Option<ErrorCode> {
+        appraise_tdx(raw, &no_collateral(), &anchors(), 0)
+            .err()
+            .map(|r| r.code)
+    }
+
+    const HEADER_LEN: usize = 48;
+    const TD10_LEN: usize = 584;
 
     /// A v4 quote skeleton whose length fields agree (zero auth data, empty PCK chain), plus `pad` zero bytes.
     fn minimal_v4(pad: usize) -> Vec<u8> {
@@ -559,6 +415,33 @@ mod tests {
     }
 
     #[test]
+    fn only_zero_padding_may_follow_the_quote_structure() {
+        let mut raw = minimal_v4(10);
+        let end = raw.len() - 10;
+        let s = SignedQuote::parse_ignoring_trailing_bytes(&raw).expect("structure");
+        assert_eq!(s.structure_len(), end);
+        assert_eq!(check_trailing(&s), Ok(()));
+        let last = raw.len() - 1;
+        raw[last] = 1;
+        let s = SignedQuote::parse_ignoring_trailing_bytes(&raw).expect("structure");
+        let refusal = check_trailing(&s).expect_err("non-zero trailing byte");
+        assert_eq!(refusal.code, ErrorCode::EvidenceMalformed);
+        assert!(refusal.message.contains(&last.to_string()), "{refusal:?}");
+    }
+
+    #[test]
+    fn a_well_formed_skeleton_gets_past_the_length_walk() {
+        // The skeleton's PCK chain is empty, so it is refused right after the walk, still at step 1.
+        let refusal = appraise_tdx(&minimal_v4(10), &no_collateral(), &anchors(), 0)
+            .expect_err("empty chain");
+        assert_eq!(refusal.code, ErrorCode::EvidenceMalformed);
+        assert!(
+            refusal.message.contains("PCK certificate chain"),
+            "{refusal:?}"
+        );
+    }
+
+    #[test]
     fn length_fields_that_disagree_are_evidence_malformed() {
         let sig_start = HEADER_LEN + TD10_LEN + 4;
         for (at, delta) in [
@@ -569,17 +452,30 @@ mod tests {
             let mut raw = minimal_v4(10);
             raw[at] = raw[at].wrapping_add(delta);
             assert_eq!(
-                quote_structure(&raw).err().map(|r| r.code),
+                step1_code(&raw),
                 Some(ErrorCode::EvidenceMalformed),
                 "length at {at}"
             );
+            assert!(SignedQuote::parse_ignoring_trailing_bytes(&raw).is_err());
         }
         let mut raw = minimal_v4(0);
         raw[sig_start + 128] = 7;
-        assert_eq!(
-            quote_structure(&raw).err().map(|r| r.code),
-            Some(ErrorCode::EvidenceMalformed)
-        );
+        assert_eq!(step1_code(&raw), Some(ErrorCode::EvidenceMalformed));
+        let mut raw = minimal_v4(0);
+        raw[sig_start + 134 + 450] = 4;
+        assert_eq!(step1_code(&raw), Some(ErrorCode::EvidenceMalformed));
+        assert_eq!(step1_code(&raw[..700]), Some(ErrorCode::EvidenceMalformed));
+        assert_eq!(step1_code(&[]), Some(ErrorCode::EvidenceMalformed));
+    }
+
+    #[test]
+    fn non_tdx_headers_are_evidence_malformed() {
+        let mut sgx = minimal_v4(0);
+        sgx[4] = 0;
+        assert_eq!(step1_code(&sgx), Some(ErrorCode::EvidenceMalformed));
+        let mut p384 = minimal_v4(0);
+        p384[2] = 3;
+        assert_eq!(step1_code(&p384), Some(ErrorCode::EvidenceMalformed));
     }
 
     #[test]
@@ -587,17 +483,11 @@ mod tests {
         let mut raw = vec![0u8; 700];
         raw[0] = 3;
         raw[4] = 0x81;
-        assert_eq!(
-            quote_structure(&raw).err().map(|r| r.code),
-            Some(ErrorCode::UnsupportedVersion)
-        );
+        assert_eq!(step1_code(&raw), Some(ErrorCode::UnsupportedVersion));
         raw[0] = 5;
         raw[2] = 2;
         raw[HEADER_LEN] = 9;
-        assert_eq!(
-            quote_structure(&raw).err().map(|r| r.code),
-            Some(ErrorCode::UnsupportedVersion)
-        );
+        assert_eq!(step1_code(&raw), Some(ErrorCode::UnsupportedVersion));
     }
 
     #[test]
