@@ -1,0 +1,49 @@
+//! The crypto floor (performance.md §2, §5) on this machine: the one per-request signature check of each TEE plus the
+//! ES256 signature of a WIT-sized claim set. Floor_SNP = SHA-384 + P-384 verify of a real report with its VCEK +
+//! ES256 sign; Floor_TDX = P-256 verify of a real quote's signed range with its attestation key + ES256 sign.
+//! Run: `cargo bench -p locus-verifier --bench floor`.
+
+mod support;
+
+use support::{measure, row, vector_sets, vectors_dir, SnpFloor, TdxFloor, Token};
+
+fn main() {
+    println!("# floor: ring ECDSA + ES256 WIT signature, one thread");
+    let token = Token::new();
+    let sign = measure(|| token.sign());
+    row("ES256 sign of a WIT-sized claim set", sign, None);
+    let Some(root) = vectors_dir() else { return };
+
+    for (name, dir, _) in vector_sets(&root, "snp") {
+        let report = std::fs::read(dir.join("report.bin")).expect("report.bin");
+        let endorsements = locus_verifier::cli::snp_endorsements_from_dir(&dir, &report)
+            .map_err(|e| e.0)
+            .expect("endorsements");
+        let floor = SnpFloor::new(&report, endorsements.vek_der.as_deref().expect("VEK"));
+        row(
+            &format!("{name}: P-384 verify"),
+            measure(|| floor.verify()),
+            None,
+        );
+        row(
+            &format!("{name}: floor (verify + sign)"),
+            measure(|| (floor.verify(), token.sign())),
+            None,
+        );
+    }
+
+    for (name, dir, _) in vector_sets(&root, "tdx") {
+        let quote = std::fs::read(dir.join("quote.bin")).expect("quote.bin");
+        let floor = TdxFloor::new(&quote);
+        row(
+            &format!("{name}: P-256 verify"),
+            measure(|| floor.verify()),
+            None,
+        );
+        row(
+            &format!("{name}: floor (verify + sign)"),
+            measure(|| (floor.verify(), token.sign())),
+            None,
+        );
+    }
+}
