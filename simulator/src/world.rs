@@ -19,6 +19,9 @@ use crate::x509;
 /// The fixed default seed (`--seed` overrides it); its RSA keys are committed under `simulator/keys/seed-2026/`.
 pub const DEFAULT_SEED: u64 = crate::amd::embedded::EMBEDDED_SEED;
 
+/// Most VCEKs/VLEKs kept in memory.
+const VCEK_CACHE_MAX: usize = 1024;
+
 /// Which validity a VCEK gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VcekValidity {
@@ -227,10 +230,7 @@ impl World {
             not_before,
             not_after,
         })?);
-        self.vceks
-            .lock()
-            .map_err(|_| SimError::Invalid("VCEK cache poisoned".into()))?
-            .insert(id, der.clone());
+        self.remember(id, der.clone())?;
         Ok(der)
     }
 
@@ -266,7 +266,7 @@ impl World {
             not_before,
             not_after,
         })?);
-        self.vceks.lock().map_err(poisoned)?.insert(id, der.clone());
+        self.remember(id, der.clone())?;
         Ok(der)
     }
 
@@ -283,6 +283,20 @@ impl World {
             x509::cert_pem(&pki.asvk_der),
             x509::cert_pem(&pki.ark_der)
         ))
+    }
+
+    /// Cache an issued VCEK/VLEK. KDS may be asked for any TCB of a known chip, so the cache is bounded: when full
+    /// it starts over (re-issuing is deterministic, only slower).
+    fn remember(&self, id: VcekId, der: Arc<Vec<u8>>) -> Result<(), SimError> {
+        let mut cache = self
+            .vceks
+            .lock()
+            .map_err(|_| SimError::Invalid("VCEK cache poisoned".into()))?;
+        if cache.len() >= VCEK_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(id, der);
+        Ok(())
     }
 
     /// The VCEK (DER) of an SNP profile at its reported TCB.
