@@ -284,7 +284,7 @@ pub struct Site {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Platform {
     pub tee: Tee,
-    /// SNP CHIP_ID (64 bytes) or TDX PPID (16 bytes), as bytes.
+    /// SNP CHIP_ID (64 bytes), the VLEK cspID (its UTF-8 bytes) or TDX PPID (16 bytes).
     pub id: Vec<u8>,
     pub site: String,
     pub name: Option<String>,
@@ -780,7 +780,17 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             Some(Tee::Tdx) => &[16],
             None => &[16, 64],
         };
-        let id = decode_hex(&mut p, &format!("{what}.id"), &pl.id, lens);
+        // A VLEK-signed SEV-SNP platform is identified by its cloud provider's cspID (DESIGN §4): `vlek:<cspID>`.
+        let id = match (tee, pl.id.strip_prefix("vlek:")) {
+            (Some(Tee::SevSnp), Some(csp)) if !csp.is_empty() => Some(csp.as_bytes().to_vec()),
+            (_, Some(_)) => {
+                p.push(format!(
+                    "{what}.id: `vlek:<cspID>` is only for sev-snp platforms and needs a cspID"
+                ));
+                None
+            }
+            _ => decode_hex(&mut p, &format!("{what}.id"), &pl.id, lens),
+        };
         if !site_names.contains(&pl.site) {
             p.push(format!(
                 "{what}: site {:?} is not a configured [[site]]",
@@ -1120,6 +1130,22 @@ measurement = ["{MEAS}"]
         ] {
             assert!(check_workload_id(bad, td).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn vlek_platforms_are_registered_by_csp_id_and_only_for_snp() {
+        let text = good().replace(
+            "tee = \"tdx\"\nid = \"00112233445566778899aabbccddeeff\"",
+            "tee = \"sev-snp\"\nid = \"vlek:ExampleCloud\"",
+        );
+        let cfg = parse(&text, Path::new(".")).expect("valid");
+        assert_eq!(cfg.platforms[0].id, b"ExampleCloud".to_vec());
+        let text = good().replace(
+            "id = \"00112233445566778899aabbccddeeff\"",
+            "id = \"vlek:ExampleCloud\"",
+        );
+        let err = parse(&text, Path::new(".")).expect_err("tdx has no VLEK");
+        assert!(err.to_string().contains("only for sev-snp"), "{err}");
     }
 
     #[test]

@@ -422,7 +422,7 @@ async fn attest_inner(
     let platform = PlatformIdentity {
         tee,
         id: match verified.facts() {
-            Facts::Snp(f) => f.chip_id.to_vec(),
+            Facts::Snp(f) => f.platform_identity(),
             Facts::Tdx(f) => f.ppid.clone(),
         },
     };

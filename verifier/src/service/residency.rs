@@ -20,7 +20,7 @@ use super::config::{Config, Tee, Workload};
 use super::endorsement::Endorsement;
 use crate::{ErrorCode, Refusal};
 
-/// The identity a platform is registered under: SNP CHIP_ID (64 bytes) or TDX PPID (16 bytes).
+/// The identity a platform is registered under: SNP CHIP_ID (64 bytes) or VLEK cspID, or TDX PPID (16 bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformIdentity {
     pub tee: Tee,
