@@ -182,3 +182,39 @@ fn sev_crate_verifies_a_vlek_signed_report_through_the_asvk() {
     };
     assert!((&wrong).verify().is_err());
 }
+
+#[test]
+fn debug_low_tcb_and_expired_evidence_still_carries_valid_signatures() {
+    // These faults target policy (debug, TCB minimum) and date checks, which `sev` does not make (sev-snp.md §12
+    // gap 2): the signatures and chain must stay valid so that exactly the intended check refuses them.
+    let world = World::shared();
+    for fault in [Fault::Debug, Fault::LowTcb, Fault::ExpiredCertificate] {
+        let ev = world
+            .snp_attester("snp-turin")
+            .expect("a")
+            .with_fault(fault)
+            .report(&[8; 64])
+            .expect("r");
+        let c = chain(&ev);
+        assert!(
+            sev_accepts(&c, &ev.report),
+            "{fault}: signature and chain valid"
+        );
+    }
+}
+
+#[test]
+#[ignore = "generates three RSA-4096 keys from a non-default seed (tens of seconds); run with --ignored"]
+fn a_non_default_seed_generates_its_own_keys_and_verifies() {
+    let world = std::sync::Arc::new(World::new(World::default_seed() + 7));
+    let ev = world
+        .snp_attester("snp-fra-1")
+        .expect("a")
+        .report(&[6; 64])
+        .expect("r");
+    assert_ne!(
+        ev.ark_der,
+        World::shared().amd_ark_der(Product::Milan).expect("ark")
+    );
+    assert!(sev_accepts(&chain(&ev), &ev.report));
+}
