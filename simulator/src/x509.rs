@@ -177,11 +177,6 @@ pub fn serial(n: u64) -> Result<SerialNumber, SimError> {
     Ok(SerialNumber::new(&bytes[first..])?)
 }
 
-/// A serial number from raw big-endian bytes (positive).
-pub fn serial_bytes(bytes: &[u8]) -> Result<SerialNumber, SimError> {
-    Ok(SerialNumber::new(bytes)?)
-}
-
 /// An extension whose value is the DER of `value`.
 pub fn ext<T: Encode>(
     oid: ObjectIdentifier,
