@@ -2,7 +2,6 @@
 //! simulator trust (`simulated_evidence_untrusted`), accepted with it (`"simulated": true`), each injected fault
 //! refused with its code, a VCEK of another chip at the same TCB refused on its hwID, and the ARK-signed CRL checked.
 
-use std::process::Command;
 use std::sync::Arc;
 
 use der::Decode;
@@ -14,6 +13,9 @@ use locus_verifier::appraisal::{
     apply_policy, appraise_snp, Facts, Policy, SnpEndorsements, TrustAnchors, Verified,
 };
 use locus_verifier::{ErrorCode, Refusal};
+
+mod appraise_support;
+use appraise_support::appraise_cli;
 
 const REPORT_DATA: [u8; 64] = [0xa5; 64];
 /// 2026-01-01T00:00:00Z: inside the simulated VCEK validity (2025..2032).
@@ -264,25 +266,25 @@ fn the_cli_refuses_simulated_snp_evidence_without_trust_and_marks_it_simulated_w
     std::fs::write(dir.path().join("ask.der"), &ev.ask_der).expect("write");
     std::fs::write(dir.path().join("ark.der"), &ev.ark_der).expect("write");
     let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
-            .args(["appraise", "--evidence", report.to_str().expect("path")])
-            .args([
-                "--certs",
-                dir.path().to_str().expect("path"),
-                "--at",
-                "2026-01-01T00:00:00Z",
-            ])
-            .args(extra)
-            .output()
-            .expect("run");
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        (out.status.code(), json)
+        let args = [
+            "--evidence",
+            report.to_str().expect("path"),
+            "--certs",
+            dir.path().to_str().expect("path"),
+            "--at",
+            "2026-01-01T00:00:00Z",
+        ];
+        appraise_cli(&[&args[..], extra].concat())
     };
-    let (status, json) = run(&[]);
-    assert_eq!(status, Some(1));
-    assert_eq!(json["error"]["code"], "simulated_evidence_untrusted");
-    let (status, json) = run(&["--trust-simulator"]);
-    assert_eq!(status, Some(0), "{json}");
+    let untrusted = run(&[]);
+    assert_eq!(untrusted.code, 1);
+    assert_eq!(
+        untrusted.json["error"]["code"],
+        "simulated_evidence_untrusted"
+    );
+    let trusted = run(&["--trust-simulator"]);
+    let json = trusted.json;
+    assert_eq!(trusted.code, 0, "{json}");
     assert_eq!(json["simulated"], true);
     assert_eq!(json["product"], "Genoa");
     assert_eq!(json["report_data"], hex::encode(REPORT_DATA));

@@ -2,7 +2,6 @@
 //! simulator trust (`simulated_evidence_untrusted`), accepted with it (`"simulated": true`), and each injected fault
 //! and profile refused with its code.
 
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use locus_simulator::intel::{
@@ -13,6 +12,9 @@ use locus_verifier::appraisal::{
     Verified,
 };
 use locus_verifier::ErrorCode;
+
+mod appraise_support;
+use appraise_support::appraise_cli;
 
 const SEED: u64 = 0x10c5;
 const REPORT_DATA: [u8; 64] = [0x5a; 64];
@@ -151,25 +153,25 @@ fn the_cli_refuses_simulated_tdx_evidence_without_trust_and_marks_it_simulated_w
     let coll = dir.path().join("collateral");
     att.collateral().write_dir(&coll).expect("write collateral");
     let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
-            .args(["appraise", "--evidence", quote.to_str().expect("path")])
-            .args([
-                "--collateral",
-                coll.to_str().expect("path"),
-                "--at",
-                "2026-01-01T00:00:00Z",
-            ])
-            .args(extra)
-            .output()
-            .expect("run");
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        (out.status.code(), json)
+        let args = [
+            "--evidence",
+            quote.to_str().expect("path"),
+            "--collateral",
+            coll.to_str().expect("path"),
+            "--at",
+            "2026-01-01T00:00:00Z",
+        ];
+        appraise_cli(&[&args[..], extra].concat())
     };
-    let (status, json) = run(&[]);
-    assert_eq!(status, Some(1));
-    assert_eq!(json["error"]["code"], "simulated_evidence_untrusted");
-    let (status, json) = run(&["--trust-simulator"]);
-    assert_eq!(status, Some(0), "{json}");
+    let untrusted = run(&[]);
+    assert_eq!(untrusted.code, 1);
+    assert_eq!(
+        untrusted.json["error"]["code"],
+        "simulated_evidence_untrusted"
+    );
+    let trusted = run(&["--trust-simulator"]);
+    let json = trusted.json;
+    assert_eq!(trusted.code, 0, "{json}");
     assert_eq!(json["simulated"], true);
     assert_eq!(json["tee"], "tdx");
     assert_eq!(json["report_data"], hex::encode(REPORT_DATA));

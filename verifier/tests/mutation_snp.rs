@@ -2,32 +2,15 @@
 //! each wrong endorsement (another chip's VCEK, another product's ARK, an unpinned ARK) is refused with its code.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use locus_verifier::appraisal::x509::{der_or_pem_certificate, pem_certificates};
 use locus_verifier::appraisal::{appraise_snp, SnpEndorsements, TrustAnchors};
 use locus_verifier::cli::{parse_rfc3339, snp_endorsements_from_dir};
 use locus_verifier::ErrorCode;
 
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOCUS_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!(
-            "vectors required (LOCUS_REQUIRE_VECTORS=1) but not found at {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: vectors not found at {} (set LOCUS_VECTORS)",
-        dir.display()
-    );
-    None
-}
+mod appraise_support;
+use appraise_support::vectors_dir;
 
 fn at(s: &str) -> u64 {
     parse_rfc3339(s).map_err(|e| e.0).expect("time")

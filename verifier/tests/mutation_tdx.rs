@@ -3,31 +3,14 @@
 //! anchors built once; a PCK chain ending at another root is `chain_untrusted`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use locus_verifier::appraisal::{appraise_tdx, TdxCollateral, TrustAnchors};
 use locus_verifier::cli::{parse_rfc3339, tdx_collateral_from_dir};
 use locus_verifier::ErrorCode;
 
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOCUS_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!(
-            "vectors required (LOCUS_REQUIRE_VECTORS=1) but not found at {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: vectors not found at {} (set LOCUS_VECTORS)",
-        dir.display()
-    );
-    None
-}
+mod appraise_support;
+use appraise_support::vectors_dir;
 
 struct Set {
     quote: Vec<u8>,

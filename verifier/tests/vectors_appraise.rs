@@ -10,25 +10,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOCUS_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!(
-            "vectors required (LOCUS_REQUIRE_VECTORS=1) but not found at {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: vectors not found at {} (set LOCUS_VECTORS)",
-        dir.display()
-    );
-    None
-}
+mod appraise_support;
+use appraise_support::{appraise_cli as appraise, vectors_dir, Run};
 
 fn sets(root: &Path, kind: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(root.join(kind))
@@ -46,33 +29,15 @@ fn expected(set: &Path) -> Value {
         .expect("json")
 }
 
-struct Run {
-    code: i32,
-    json: Value,
-}
-
-fn appraise(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
-        .arg("appraise")
-        .args(args)
-        .output()
-        .expect("run locus-verifier");
-    let stdout = String::from_utf8(out.stdout).expect("utf-8 stdout");
-    assert_eq!(
-        stdout.lines().count(),
-        1,
-        "exactly one line of JSON, got: {stdout}"
-    );
-    let json: Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
-    Run {
-        code: out.status.code().expect("exit code"),
-        json,
-    }
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// `appraise --evidence <set>/<report> --certs <set> --at <at> <extra…>`.
+fn snp_run(set: &Path, report: &str, at: &str, extra: &[&str]) -> Run {
+    let evidence = set.join(report);
+    let args = ["--evidence", s(&evidence), "--certs", s(set), "--at", at];
+    appraise(&[&args[..], extra].concat())
 }
 
 fn error_code(run: &Run) -> &str {
@@ -103,14 +68,7 @@ fn every_snp_set_prints_its_expected_facts_and_tampered_copies_are_signature_inv
     for set in sets(&root, "snp") {
         let e = expected(&set);
         let at = e["verification_time"].as_str().expect("verification_time");
-        let run = appraise(&[
-            "--evidence",
-            s(&set.join("report.bin")),
-            "--certs",
-            s(&set),
-            "--at",
-            at,
-        ]);
+        let run = snp_run(&set, "report.bin", at, &[]);
         let j = &run.json;
         assert_eq!(run.code, 0, "{}: {j}", set.display());
         let keys: Vec<&str> = j
@@ -168,14 +126,7 @@ fn every_snp_set_prints_its_expected_facts_and_tampered_copies_are_signature_inv
         let fmc = e["reported_tcb"].get("fmc").cloned().unwrap_or(Value::Null);
         assert_eq!(j["reported_tcb"]["fmc"], fmc);
 
-        let tampered = appraise(&[
-            "--evidence",
-            s(&set.join("report_tampered_measurement.bin")),
-            "--certs",
-            s(&set),
-            "--at",
-            at,
-        ]);
+        let tampered = snp_run(&set, "report_tampered_measurement.bin", at, &[]);
         assert_eq!(
             error_code(&tampered),
             "signature_invalid",
@@ -194,14 +145,7 @@ fn every_snp_set_is_certificate_expired_after_its_window_and_before_it() {
         let after = rfc3339(unix_of(window[1].as_str().expect("end")) + 86_400);
         let before = rfc3339(unix_of(window[0].as_str().expect("start")) - 86_400);
         for at in [after, before] {
-            let run = appraise(&[
-                "--evidence",
-                s(&set.join("report.bin")),
-                "--certs",
-                s(&set),
-                "--at",
-                &at,
-            ]);
+            let run = snp_run(&set, "report.bin", &at, &[]);
             assert_eq!(
                 error_code(&run),
                 "certificate_expired",
@@ -217,14 +161,7 @@ fn the_snp_debug_set_verifies_with_debug_true_and_is_refused_under_a_no_debug_po
     let Some(root) = vectors_dir() else { return };
     let set = root.join("snp/milan-v2-debug-gosevguest");
     let at = "2026-01-01T00:00:00Z";
-    let run = appraise(&[
-        "--evidence",
-        s(&set.join("report.bin")),
-        "--certs",
-        s(&set),
-        "--at",
-        at,
-    ]);
+    let run = snp_run(&set, "report.bin", at, &[]);
     assert_eq!(run.code, 0);
     assert_eq!(run.json["policy"]["debug"], true);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -232,40 +169,13 @@ fn the_snp_debug_set_verifies_with_debug_true_and_is_refused_under_a_no_debug_po
     std::fs::write(&strict, "allow_debug = false\n").expect("write");
     let lax = dir.path().join("lax.toml");
     std::fs::write(&lax, "allow_debug = true\n").expect("write");
-    let run = appraise(&[
-        "--evidence",
-        s(&set.join("report.bin")),
-        "--certs",
-        s(&set),
-        "--at",
-        at,
-        "--policy",
-        s(&strict),
-    ]);
+    let run = snp_run(&set, "report.bin", at, &["--policy", s(&strict)]);
     assert_eq!(error_code(&run), "debug_enabled");
-    let run = appraise(&[
-        "--evidence",
-        s(&set.join("report.bin")),
-        "--certs",
-        s(&set),
-        "--at",
-        at,
-        "--policy",
-        s(&lax),
-    ]);
+    let run = snp_run(&set, "report.bin", at, &["--policy", s(&lax)]);
     assert_eq!(run.code, 0, "{}", run.json);
     // A clean set passes the strict policy.
     let clean = root.join("snp/milan-v2-virtee");
-    let run = appraise(&[
-        "--evidence",
-        s(&clean.join("report.bin")),
-        "--certs",
-        s(&clean),
-        "--at",
-        at,
-        "--policy",
-        s(&strict),
-    ]);
+    let run = snp_run(&clean, "report.bin", at, &["--policy", s(&strict)]);
     assert_eq!(run.code, 0, "{}", run.json);
 }
 
@@ -276,35 +186,27 @@ fn the_vlek_set_at_vmpl_1_is_refused_vmpl_rejected_by_the_default_policy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, "").expect("write");
-    let report = set.join("report.bin");
-    let args = [
-        "--evidence",
-        s(&report),
-        "--certs",
-        s(&set),
-        "--at",
-        "2025-06-01T00:00:00Z",
-    ];
-    let run = appraise(&[&args[..], &["--policy", s(&policy)]].concat());
+    let at = "2025-06-01T00:00:00Z";
+    let run = snp_run(&set, "report.bin", at, &["--policy", s(&policy)]);
     assert_eq!(error_code(&run), "vmpl_rejected");
     std::fs::write(&policy, "snp_allowed_vmpl = [0, 1]\n").expect("write");
-    let run = appraise(&[&args[..], &["--policy", s(&policy)]].concat());
+    let run = snp_run(&set, "report.bin", at, &["--policy", s(&policy)]);
     assert_eq!(run.code, 0, "{}", run.json);
 }
 
-fn tdx_args<'a>(set: &'a Path, quote: &'a str, collateral: &'a str, at: &'a str) -> Vec<String> {
-    vec![
-        "--evidence".into(),
-        s(&set.join(quote)).into(),
-        "--collateral".into(),
-        collateral.into(),
-        "--at".into(),
-        at.into(),
-    ]
-}
-
-fn appraise_owned(args: &[String]) -> Run {
-    appraise(&args.iter().map(String::as_str).collect::<Vec<_>>())
+/// `appraise --evidence <set>/<quote> --collateral <set>/collateral --at <at> <extra…>`.
+fn tdx_run(set: &Path, quote: &str, at: &str, extra: &[&str]) -> Run {
+    let evidence = set.join(quote);
+    let collateral = set.join("collateral");
+    let args = [
+        "--evidence",
+        s(&evidence),
+        "--collateral",
+        s(&collateral),
+        "--at",
+        at,
+    ];
+    appraise(&[&args[..], extra].concat())
 }
 
 #[test]
@@ -313,8 +215,7 @@ fn every_tdx_set_prints_its_expected_facts_and_status_or_its_refusal() {
     for set in sets(&root, "tdx") {
         let e = expected(&set);
         let at = e["verification_time"].as_str().expect("verification_time");
-        let collateral = set.join("collateral");
-        let run = appraise_owned(&tdx_args(&set, "quote.bin", s(&collateral), at));
+        let run = tdx_run(&set, "quote.bin", at, &[]);
         let status = e["expected_tcb_status"]
             .as_str()
             .expect("expected_tcb_status");
@@ -386,20 +287,10 @@ fn every_tdx_set_prints_its_expected_facts_and_status_or_its_refusal() {
 fn the_discriminating_cos113_quote_is_up_to_date_and_zkdcap_is_out_of_date_with_its_advisories() {
     let Some(root) = vectors_dir() else { return };
     let set = root.join("tdx/v4-00806f05-uptodate-gcp-cos113");
-    let run = appraise_owned(&tdx_args(
-        &set,
-        "quote.bin",
-        s(&set.join("collateral")),
-        "2025-02-01T00:00:00Z",
-    ));
+    let run = tdx_run(&set, "quote.bin", "2025-02-01T00:00:00Z", &[]);
     assert_eq!(run.json["tcb_status"], "UpToDate", "{}", run.json);
     let set = root.join("tdx/v4-00806f05-outofdate-zkdcap");
-    let run = appraise_owned(&tdx_args(
-        &set,
-        "quote.bin",
-        s(&set.join("collateral")),
-        "2025-01-21T13:44:20Z",
-    ));
+    let run = tdx_run(&set, "quote.bin", "2025-01-21T13:44:20Z", &[]);
     assert_eq!(run.json["tcb_status"], "OutOfDate");
     assert_eq!(
         run.json["advisory_ids"],
@@ -409,37 +300,33 @@ fn the_discriminating_cos113_quote_is_up_to_date_and_zkdcap_is_out_of_date_with_
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, "").expect("write");
-    let mut args = tdx_args(
-        &set,
-        "quote.bin",
-        s(&set.join("collateral")),
-        "2025-01-21T13:44:20Z",
-    );
-    args.extend(["--policy".to_string(), s(&policy).to_string()]);
-    assert_eq!(error_code(&appraise_owned(&args)), "tcb_status_rejected");
+    let with_policy = || {
+        tdx_run(
+            &set,
+            "quote.bin",
+            "2025-01-21T13:44:20Z",
+            &["--policy", s(&policy)],
+        )
+    };
+    assert_eq!(error_code(&with_policy()), "tcb_status_rejected");
     std::fs::write(&policy, "tdx_allowed_tcb = [\"UpToDate\", \"OutOfDate\"]\n").expect("write");
-    assert_eq!(appraise_owned(&args).code, 0);
+    assert_eq!(with_policy().code, 0);
 }
 
 #[test]
 fn the_debug_td_verifies_with_debug_true_and_is_refused_debug_enabled_under_a_no_debug_policy() {
     let Some(root) = vectors_dir() else { return };
     let set = root.join("tdx/v4-50806f-debug-td-trustee");
-    let mut args = tdx_args(
-        &set,
-        "quote.bin",
-        s(&set.join("collateral")),
-        "2023-07-01T01:00:00Z",
-    );
-    let run = appraise_owned(&args);
+    let at = "2023-07-01T01:00:00Z";
+    let run = tdx_run(&set, "quote.bin", at, &[]);
     assert_eq!(run.code, 0, "{}", run.json);
     assert_eq!(run.json["debug"], true);
     assert_eq!(run.json["tcb_status"], "UpToDate");
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, "allow_debug = false\n").expect("write");
-    args.extend(["--policy".to_string(), s(&policy).to_string()]);
-    assert_eq!(error_code(&appraise_owned(&args)), "debug_enabled");
+    let run = tdx_run(&set, "quote.bin", at, &["--policy", s(&policy)]);
+    assert_eq!(error_code(&run), "debug_enabled");
 }
 
 #[test]
@@ -448,16 +335,10 @@ fn every_tampered_tdx_quote_is_signature_invalid_and_every_set_is_refused_after_
     for set in sets(&root, "tdx") {
         let e = expected(&set);
         let at = e["verification_time"].as_str().expect("verification_time");
-        let collateral = set.join("collateral");
-        let run = appraise_owned(&tdx_args(
-            &set,
-            "quote_tampered_mrtd.bin",
-            s(&collateral),
-            at,
-        ));
+        let run = tdx_run(&set, "quote_tampered_mrtd.bin", at, &[]);
         assert_eq!(error_code(&run), "signature_invalid", "{}", set.display());
         let later = rfc3339(unix_of(at) + 400 * 86_400);
-        let run = appraise_owned(&tdx_args(&set, "quote.bin", s(&collateral), &later));
+        let run = tdx_run(&set, "quote.bin", &later, &[]);
         let code = error_code(&run);
         assert!(
             code == "collateral_expired" || code == "certificate_expired",
@@ -468,7 +349,7 @@ fn every_tampered_tdx_quote_is_signature_invalid_and_every_set_is_refused_after_
             .as_str()
             .expect("not_after");
         let just_after = rfc3339(unix_of(past) + 1);
-        let run = appraise_owned(&tdx_args(&set, "quote.bin", s(&collateral), &just_after));
+        let run = tdx_run(&set, "quote.bin", &just_after, &[]);
         assert_eq!(
             error_code(&run),
             "collateral_expired",
