@@ -87,6 +87,8 @@ pub struct RawServer {
     pub max_concurrency: Option<usize>,
     pub max_blocking: Option<usize>,
     pub request_timeout_ms: Option<u64>,
+    /// How often to look for changed key files (rotation, an updated Secret) and reload, seconds; 0 = only on SIGHUP.
+    pub key_rescan_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +227,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 256;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_KEY_RESCAN: Duration = Duration::from_secs(30);
 /// TDX TCB statuses accepted when the config names none (DESIGN §3).
 pub const DEFAULT_TDX_ALLOWED: &[&str] = &["UpToDate"];
 use crate::appraisal::policy::TDX_TCB_STATUSES as KNOWN_TDX_STATUSES;
@@ -252,6 +255,8 @@ pub struct ServerConfig {
     pub max_concurrency: usize,
     pub max_blocking: usize,
     pub request_timeout: Duration,
+    /// `None`: keys are re-read only on SIGHUP.
+    pub key_rescan: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -1000,6 +1005,14 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             max_concurrency,
             max_blocking,
             request_timeout: Duration::from_millis(timeout_ms),
+            key_rescan: match raw
+                .server
+                .key_rescan_secs
+                .unwrap_or(DEFAULT_KEY_RESCAN.as_secs())
+            {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
         },
         credentials: CredentialsConfig {
             trust_domain: raw.credentials.trust_domain,

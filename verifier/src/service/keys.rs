@@ -266,6 +266,27 @@ fn write_once(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     }
 }
 
+/// A cheap fingerprint of the key files (names, sizes, modification times, following symlinks as a mounted
+/// Kubernetes Secret has them), to notice a rotation or an updated Secret without re-reading the keys.
+pub fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let is_key = name == CHALLENGE_KEY_FILE
+                || (name.starts_with(KEY_PREFIX) && name.ends_with(KEY_SUFFIX));
+            if !is_key {
+                continue;
+            }
+            if let Ok(m) = fs::metadata(e.path()) {
+                out.push((name, m.len(), m.modified().ok()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Read the 32-byte challenge MAC key.
 pub fn read_challenge_key(dir: &Path) -> Result<Vec<u8>, KeyError> {
     let path = dir.join(CHALLENGE_KEY_FILE);

@@ -57,6 +57,15 @@ pub async fn run(
     }
     let service = Arc::new(Service::new(runtime, audit));
     spawn_reload_on_sighup(service.clone());
+    spawn_key_rescan(service.clone());
+    let draining = service.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Readiness goes false first so a load balancer stops sending while in-flight requests drain.
+        draining
+            .ready
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    };
     let app = http::router(service);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -79,6 +88,35 @@ fn spawn_reload_on_sighup(service: Arc<Service>) {
         }
         Err(e) => tracing::warn!(error = %e, "cannot install the SIGHUP handler; reload disabled"),
     }
+}
+
+/// Reload when the key files change (a `keys rotate`, an updated Kubernetes Secret), so replicas pick up a rotation
+/// without a signal. A failed reload keeps the running keys, exactly like SIGHUP.
+fn spawn_key_rescan(service: Arc<Service>) {
+    let rt = service.runtime();
+    let Some(every) = rt.config.server.key_rescan else {
+        return;
+    };
+    let dir = rt.config.server.keys_dir.clone();
+    tokio::spawn(async move {
+        let mut seen = keys::fingerprint(&dir);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = keys::fingerprint(&dir);
+            if now != seen {
+                tracing::info!(dir = %dir.display(), "key files changed: reloading");
+                let svc = service.clone();
+                let ok = tokio::task::spawn_blocking(move || svc.reload().is_ok())
+                    .await
+                    .unwrap_or(false);
+                if ok {
+                    seen = now;
+                }
+            }
+        }
+    });
 }
 
 /// `locus-verifier serve`.
