@@ -279,3 +279,20 @@ async fn every_decision_is_audited_and_counted_in_metrics() {
         .expect("404");
     assert_eq!(resp.status().as_u16(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_config_serves_as_is_with_no_other_process() {
+    // Exactly `locus-verifier serve --config examples/verifier.toml --listen 127.0.0.1:0` (state under target/).
+    let dir = tempdir();
+    let v = Verifier::start_file(
+        &examples_dir().join("verifier.toml"),
+        &dir.path().join("stderr"),
+    );
+    for profile in ["snp-fra-1", "tdx-fra-1"] {
+        let (s, b) = attest(&v.base, profile, Some(EU_WORKLOAD)).await;
+        assert_eq!(s, 200, "{profile}: {b}");
+        verify_wit(&v.base, b["wit"].as_str().expect("wit"))
+            .await
+            .expect("verifies");
+    }
+}

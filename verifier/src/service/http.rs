@@ -467,6 +467,7 @@ async fn attest_inner(
             nonce: &nonce,
             now,
             with_ear: cfg.credentials.ear,
+            simulator_trusted: cfg.trust.simulator,
         },
     )
 }

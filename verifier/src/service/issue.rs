@@ -10,6 +10,9 @@
 //! - The EAR has one submod named after the TEE (`sev-snp` / `tdx`), `ear.trustworthiness-vector` claims
 //!   instance-identity, configuration, executables and hardware; simulated evidence rates hardware `warning` (32), so
 //!   the EAR status is `warning` while the WIT still carries `"simulated": true` for relying parties to judge.
+//! - `simulated` is true whenever simulator trust is on (DESIGN §3: "every credential then carries
+//!   `simulated: true`"), not only for evidence that chained to a simulator root: a verifier that trusts the
+//!   simulator cannot vouch for hardware.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +39,8 @@ pub struct IssueRequest<'a> {
     pub nonce: &'a [u8],
     pub now: u64,
     pub with_ear: bool,
+    /// `trust.simulator` of the running config.
+    pub simulator_trusted: bool,
 }
 
 /// An issued credential.
@@ -55,7 +60,11 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Refusal {
 }
 
 /// The `locus_tee` claim.
-pub fn tee_claim(verified: &Verified<Facts>, platform: &PlatformIdentity) -> Value {
+pub fn tee_claim(
+    verified: &Verified<Facts>,
+    platform: &PlatformIdentity,
+    simulator_trusted: bool,
+) -> Value {
     let (measurement, tcb_status) = match verified.facts() {
         Facts::Snp(f) => (hex::encode(f.measurement), "UpToDate".to_string()),
         Facts::Tdx(f) => (hex::encode(f.mr_td), f.tcb_status.clone()),
@@ -67,7 +76,7 @@ pub fn tee_claim(verified: &Verified<Facts>, platform: &PlatformIdentity) -> Val
         "tcb_status": tcb_status,
         "debug": facts.debug(),
         "platform": platform.digest_hex(),
-        "simulated": verified.simulated(),
+        "simulated": verified.simulated() || simulator_trusted,
     })
 }
 
@@ -87,7 +96,7 @@ pub fn residency_claim(loc: &Location, checked_at: u64) -> Value {
 }
 
 fn ear(req: &IssueRequest<'_>, exp: u64) -> Ear {
-    let simulated = req.verified.simulated();
+    let simulated = req.verified.simulated() || req.simulator_trusted;
     let hardware: i8 = if simulated { 32 } else { 2 };
     let vector = TrustVector {
         instance_identity: Some(2),
@@ -141,7 +150,7 @@ pub fn issue(
         )
     })?;
     let exp = req.now.saturating_add(req.workload.ttl.as_secs());
-    let tee_claim = tee_claim(req.verified, req.platform);
+    let tee_claim = tee_claim(req.verified, req.platform, req.simulator_trusted);
     let residency = req.location.map(|l| residency_claim(l, req.now));
     let mut extra = Map::new();
     extra.insert("locus_tee".into(), tee_claim.clone());
