@@ -586,3 +586,63 @@ async fn openapi() -> Response {
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_lists_every_route_and_every_error_code() {
+        let doc: Value = serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON");
+        for path in [
+            "/v1/challenge",
+            "/v1/attest",
+            "/.well-known/jwks.json",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path} missing");
+        }
+        let codes: Vec<&str> = doc["components"]["schemas"]["Problem"]["properties"]["code"]
+            ["enum"]
+            .as_array()
+            .expect("enum")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(codes, all);
+    }
+
+    #[test]
+    fn problems_are_rfc9457_with_the_stable_code_and_its_status() {
+        let resp = Problem(Refusal::new(ErrorCode::GeofenceDenied, "outside")).into_response();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let resp = Problem(Refusal::new(ErrorCode::RequestTooLarge, "big")).into_response();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let resp = Problem(Refusal::new(ErrorCode::Overloaded, "busy")).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn base64url_accepts_unpadded_and_padded_and_refuses_other_alphabets() {
+        assert_eq!(b64url("AQID", "x").expect("ok"), vec![1, 2, 3]);
+        assert_eq!(b64url("AQ==", "x").expect("ok"), vec![1]);
+        assert_eq!(
+            b64url("a+b/", "x").map_err(|r| r.code),
+            Err(ErrorCode::RequestInvalid)
+        );
+    }
+}
