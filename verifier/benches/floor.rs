@@ -5,7 +5,18 @@
 
 mod support;
 
-use support::{measure, row, vector_sets, vectors_dir, SnpFloor, TdxFloor, Token};
+use support::shared::vectors_dir;
+use support::{measure, row, vector_sets, SnpFloor, TdxFloor, Token};
+
+/// The check alone, then the floor (check + token signature).
+fn floor_rows(name: &str, verify: impl Fn() -> bool, token: &Token) {
+    row(name, measure(&verify), None);
+    row(
+        &format!("{name} + ES256 sign = floor"),
+        measure(|| (verify(), token.sign())),
+        None,
+    );
+}
 
 fn main() {
     println!("# floor: ring ECDSA + ES256 WIT signature, one thread");
@@ -20,30 +31,12 @@ fn main() {
             .map_err(|e| e.0)
             .expect("endorsements");
         let floor = SnpFloor::new(&report, endorsements.vek_der.as_deref().expect("VEK"));
-        row(
-            &format!("{name}: P-384 verify"),
-            measure(|| floor.verify()),
-            None,
-        );
-        row(
-            &format!("{name}: floor (verify + sign)"),
-            measure(|| (floor.verify(), token.sign())),
-            None,
-        );
+        floor_rows(&format!("{name}: P-384 verify"), || floor.verify(), &token);
     }
 
     for (name, dir, _) in vector_sets(&root, "tdx") {
         let quote = std::fs::read(dir.join("quote.bin")).expect("quote.bin");
         let floor = TdxFloor::new(&quote);
-        row(
-            &format!("{name}: P-256 verify"),
-            measure(|| floor.verify()),
-            None,
-        );
-        row(
-            &format!("{name}: floor (verify + sign)"),
-            measure(|| (floor.verify(), token.sign())),
-            None,
-        );
+        floor_rows(&format!("{name}: P-256 verify"), || floor.verify(), &token);
     }
 }

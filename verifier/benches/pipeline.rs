@@ -14,14 +14,43 @@ use locus_hw::snp::Product;
 use locus_simulator::intel::{IntelPki, SIM_VERIFICATION_TIME_UNIX};
 use locus_simulator::World;
 use locus_verifier::appraisal::{
-    appraise_snp, appraise_tdx, SnpEndorsements, TdxCollateral, TdxCollateralParts, TrustAnchors,
+    appraise_snp, appraise_tdx, SnpEndorsements, TdxCollateral, TrustAnchors,
 };
 use locus_verifier::cli::{snp_endorsements_from_dir, tdx_collateral_from_dir};
-use support::{measure, row, vector_sets, vectors_dir, SnpFloor, TdxFloor, Token};
+use locus_verifier::Refusal;
+use support::shared::{sim_tdx_collateral, vectors_dir};
+use support::{measure, row, vector_sets, SnpFloor, TdxFloor, Token};
 
 const REPORT_DATA: [u8; 64] = [0x5a; 64];
 /// 2026-01-01T00:00:00Z: inside the simulated AMD certificates' validity.
 const SIM_SNP_NOW: u64 = 1_767_225_600;
+
+/// One scenario: the floor (the evidence's own signature check + token), the appraisal alone and the appraisal +
+/// token, with R against the floor.
+fn scenario(
+    name: &str,
+    what: &str,
+    floor_check: impl Fn() -> bool,
+    appraise: impl Fn() -> Result<(), Refusal>,
+    token: &Token,
+) {
+    let floor = measure(|| (floor_check(), token.sign()));
+    row(&format!("{name}: floor"), floor, None);
+    row(
+        &format!("{name}: {what}"),
+        measure(|| appraise().is_ok()),
+        Some(floor),
+    );
+    let label = match appraise() {
+        Ok(()) => format!("{what} + sign"),
+        Err(r) => format!("{what} + sign (refused {})", r.code.as_str()),
+    };
+    row(
+        &format!("{name}: {label}"),
+        measure(|| (appraise().is_ok(), token.sign())),
+        Some(floor),
+    );
+}
 
 fn snp_scenario(
     name: &str,
@@ -31,23 +60,13 @@ fn snp_scenario(
     now: u64,
     token: &Token,
 ) {
-    let outcome = appraise_snp(report, e, anchors, now).map(|_| ());
     let floor = SnpFloor::new(report, e.vek_der.as_deref().expect("VEK"));
-    let floor = measure(|| (floor.verify(), token.sign()));
-    row(&format!("{name}: floor"), floor, None);
-    row(
-        &format!("{name}: appraise_snp"),
-        measure(|| appraise_snp(report, e, anchors, now).is_ok()),
-        Some(floor),
-    );
-    let label = match &outcome {
-        Ok(()) => "appraise_snp + sign".to_string(),
-        Err(r) => format!("appraise_snp + sign (refused {})", r.code.as_str()),
-    };
-    row(
-        &format!("{name}: {label}"),
-        measure(|| (appraise_snp(report, e, anchors, now).is_ok(), token.sign())),
-        Some(floor),
+    scenario(
+        name,
+        "appraise_snp",
+        || floor.verify(),
+        || appraise_snp(report, e, anchors, now).map(|_| ()),
+        token,
     );
 }
 
@@ -59,23 +78,13 @@ fn tdx_scenario(
     now: u64,
     token: &Token,
 ) {
-    let outcome = appraise_tdx(quote, c, anchors, now).map(|_| ());
     let floor = TdxFloor::new(quote);
-    let floor = measure(|| (floor.verify(), token.sign()));
-    row(&format!("{name}: floor"), floor, None);
-    row(
-        &format!("{name}: appraise_tdx"),
-        measure(|| appraise_tdx(quote, c, anchors, now).is_ok()),
-        Some(floor),
-    );
-    let label = match &outcome {
-        Ok(()) => "appraise_tdx + sign".to_string(),
-        Err(r) => format!("appraise_tdx + sign (refused {})", r.code.as_str()),
-    };
-    row(
-        &format!("{name}: {label}"),
-        measure(|| (appraise_tdx(quote, c, anchors, now).is_ok(), token.sign())),
-        Some(floor),
+    scenario(
+        name,
+        "appraise_tdx",
+        || floor.verify(),
+        || appraise_tdx(quote, c, anchors, now).map(|_| ()),
+        token,
     );
 }
 
@@ -139,17 +148,7 @@ fn main() {
     for profile in ["tdx-fra-1", "tdx-iad-1"] {
         let att = pki.attester_by_name(profile).expect("profile");
         let quote = att.quote(&REPORT_DATA);
-        let files = att.collateral();
-        let c = TdxCollateral::from_parts(TdxCollateralParts {
-            tcb_info_json: &files.tcb_info_json,
-            tcb_info_issuer_chain_pem: &files.tcb_info_issuer_chain_pem,
-            qe_identity_json: &files.qe_identity_json,
-            qe_identity_issuer_chain_pem: &files.qe_identity_issuer_chain_pem,
-            pck_crl_der: &files.pck_crl_der,
-            pck_crl_issuer_chain_pem: &files.pck_crl_issuer_chain_pem,
-            root_ca_crl_der: &files.root_ca_crl_der,
-        })
-        .expect("simulated collateral");
+        let c = sim_tdx_collateral(&att.collateral());
         tdx_scenario(
             &format!("sim/{profile}"),
             &quote,

@@ -15,7 +15,7 @@ use locus_verifier::appraisal::{
 use locus_verifier::{ErrorCode, Refusal};
 
 mod appraise_support;
-use appraise_support::appraise_cli;
+use appraise_support::cli_refuses_then_trusts_simulator;
 
 const REPORT_DATA: [u8; 64] = [0xa5; 64];
 /// 2026-01-01T00:00:00Z: inside the simulated VCEK validity (2025..2032).
@@ -265,27 +265,14 @@ fn the_cli_refuses_simulated_snp_evidence_without_trust_and_marks_it_simulated_w
     std::fs::write(dir.path().join("vcek.der"), &ev.vcek_der).expect("write");
     std::fs::write(dir.path().join("ask.der"), &ev.ask_der).expect("write");
     std::fs::write(dir.path().join("ark.der"), &ev.ark_der).expect("write");
-    let run = |extra: &[&str]| {
-        let args = [
-            "--evidence",
-            report.to_str().expect("path"),
-            "--certs",
-            dir.path().to_str().expect("path"),
-            "--at",
-            "2026-01-01T00:00:00Z",
-        ];
-        appraise_cli(&[&args[..], extra].concat())
-    };
-    let untrusted = run(&[]);
-    assert_eq!(untrusted.code, 1);
-    assert_eq!(
-        untrusted.json["error"]["code"],
-        "simulated_evidence_untrusted"
-    );
-    let trusted = run(&["--trust-simulator"]);
-    let json = trusted.json;
-    assert_eq!(trusted.code, 0, "{json}");
-    assert_eq!(json["simulated"], true);
+    let json = cli_refuses_then_trusts_simulator(&[
+        "--evidence",
+        report.to_str().expect("path"),
+        "--certs",
+        dir.path().to_str().expect("path"),
+        "--at",
+        "2026-01-01T00:00:00Z",
+    ]);
     assert_eq!(json["product"], "Genoa");
     assert_eq!(json["report_data"], hex::encode(REPORT_DATA));
 }

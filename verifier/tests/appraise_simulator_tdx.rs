@@ -4,17 +4,14 @@
 
 use std::sync::{Arc, OnceLock};
 
-use locus_simulator::intel::{
-    IntelPki, SimTdxAttester, TdxCollateralFiles, TdxFault, SIM_VERIFICATION_TIME_UNIX,
-};
+use locus_simulator::intel::{IntelPki, SimTdxAttester, TdxFault, SIM_VERIFICATION_TIME_UNIX};
 use locus_verifier::appraisal::{
-    apply_policy, appraise_tdx, Facts, Policy, TdxCollateral, TdxCollateralParts, TrustAnchors,
-    Verified,
+    apply_policy, appraise_tdx, Facts, Policy, TrustAnchors, Verified,
 };
 use locus_verifier::ErrorCode;
 
 mod appraise_support;
-use appraise_support::appraise_cli;
+use appraise_support::{cli_refuses_then_trusts_simulator, sim_tdx_collateral};
 
 const SEED: u64 = 0x10c5;
 const REPORT_DATA: [u8; 64] = [0x5a; 64];
@@ -30,19 +27,6 @@ fn attester(profile: &str) -> SimTdxAttester {
         .unwrap_or_else(|| panic!("profile {profile}"))
 }
 
-fn collateral(files: &TdxCollateralFiles) -> TdxCollateral {
-    TdxCollateral::from_parts(TdxCollateralParts {
-        tcb_info_json: &files.tcb_info_json,
-        tcb_info_issuer_chain_pem: &files.tcb_info_issuer_chain_pem,
-        qe_identity_json: &files.qe_identity_json,
-        qe_identity_issuer_chain_pem: &files.qe_identity_issuer_chain_pem,
-        pck_crl_der: &files.pck_crl_der,
-        pck_crl_issuer_chain_pem: &files.pck_crl_issuer_chain_pem,
-        root_ca_crl_der: &files.root_ca_crl_der,
-    })
-    .expect("simulated collateral")
-}
-
 fn trusting() -> TrustAnchors {
     TrustAnchors::pinned()
         .expect("anchors")
@@ -54,7 +38,7 @@ fn appraise(
     anchors: &TrustAnchors,
 ) -> Result<Verified<Facts>, locus_verifier::Refusal> {
     let quote = att.quote(&REPORT_DATA);
-    let coll = collateral(&att.collateral());
+    let coll = sim_tdx_collateral(&att.collateral());
     appraise_tdx(&quote, &coll, anchors, SIM_VERIFICATION_TIME_UNIX).map(Verified::<Facts>::from)
 }
 
@@ -152,27 +136,14 @@ fn the_cli_refuses_simulated_tdx_evidence_without_trust_and_marks_it_simulated_w
     std::fs::write(&quote, att.quote(&REPORT_DATA)).expect("write");
     let coll = dir.path().join("collateral");
     att.collateral().write_dir(&coll).expect("write collateral");
-    let run = |extra: &[&str]| {
-        let args = [
-            "--evidence",
-            quote.to_str().expect("path"),
-            "--collateral",
-            coll.to_str().expect("path"),
-            "--at",
-            "2026-01-01T00:00:00Z",
-        ];
-        appraise_cli(&[&args[..], extra].concat())
-    };
-    let untrusted = run(&[]);
-    assert_eq!(untrusted.code, 1);
-    assert_eq!(
-        untrusted.json["error"]["code"],
-        "simulated_evidence_untrusted"
-    );
-    let trusted = run(&["--trust-simulator"]);
-    let json = trusted.json;
-    assert_eq!(trusted.code, 0, "{json}");
-    assert_eq!(json["simulated"], true);
+    let json = cli_refuses_then_trusts_simulator(&[
+        "--evidence",
+        quote.to_str().expect("path"),
+        "--collateral",
+        coll.to_str().expect("path"),
+        "--at",
+        "2026-01-01T00:00:00Z",
+    ]);
     assert_eq!(json["tee"], "tdx");
     assert_eq!(json["report_data"], hex::encode(REPORT_DATA));
 }

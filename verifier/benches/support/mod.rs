@@ -16,6 +16,10 @@ use locus_wimse::Es256SigningKey;
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED};
 use serde_json::{json, Value};
 
+/// The test files' helpers: the vectors folder (SKIP line when absent) and the simulator's collateral.
+#[path = "../../tests/appraise_support/mod.rs"]
+pub mod shared;
+
 pub const WARMUP: Duration = Duration::from_millis(300);
 pub const ROUND: Duration = Duration::from_millis(300);
 pub const ROUNDS: usize = 7;
@@ -182,21 +186,6 @@ impl TdxFloor {
             .verify(&self.signed, &self.sig)
             .is_ok()
     }
-}
-
-/// The vectors folder (`LOCUS_VECTORS`, default `../shared/vectors`), or `None` with a loud SKIP line.
-pub fn vectors_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOCUS_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    println!(
-        "SKIP: real-vector scenarios: vectors not found at {} (set LOCUS_VECTORS)",
-        dir.display()
-    );
-    None
 }
 
 /// The sets of one kind (`snp`, `tdx`) with their verification time (unix seconds), sorted by name.

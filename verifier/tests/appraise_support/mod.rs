@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use locus_simulator::intel::TdxCollateralFiles;
+use locus_verifier::appraisal::{TdxCollateral, TdxCollateralParts};
 use serde_json::Value;
 
 /// The real-hardware vectors (`LOCUS_VECTORS`, default `../shared/vectors`). Missing: a loud SKIP line and `None`,
@@ -56,4 +58,52 @@ pub fn appraise_cli(args: &[&str]) -> Run {
         code: out.status.code().expect("exit code"),
         json,
     }
+}
+
+impl Run {
+    /// The run succeeded (exit 0); its JSON.
+    pub fn accepted(&self, context: &str) -> &Value {
+        assert_eq!(self.code, 0, "{context}: {}", self.json);
+        assert_eq!(self.json["verified"], Value::Bool(true), "{context}");
+        &self.json
+    }
+
+    /// The top-level JSON keys in printed order (DESIGN §11 fixes the order).
+    pub fn keys(&self) -> Vec<&str> {
+        self.json
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// `args` (evidence of the simulator) are refused `simulated_evidence_untrusted` without `--trust-simulator` and
+/// accepted with it; the accepted JSON, which must say `"simulated": true`.
+pub fn cli_refuses_then_trusts_simulator(args: &[&str]) -> Value {
+    let untrusted = appraise_cli(args);
+    assert_eq!(untrusted.code, 1, "{}", untrusted.json);
+    assert_eq!(
+        untrusted.json["error"]["code"],
+        "simulated_evidence_untrusted"
+    );
+    let trusted = appraise_cli(&[args, &["--trust-simulator"]].concat());
+    let json = trusted.accepted("with --trust-simulator").clone();
+    assert_eq!(json["simulated"], true);
+    json
+}
+
+/// The simulator's TDX collateral files as the appraisal's collateral.
+pub fn sim_tdx_collateral(files: &TdxCollateralFiles) -> TdxCollateral {
+    TdxCollateral::from_parts(TdxCollateralParts {
+        tcb_info_json: &files.tcb_info_json,
+        tcb_info_issuer_chain_pem: &files.tcb_info_issuer_chain_pem,
+        qe_identity_json: &files.qe_identity_json,
+        qe_identity_issuer_chain_pem: &files.qe_identity_issuer_chain_pem,
+        pck_crl_der: &files.pck_crl_der,
+        pck_crl_issuer_chain_pem: &files.pck_crl_issuer_chain_pem,
+        root_ca_crl_der: &files.root_ca_crl_der,
+    })
+    .expect("simulated collateral")
 }
