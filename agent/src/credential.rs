@@ -163,3 +163,91 @@ impl Credential {
             .map_err(|e| AgentError::Internal(format!("signing the WPT: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn token(claims: &Value) -> String {
+        let h = locus_wimse::b64::encode(br#"{"alg":"ES256","typ":"wit+jwt","kid":"k"}"#);
+        let p = locus_wimse::b64::encode(claims.to_string());
+        format!("{h}.{p}.{}", locus_wimse::b64::encode([1u8; 64]))
+    }
+
+    fn response(wit: String) -> AttestResponse {
+        AttestResponse {
+            wit,
+            ear: None,
+            expires_at: None,
+        }
+    }
+
+    fn key() -> Es256SigningKey {
+        Es256SigningKey::generate().expect("key")
+    }
+
+    #[test]
+    fn accepts_a_wit_bound_to_our_key_and_schedules_renewal_at_two_thirds() {
+        let k = key();
+        let jwk = Credential::public_jwk_of(&k).to_value();
+        let wit = token(&json!({"sub":"spiffe://e.org/w","iat":1000,"exp":1300,"cnf":{"jwk":jwk}}));
+        let c = Credential::from_response(response(wit.clone()), k, 1001).expect("accepted");
+        assert_eq!((c.iat(), c.exp(), c.wit()), (1000, 1300, wit.as_str()));
+        assert!(c.is_valid_at(1299) && !c.is_valid_at(1300));
+        assert!((c.renew_at(2.0 / 3.0) - 1200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn verifier_clock_ahead_does_not_push_renewal_past_expiry() {
+        let k = key();
+        let jwk = Credential::public_jwk_of(&k).to_value();
+        // iat 30 s ahead of our clock: renewal is scheduled from our receipt time.
+        let wit = token(&json!({"iat":1030,"exp":1090,"cnf":{"jwk":jwk}}));
+        let c = Credential::from_response(response(wit), k, 1000).expect("accepted");
+        assert!((c.renew_at(2.0 / 3.0) - 1040.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn malformed_or_unusable_wits_are_refused_with_their_codes() {
+        let other = Credential::public_jwk_of(&key()).to_value();
+        let k = key();
+        let ours = Credential::public_jwk_of(&k).to_value();
+        let cases = [
+            ("not-a-jws".to_string(), "verifier_response_invalid"),
+            (
+                token(&json!({"iat":1000,"cnf":{"jwk":ours}})),
+                "verifier_response_invalid",
+            ),
+            (
+                token(&json!({"iat":1000,"exp":"soon","cnf":{"jwk":ours}})),
+                "verifier_response_invalid",
+            ),
+            (
+                token(&json!({"iat":1000,"exp":1000,"cnf":{"jwk":ours}})),
+                "verifier_response_invalid",
+            ),
+            (
+                token(&json!({"iat":900,"exp":1000,"cnf":{"jwk":ours}})),
+                "verifier_response_invalid",
+            ),
+            (
+                token(&json!({"iat":1000,"exp":1300})),
+                "verifier_response_invalid",
+            ),
+            (
+                token(&json!({"iat":1000,"exp":1300,"cnf":{"jwk":{"kty":"EC"}}})),
+                "verifier_response_invalid",
+            ),
+            (
+                token(&json!({"iat":1000,"exp":1300,"cnf":{"jwk":other}})),
+                "cnf_mismatch",
+            ),
+        ];
+        for (wit, code) in cases {
+            let k = Es256SigningKey::from_pkcs8(k.to_pkcs8()).expect("same key");
+            let err = Credential::from_response(response(wit.clone()), k, 1000).expect_err(&wit);
+            assert_eq!(err.code(), code, "{wit}");
+        }
+    }
+}
