@@ -177,12 +177,12 @@ impl KeySet {
             SystemRandom::new()
                 .fill(&mut secret)
                 .map_err(|_| KeyError::Random)?;
-            write_once(&challenge, &secret)?;
+            write_once(&challenge, &secret, true)?;
         }
         match KeySet::load(dir) {
             Err(KeyError::NoKey(_)) => {
                 let pkcs8 = generate()?;
-                write_once(&dir.join(key_file_name(0)), &pkcs8)?;
+                write_once(&dir.join(key_file_name(0)), &pkcs8, true)?;
                 KeySet::load(dir)
             }
             other => other,
@@ -200,7 +200,8 @@ impl KeySet {
         let created = now.max(before.active().created + 1);
         let pkcs8 = generate()?;
         let path = dir.join(key_file_name(created));
-        write_once(&path, &pkcs8)?;
+        // Strict here: a concurrent rotation that took this name must not leave us reporting a key that is not on disk.
+        write_once(&path, &pkcs8, false)?;
         let after = KeySet::load(dir)?;
         let kid = SigningKey::from_pkcs8(&path, created, &pkcs8)?.kid;
         let keep: Vec<String> = after
@@ -230,9 +231,9 @@ fn generate() -> Result<Vec<u8>, KeyError> {
         .map_err(|_| KeyError::Random)
 }
 
-/// Write `bytes` to `path` with mode 0600 unless it exists: temp file, fsync, then hard link (atomic,
-/// fails if `path` exists — in which case the existing file wins and this is not an error).
-fn write_once(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+/// Write `bytes` to `path` with mode 0600 unless it exists: temp file, fsync, then hard link (atomic, fails if
+/// `path` exists — then the existing file wins, which is not an error when `existing_wins`).
+fn write_once(path: &Path, bytes: &[u8], existing_wins: bool) -> Result<(), KeyError> {
     let mut rnd = [0u8; 8];
     SystemRandom::new()
         .fill(&mut rnd)
@@ -258,7 +259,7 @@ fn write_once(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if existing_wins && e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(KeyError::Io {
             path: path.to_path_buf(),
             source: e,
@@ -356,6 +357,27 @@ mod tests {
         let set = KeySet::load(dir.path()).expect("load");
         assert_eq!(set.all().len(), 2);
         assert_eq!(set.active().kid, newer);
+    }
+
+    #[test]
+    fn replicas_starting_together_on_an_empty_dir_agree_on_one_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let keys = dir.path().join("keys");
+        let kids: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| KeySet::ensure(&keys).map(|k| k.active().kid.clone())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread").expect("ensure"))
+                .collect()
+        });
+        assert!(kids.windows(2).all(|w| w[0] == w[1]), "{kids:?}");
+        assert_eq!(KeySet::load(&keys).expect("load").all().len(), 1);
+        let macs: Vec<_> = (0..2)
+            .map(|_| read_challenge_key(&keys).expect("mac"))
+            .collect();
+        assert_eq!(macs[0], macs[1]);
     }
 
     #[test]
