@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A child process killed and reaped when dropped.
 #[derive(Debug)]
@@ -172,7 +172,7 @@ fn build_workspace_bins(profile_dir: &Path) -> Result<(), String> {
                 cmd.arg("--target-dir").arg(target);
             }
             eprintln!("locus-tests: building the workspace binaries: {cmd:?}");
-            let done = run_to_completion("cargo build", &mut cmd, Duration::from_secs(1800))
+            let done = run_to_completion("cargo build", &mut cmd, Duration::from_secs(1200))
                 .map_err(|e| format!("running cargo: {e}"))?;
             if done.success() {
                 Ok(())
@@ -186,12 +186,52 @@ fn build_workspace_bins(profile_dir: &Path) -> Result<(), String> {
         .clone()
 }
 
-/// The path of workspace binary `name` (one of [`WORKSPACE_BINS`]) beside the test executable, building the
-/// binaries once if it is missing.
+/// The newest modification time of the sources the workspace binaries are built from (the crates' `src/` trees,
+/// their manifests, the workspace manifest and lock file).
+fn newest_source_mtime() -> Option<SystemTime> {
+    fn walk(p: &Path, newest: &mut Option<SystemTime>, depth: usize) {
+        let Ok(meta) = std::fs::metadata(p) else {
+            return;
+        };
+        if meta.is_dir() {
+            if depth > 8 {
+                return;
+            }
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    walk(&e.path(), newest, depth + 1);
+                }
+            }
+        } else if let Ok(m) = meta.modified() {
+            if newest.is_none_or(|n| m > n) {
+                *newest = Some(m);
+            }
+        }
+    }
+    let root = crate::paths::repo_root();
+    let mut newest = None;
+    walk(&root.join("Cargo.toml"), &mut newest, 0);
+    walk(&root.join("Cargo.lock"), &mut newest, 0);
+    for krate in ["hw", "wimse", "simulator", "verifier", "agent"] {
+        walk(&root.join(krate).join("Cargo.toml"), &mut newest, 0);
+        walk(&root.join(krate).join("src"), &mut newest, 0);
+    }
+    newest
+}
+
+fn is_fresh(bin: &Path) -> bool {
+    let Some(built) = std::fs::metadata(bin).ok().and_then(|m| m.modified().ok()) else {
+        return false;
+    };
+    newest_source_mtime().is_none_or(|src| src <= built)
+}
+
+/// The path of workspace binary `name` (one of [`WORKSPACE_BINS`]) beside the test executable. When it is missing
+/// or older than the workspace sources, the binaries are built once (into the same target directory and profile).
 pub fn workspace_bin(name: &str) -> Result<PathBuf, String> {
     let dir = profile_dir().ok_or("cannot locate the test executable's directory")?;
     let path = dir.join(name);
-    if path.is_file() {
+    if is_fresh(&path) {
         return Ok(path);
     }
     build_workspace_bins(&dir)?;
