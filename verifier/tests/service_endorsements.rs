@@ -161,4 +161,38 @@ async fn a_trusted_valid_endorsement_places_an_unregistered_platform_and_bad_one
 
     let (s, b) = attest(&v.base, "tdx-iad-1", Some(EU_WORKLOAD)).await;
     assert_refused(s, &b, "geofence_denied", 403);
+
+    // An endorsement added later takes effect on SIGHUP.
+    write(
+        "tdx-unregistered.cose",
+        endorse(
+            &trusted,
+            &tdx_unreg,
+            "NL",
+            "NL-NH",
+            "ams-1",
+            t - 60,
+            t + 3600,
+        ),
+    );
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &v.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let mut placed = None;
+    for _ in 0..200 {
+        let (s, b) = attest(&v.base, "tdx-unregistered", Some(EU_WORKLOAD)).await;
+        if s == 200 {
+            placed = Some(b);
+            break;
+        }
+        assert_refused(s, &b, "location_unknown", 403);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let b = placed.expect("the new endorsement is loaded on reload");
+    let w = verify_wit(&v.base, b["wit"].as_str().expect("wit"))
+        .await
+        .expect("verifies");
+    assert_eq!(w.claims().extra["locus_residency"]["country"], "NL");
 }
