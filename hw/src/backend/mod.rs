@@ -97,6 +97,14 @@ impl From<ProbeError> for AttestError {
     }
 }
 
+/// The probe's reason without the generic "attester unavailable" prefix (the list says that already).
+fn reason(e: AttestError) -> String {
+    match e {
+        AttestError::Unavailable(m) => m,
+        other => other.to_string(),
+    }
+}
+
 /// Open the first backend that can serve `wanted` (`None`: any TEE), in DESIGN §9's order.
 pub fn open(wanted: Option<TeeType>, cfg: &BackendConfig) -> Result<Box<dyn Attester>, ProbeError> {
     let mut probes = Vec::new();
@@ -110,7 +118,7 @@ pub fn open(wanted: Option<TeeType>, cfg: &BackendConfig) -> Result<Box<dyn Atte
         Ok(a) => return Ok(Box::new(a)),
         Err(e) => probes.push(Probe {
             backend: "configfs-tsm",
-            reason: e.to_string(),
+            reason: reason(e),
         }),
     }
 
@@ -120,7 +128,7 @@ pub fn open(wanted: Option<TeeType>, cfg: &BackendConfig) -> Result<Box<dyn Atte
                 Ok(a) => return Ok(Box::new(a)),
                 Err(e) => probes.push(Probe {
                     backend: "sev-guest",
-                    reason: e.to_string(),
+                    reason: reason(e),
                 }),
             }
         } else {

@@ -206,7 +206,7 @@ impl From<TdxAttestError> for AttestError {
 
 /// The library could not be loaded (absent, or missing one of the five functions).
 #[derive(Debug, thiserror::Error)]
-#[error("libtdx_attest not loadable: {}", attempts_text(.attempts))]
+#[error("not loadable: {}", attempts_text(.attempts))]
 pub struct LoadError {
     /// Each path tried and why it failed.
     pub attempts: Vec<(PathBuf, String)>,
@@ -215,7 +215,15 @@ pub struct LoadError {
 fn attempts_text(attempts: &[(PathBuf, String)]) -> String {
     attempts
         .iter()
-        .map(|(p, why)| format!("{}: {why}", p.display()))
+        .map(|(p, why)| {
+            let shown = p.display().to_string();
+            // dlerror() usually starts with the file name already.
+            if why.starts_with(&shown) {
+                why.clone()
+            } else {
+                format!("{shown}: {why}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
