@@ -77,6 +77,9 @@ async fn snp_and_tdx_on_fra_1_get_a_wit_that_verifies_with_the_served_jwks_and_c
             .expect("EAR verifies");
         assert!(ear.submods.contains_key(tee), "{:?}", ear.submods.keys());
         assert_eq!(ear.nonce.as_deref(), Some(nonce.as_slice()));
+        assert!(body["ear_type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("application/eat+jwt")));
         assert!(body["expires_at"].is_string());
     }
     let jwks = get_json(&v.base, "/.well-known/jwks.json").await;
@@ -295,4 +298,21 @@ async fn the_example_config_serves_as_is_with_no_other_process() {
             .await
             .expect("verifies");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ear_can_be_a_cwt_that_verifies_with_the_served_keys() {
+    let dir = tempdir();
+    let cfg = example_config(&dir.path().join("state"))
+        .replace("ear_format = \"jwt\"", "ear_format = \"cwt\"");
+    let v = Verifier::start(dir.path(), &cfg);
+    let (s, b) = attest(&v.base, "tdx-fra-1", Some(EU_WORKLOAD)).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b["ear_type"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("application/eat+cwt")));
+    let jwks = Jwks::from_value(&get_json(&v.base, "/.well-known/jwks.json").await).expect("jwks");
+    let ear = Ear::verify_cwt(&b64d(b["ear"].as_str().expect("ear")), &jwks, now())
+        .expect("CWT EAR verifies");
+    assert!(ear.submods.contains_key("tdx"));
 }

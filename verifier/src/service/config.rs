@@ -98,6 +98,8 @@ pub struct RawCredentials {
     pub default_ttl: Option<u64>,
     /// Also issue an EAR beside the WIT (default true).
     pub ear: Option<bool>,
+    /// `jwt` (default, `application/eat+jwt`) or `cwt` (`application/eat+cwt`, base64url in the answer).
+    pub ear_format: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -264,6 +266,14 @@ pub struct CredentialsConfig {
     pub trust_domain: String,
     pub default_ttl: Duration,
     pub ear: bool,
+    pub ear_format: EarFormat,
+}
+
+/// How the EAR beside the WIT is encoded (draft-ietf-rats-ear-03).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EarFormat {
+    Jwt,
+    Cwt,
 }
 
 #[derive(Clone, Debug)]
@@ -689,6 +699,17 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
         raw.credentials.default_ttl.unwrap_or(DEFAULT_TTL.as_secs()),
     );
 
+    let ear_format = match raw.credentials.ear_format.as_deref() {
+        None | Some("jwt") => EarFormat::Jwt,
+        Some("cwt") => EarFormat::Cwt,
+        Some(other) => {
+            p.push(format!(
+                "credentials.ear_format: {other:?} is not \"jwt\" or \"cwt\""
+            ));
+            EarFormat::Jwt
+        }
+    };
+
     // [trust]
     check_url(&mut p, "trust.amd_kds_url", &raw.trust.amd_kds_url);
     check_url(&mut p, "trust.intel_pcs_url", &raw.trust.intel_pcs_url);
@@ -1018,6 +1039,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             trust_domain: raw.credentials.trust_domain,
             default_ttl,
             ear: raw.credentials.ear.unwrap_or(true),
+            ear_format,
         },
         trust: TrustConfig {
             simulator: raw.trust.simulator,

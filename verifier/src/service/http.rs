@@ -336,6 +336,9 @@ async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body)
             });
             if let (Some(ear), Some(obj)) = (issued.ear, body.as_object_mut()) {
                 obj.insert("ear".into(), Value::String(ear));
+                if let Some(t) = issued.ear_type {
+                    obj.insert("ear_type".into(), Value::String(t.to_string()));
+                }
             }
             json_response(StatusCode::OK, &body)
         }
@@ -467,6 +470,7 @@ async fn attest_inner(
             nonce: &nonce,
             now,
             with_ear: cfg.credentials.ear,
+            ear_format: cfg.credentials.ear_format,
             simulator_trusted: cfg.trust.simulator,
         },
     )

@@ -16,13 +16,14 @@
 
 use std::collections::BTreeMap;
 
+use locus_wimse::ear::{EAR_CWT_MEDIA_TYPE, EAR_JWT_MEDIA_TYPE};
 use locus_wimse::{
     Ear, EarAppraisal, Es256SigningKey, Jwk, TrustTier, TrustVector, VerifierId, WitIssuer,
     WorkloadId, EAR_PROFILE,
 };
 use serde_json::{json, Map, Value};
 
-use super::config::Workload;
+use super::config::{EarFormat, Workload};
 use super::policy::tee_of;
 use super::residency::{Location, PlatformIdentity};
 use crate::appraisal::{Facts, Verified};
@@ -39,6 +40,7 @@ pub struct IssueRequest<'a> {
     pub nonce: &'a [u8],
     pub now: u64,
     pub with_ear: bool,
+    pub ear_format: EarFormat,
     /// `trust.simulator` of the running config.
     pub simulator_trusted: bool,
 }
@@ -47,7 +49,10 @@ pub struct IssueRequest<'a> {
 #[derive(Debug, Clone)]
 pub struct Issued {
     pub wit: String,
+    /// The EAR: a JWT, or base64url of the CWT.
     pub ear: Option<String>,
+    /// Its media type.
+    pub ear_type: Option<&'static str>,
     pub jti: String,
     pub exp: u64,
     pub kid: String,
@@ -160,18 +165,33 @@ pub fn issue(
     let (wit, claims) = issuer
         .issue(&sub, req.cnf, req.now, exp, &extra)
         .map_err(|e| internal("WIT issuance", e))?;
-    let ear = if req.with_ear {
-        Some(
-            ear(req, exp)
-                .sign_jwt(signer)
-                .map_err(|e| internal("EAR signing", e))?,
-        )
+    let (ear, ear_type) = if !req.with_ear {
+        (None, None)
     } else {
-        None
+        let result = ear(req, exp);
+        match req.ear_format {
+            EarFormat::Jwt => (
+                Some(
+                    result
+                        .sign_jwt(signer)
+                        .map_err(|e| internal("EAR signing", e))?,
+                ),
+                Some(EAR_JWT_MEDIA_TYPE),
+            ),
+            EarFormat::Cwt => (
+                Some(locus_wimse::b64::encode(
+                    result
+                        .sign_cwt(signer)
+                        .map_err(|e| internal("EAR signing", e))?,
+                )),
+                Some(EAR_CWT_MEDIA_TYPE),
+            ),
+        }
     };
     Ok(Issued {
         wit,
         ear,
+        ear_type,
         jti: claims.jti.unwrap_or_default(),
         exp,
         kid: signer.kid().unwrap_or_default().to_string(),
