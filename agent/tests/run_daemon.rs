@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{
-    files_containing_key, now_f64, now_secs, p256_d_from_pkcs8, uds_request, FakeVerifier,
+    files_containing_key, files_containing_key_since, now_f64, now_secs, p256_d_from_pkcs8,
+    uds_request, FakeVerifier,
 };
 use locus_agent::client::VerifierClient;
 use locus_agent::run::{start, system_clock, RunConfig, RunParams, RunningAgent};
@@ -115,6 +116,7 @@ fn key_d(agent: &RunningAgent) -> [u8; 32] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_second_wits_renew_three_times_without_a_gap_and_wpts_verify() {
+    let started = std::time::SystemTime::now() - Duration::from_secs(1);
     let fv = FakeVerifier::start(3).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("agent.sock");
@@ -195,6 +197,8 @@ async fn three_second_wits_renew_three_times_without_a_gap_and_wpts_verify() {
     // No private key bytes in anything the agent wrote.
     let d = key_d(&agent);
     assert!(files_containing_key(dir.path(), &d).is_empty());
+    let in_tmp = files_containing_key_since(&std::env::temp_dir(), &d, started);
+    assert!(in_tmp.is_empty(), "key bytes in {in_tmp:?}");
     agent.stop().await.expect("stop");
     assert!(!socket.exists(), "socket removed on stop");
     assert!(files_containing_key(dir.path(), &d).is_empty());
@@ -416,4 +420,30 @@ async fn socket_path_rules_stale_live_and_foreign_files() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".locus-agent"))
         .collect();
     assert!(leftovers.is_empty());
+}
+
+#[test]
+fn key_scanner_finds_planted_key_bytes_in_every_encoding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = [0x5Au8; 32];
+    assert!(files_containing_key(dir.path(), &d).is_empty());
+    let nested = dir.path().join("a/b");
+    std::fs::create_dir_all(&nested).expect("mkdir");
+    for (i, bytes) in [
+        d.to_vec(),
+        hex::encode(d).into_bytes(),
+        locus_wimse::b64::encode(d).into_bytes(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let f = nested.join(format!("f{i}"));
+        std::fs::write(&f, [b"prefix".as_slice(), &bytes, b"suffix"].concat()).expect("write");
+        assert_eq!(
+            files_containing_key(dir.path(), &d),
+            vec![f.clone()],
+            "encoding {i}"
+        );
+        std::fs::remove_file(&f).expect("rm");
+    }
 }

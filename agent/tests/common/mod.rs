@@ -335,6 +335,16 @@ pub fn p256_d_from_pkcs8(pkcs8: &[u8]) -> [u8; 32] {
 
 /// Every file under `dir` (recursively, not following symlinks) whose bytes contain `d` raw, hex or base64url.
 pub fn files_containing_key(dir: &Path, d: &[u8; 32]) -> Vec<std::path::PathBuf> {
+    files_containing_key_since(dir, d, UNIX_EPOCH)
+}
+
+/// [`files_containing_key`] limited to files modified at or after `since` (for shared directories such as the
+/// system temp dir).
+pub fn files_containing_key_since(
+    dir: &Path,
+    d: &[u8; 32],
+    since: SystemTime,
+) -> Vec<std::path::PathBuf> {
     let needles: Vec<Vec<u8>> = vec![
         d.to_vec(),
         hex::encode(d).into_bytes(),
@@ -351,7 +361,10 @@ pub fn files_containing_key(dir: &Path, d: &[u8; 32]) -> Vec<std::path::PathBuf>
             if let Ok(rd) = std::fs::read_dir(&p) {
                 stack.extend(rd.flatten().map(|e| e.path()));
             }
-        } else if meta.is_file() && meta.len() <= 64 * 1024 * 1024 {
+        } else if meta.is_file()
+            && meta.len() <= 64 * 1024 * 1024
+            && meta.modified().is_ok_and(|m| m >= since)
+        {
             if let Ok(bytes) = std::fs::read(&p) {
                 if needles
                     .iter()
