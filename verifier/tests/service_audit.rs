@@ -54,7 +54,7 @@ async fn every_wit_a_client_received_is_in_the_audit_log_after_kill_9_and_restar
     }
     // Kill -9 while the load runs: once some WITs were received.
     loop {
-        if received.lock().expect("lock").len() >= 4 {
+        if received.lock().expect("lock").len() >= 4 || tasks.iter().all(|t| t.is_finished()) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -73,6 +73,8 @@ async fn every_wit_a_client_received_is_in_the_audit_log_after_kill_9_and_restar
     let v2 = Verifier::start_named(dir.path(), "restart", &cfg);
     let (s, _) = attest(&v2.base, "snp-fra-1", Some(EU_WORKLOAD)).await;
     assert_eq!(s, 200);
+    let (s, _) = attest(&v2.base, "snp-iad-1", Some(EU_WORKLOAD)).await;
+    assert_eq!(s, 403);
 
     let lines = audit_lines(&state); // panics if any line does not parse
     let audited: HashSet<String> = lines
@@ -91,6 +93,8 @@ async fn every_wit_a_client_received_is_in_the_audit_log_after_kill_9_and_restar
             "WIT {jti} was received but is not in the audit log"
         );
     }
-    // Refusals (the iad-1 TDX requests hit the EU fence) are audited too.
-    assert!(lines.iter().any(|l| l["code"] == "geofence_denied"));
+    // Refusals are audited too, after the restart as before it.
+    let last = lines.last().expect("lines");
+    assert_eq!(last["decision"], "refused");
+    assert_eq!(last["code"], "geofence_denied");
 }

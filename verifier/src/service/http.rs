@@ -107,6 +107,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(service.clone(), observe))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(service)
 }
 
