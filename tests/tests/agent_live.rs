@@ -390,7 +390,7 @@ fn run_serves_wit_and_wpt_on_the_unix_socket_and_the_wpt_proves_the_cnf_key() {
     assert_eq!(
         rp.verify_request(headers, "/v1/orders", unix_now())
             .map(|_| ())
-            .unwrap_err()
+            .expect_err("must be refused")
             .code(),
         "replayed"
     );
@@ -413,7 +413,7 @@ fn run_serves_wit_and_wpt_on_the_unix_socket_and_the_wpt_proves_the_cnf_key() {
     let err = rp
         .verify_request(mismatched, "/v1/orders", unix_now())
         .map(|_| ())
-        .unwrap_err();
+        .expect_err("must be refused");
     assert!(
         matches!(err.code(), "wth_mismatch" | "signature_invalid"),
         "a WPT under another WIT must fail, got {}",
