@@ -143,11 +143,12 @@ fn writer(mut sink: Sink, rx: mpsc::Receiver<Job>) {
 
 /// Open for append, cutting a torn last line left by a crash.
 fn open_append(path: &Path) -> io::Result<File> {
+    // O_APPEND: every batch lands at the end even if another process (a second replica on a shared volume, the
+    // example config run twice) appends to the same file.
     let mut f = OpenOptions::new()
         .read(true)
-        .write(true)
+        .append(true)
         .create(true)
-        .truncate(false)
         .mode(0o600)
         .open(path)?;
     let len = f.metadata()?.len();
