@@ -139,3 +139,73 @@ pub fn select<'a>(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::config::{RawMinTcb, SnpSelector, TdxSelector};
+    use std::time::Duration;
+
+    fn workload() -> Workload {
+        Workload {
+            id: "spiffe://locus.example/w".into(),
+            tees: vec![Tee::SevSnp, Tee::Tdx],
+            snp: Some(SnpSelector {
+                measurement: vec![vec![0xab; 48]],
+                host_data: vec![vec![0x01; 32]],
+            }),
+            tdx: Some(TdxSelector {
+                mr_td: vec![vec![0xcd; 48]],
+                rtmr: [vec![vec![0x02; 48]], vec![], vec![], vec![]],
+                mr_config_id: vec![],
+            }),
+            min_tcb: Some(RawMinTcb {
+                fmc: None,
+                bootloader: 3,
+                tee: 0,
+                snp: 8,
+                microcode: 115,
+            }),
+            allow_debug: false,
+            tdx_allowed_tcb: vec!["UpToDate".into(), "SWHardeningNeeded".into()],
+            geofence: None,
+            ttl: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn a_workload_maps_to_the_strict_appraisal_policy_of_each_tee() {
+        let w = workload();
+        let snp = workload_policy(&w, Tee::SevSnp);
+        assert!(!snp.allow_debug);
+        assert_eq!(snp.snp_allowed_vmpl, vec![0]);
+        assert_eq!(snp.measurements.snp_measurement, vec!["ab".repeat(48)]);
+        assert_eq!(snp.measurements.snp_host_data, vec!["01".repeat(32)]);
+        assert!(
+            snp.measurements.tdx_mr_td.is_empty(),
+            "only the evidence's TEE is constrained"
+        );
+        let min = snp.snp_min_tcb.expect("min tcb");
+        assert_eq!(
+            (min.bootloader, min.snp, min.microcode, min.fmc),
+            (Some(3), Some(8), Some(115), None)
+        );
+        let tdx = workload_policy(&w, Tee::Tdx);
+        assert_eq!(tdx.measurements.tdx_mr_td, vec!["cd".repeat(48)]);
+        assert_eq!(tdx.measurements.tdx_rtmr0, vec!["02".repeat(48)]);
+        assert!(tdx.measurements.tdx_rtmr1.is_empty());
+        assert_eq!(tdx.tdx_allowed_tcb, w.tdx_allowed_tcb);
+    }
+
+    #[test]
+    fn matching_reference_values_relaxes_everything_but_the_measurements() {
+        let w = workload();
+        let p = reference_values_only(&w, Tee::SevSnp);
+        assert!(p.allow_debug);
+        assert!(p.snp_min_tcb.is_none());
+        assert_eq!(
+            p.measurements,
+            workload_policy(&w, Tee::SevSnp).measurements
+        );
+    }
+}

@@ -251,3 +251,17 @@ impl Service {
         self.ready.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulator_roots_are_the_self_signed_certificates_of_the_pki_export() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sim-pki");
+        let roots = simulator_roots(&dir);
+        // ARK-Milan, ARK-Genoa, ARK-Turin and the Intel root; ASKs and issuer chains' intermediates are not roots.
+        assert_eq!(roots.len(), 4, "{} roots", roots.len());
+        assert!(simulator_roots(Path::new("/nonexistent")).is_empty());
+    }
+}
