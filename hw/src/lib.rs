@@ -28,6 +28,7 @@
 
 pub mod attester;
 pub mod backend;
+pub mod binding;
 mod bytes;
 mod error;
 pub mod snp;

@@ -7,22 +7,9 @@
 //! with `jwk_thumbprint` the RFC 7638 SHA-256 thumbprint of the agent's public JWK. The label names the algorithm:
 //! a future binding is a new label, never a silent change.
 
-use sha2::{Digest, Sha512};
+pub use locus_hw::binding::{report_data, LABEL};
 
 use crate::{ErrorCode, Refusal};
-
-/// The binding label (DESIGN §2).
-pub const LABEL: &[u8] = b"locus-attest-v1";
-
-/// The 64 bytes an agent puts in its evidence for `nonce` and its key's thumbprint.
-pub fn report_data(nonce: &[u8], jwk_thumbprint: &[u8; 32]) -> [u8; 64] {
-    let mut h = Sha512::new();
-    h.update(LABEL);
-    h.update([0u8]);
-    h.update(nonce);
-    h.update(jwk_thumbprint);
-    h.finalize().into()
-}
 
 /// Check that evidence's report data binds `nonce` and the key with `jwk_thumbprint`.
 pub fn check(
@@ -48,6 +35,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha512};
 
     #[test]
     fn report_data_is_sha512_of_label_zero_nonce_thumbprint() {
