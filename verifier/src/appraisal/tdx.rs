@@ -316,9 +316,9 @@ pub fn appraise_tdx(
         report_data: td.report_data,
         debug: td.debug(),
         fmspc: pck.fmspc,
-        ppid: verified.ppid.clone(),
-        tcb_status: verified.status.clone(),
-        advisory_ids: verified.advisory_ids.clone(),
+        ppid: verified.ppid,
+        tcb_status: verified.status,
+        advisory_ids: verified.advisory_ids,
     };
     Ok(Verified::new(facts, simulated))
 }
