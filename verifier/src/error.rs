@@ -142,6 +142,18 @@ impl Refusal {
     }
 }
 
+/// A parse failure of the evidence formats: `unsupported_version` or `evidence_malformed`, with the parser's message
+/// (which names the field and offset).
+impl From<locus_hw::FormatError> for Refusal {
+    fn from(e: locus_hw::FormatError) -> Self {
+        let code = match e.code() {
+            "unsupported_version" => ErrorCode::UnsupportedVersion,
+            _ => ErrorCode::EvidenceMalformed,
+        };
+        Refusal::new(code, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

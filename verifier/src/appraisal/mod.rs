@@ -21,16 +21,7 @@ pub use tdx::{appraise_tdx, TdxCollateral, TdxCollateralParts, TdxFacts};
 
 use locus_hw::TeeType;
 
-use crate::error::{ErrorCode, Refusal};
-
-/// A parser refusal from `locus_hw` with its stable code: `unsupported_version` or `evidence_malformed`.
-pub(crate) fn format_refusal(e: locus_hw::FormatError) -> Refusal {
-    let code = match e.code() {
-        "unsupported_version" => ErrorCode::UnsupportedVersion,
-        _ => ErrorCode::EvidenceMalformed,
-    };
-    Refusal::new(code, e.to_string())
-}
+use crate::error::Refusal;
 
 /// Facts that passed appraisal. Constructible only inside `appraisal`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use locus_hw::snp::{Product, SignedReport, SigningKey, TcbVersion};
 
 use super::roots::TrustAnchors;
 use super::x509::{amd_oid, verify_p384_fixed, ParsedCert, ParsedCrl};
-use super::{format_refusal, Verified};
+use super::Verified;
 use crate::error::{ErrorCode, Refusal};
 
 /// The certificates that endorse an SNP report, as DER. Missing ASK/ARK come from the pinned set (VCEK only: AMD
@@ -88,7 +88,7 @@ pub fn appraise_snp(
 ) -> Result<Verified<SnpFacts>, Refusal> {
     // Step 1: parse (size 1184, version in {2,3,4,5}), reserved bytes zero, SIGNATURE_ALGO 1, SIGNING_KEY VCEK or
     // VLEK, MASK_CHIP_KEY 0.
-    let signed = SignedReport::parse(raw).map_err(format_refusal)?;
+    let signed = SignedReport::parse(raw).map_err(Refusal::from)?;
     let report = signed.report();
     let reserved = report.reserved_nonzero();
     if !reserved.is_empty() {
@@ -318,7 +318,7 @@ pub fn appraise_snp(
     };
 
     // Step 4: the report signature by the VEK (ECDSA P-384 SHA-384) over the received bytes 0x000..0x2A0.
-    let sig = signed.signature_p384_fixed().map_err(format_refusal)?;
+    let sig = signed.signature_p384_fixed().map_err(Refusal::from)?;
     let key = vek.p384_public_key()?;
     if !verify_p384_fixed(key, signed.signed_bytes(), &sig) {
         return Err(refuse(

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 use super::roots::TrustAnchors;
 use super::x509::{pem_certificates, ParsedCert};
-use super::{format_refusal, Verified};
+use super::Verified;
 use crate::error::{ErrorCode, Refusal};
 
 /// TDX collateral (tdx.md §4, §7), kept in the form dcap-qvl consumes, built once and reused for many quotes.
@@ -257,7 +257,7 @@ pub fn appraise_tdx(
     // (locus_hw). Non-zero bytes after the structure are refused too, but only once the quote itself has been judged,
     // so a quote's own failure (e.g. no matching TCB level) is what gets reported; the bytes are outside every
     // signature.
-    let signed = SignedQuote::parse_ignoring_trailing_bytes(raw).map_err(format_refusal)?;
+    let signed = SignedQuote::parse_ignoring_trailing_bytes(raw).map_err(Refusal::from)?;
     let quote = signed.quote();
     let chain = quote
         .pck_chain_der()

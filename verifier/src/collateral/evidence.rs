@@ -124,7 +124,7 @@ impl SnpPlatform {
     /// Read the version, CPUID, REPORTED_TCB, CHIP_ID and signing key of a raw 1184-byte report (parsed by
     /// `locus_hw`; format errors keep their stable codes).
     pub fn from_report(raw: &[u8]) -> Result<Self, Refusal> {
-        let report = locus_hw::snp::AttestationReport::parse(raw).map_err(format_refusal)?;
+        let report = locus_hw::snp::AttestationReport::parse(raw).map_err(Refusal::from)?;
         let signer = match report.signing_key() {
             locus_hw::snp::SigningKey::Vcek => SnpSigner::Vcek,
             locus_hw::snp::SigningKey::Vlek => SnpSigner::Vlek,
@@ -170,14 +170,6 @@ impl SnpPlatform {
     }
 }
 
-fn format_refusal(e: locus_hw::FormatError) -> Refusal {
-    let code = match e.code() {
-        "unsupported_version" => ErrorCode::UnsupportedVersion,
-        _ => ErrorCode::EvidenceMalformed,
-    };
-    Refusal::new(code, e.to_string())
-}
-
 /// Which Intel PCK CA issued a PCK certificate (the `ca` parameter of the PCK CRL request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PckCa {
@@ -213,8 +205,8 @@ impl TdxPlatform {
         // Lenient about bytes after the quote structure: only the PCK leaf is needed here, and appraisal judges the
         // trailing bytes with its own code.
         let quote =
-            locus_hw::tdx::Quote::parse_ignoring_trailing_bytes(raw).map_err(format_refusal)?;
-        let ders = quote.pck_chain_der().map_err(format_refusal)?;
+            locus_hw::tdx::Quote::parse_ignoring_trailing_bytes(raw).map_err(Refusal::from)?;
+        let ders = quote.pck_chain_der().map_err(Refusal::from)?;
         let leaf = ders.first().ok_or_else(|| {
             Refusal::new(
                 ErrorCode::EvidenceMalformed,
