@@ -313,6 +313,18 @@ impl VerifierProcess {
         })
     }
 
+    /// Start the workspace's `locus-verifier` on a copy of `examples/verifier.toml` written into `dir`, with its
+    /// state in `dir/state` (see [`crate::paths::example_config_for`]).
+    pub fn start_example(dir: &Path, timeout: Duration) -> Result<Self, String> {
+        let bin = workspace_bin("locus-verifier")?;
+        let config = crate::paths::example_config_for(&dir.join("state"), None)
+            .map_err(|e| e.to_string())?;
+        let config_path = dir.join("verifier.toml");
+        std::fs::write(&config_path, config)
+            .map_err(|e| format!("writing {}: {e}", config_path.display()))?;
+        Self::start(&bin, &config_path, &dir.join("verifier.stderr"), timeout)
+    }
+
     /// What it wrote on stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()

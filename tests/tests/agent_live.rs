@@ -10,7 +10,7 @@ use locus_tests::http1::{self, Request};
 use locus_tests::procs::{
     run_to_completion, wait_for, workspace_bin, ChildGuard, Finished, VerifierProcess,
 };
-use locus_tests::{paths, unix_now, EU_WORKLOAD, TRUST_DOMAIN};
+use locus_tests::{unix_now, EU_WORKLOAD, TRUST_DOMAIN};
 use locus_wimse::{
     Jwks, RelyingParty, RpConfig, TrustDomain, TrustStore, VerifiedWit, WitPolicy, WitVerifier,
 };
@@ -25,20 +25,10 @@ struct Env {
 }
 
 fn start() -> Env {
-    let verifier_bin = workspace_bin("locus-verifier").expect("locus-verifier binary");
     let agent = workspace_bin("locus-agent").expect("locus-agent binary");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config =
-        paths::example_config_for(&dir.path().join("state"), None).expect("example config");
-    let config_path = dir.path().join("verifier.toml");
-    std::fs::write(&config_path, config).expect("write config");
-    let verifier = VerifierProcess::start(
-        &verifier_bin,
-        &config_path,
-        &dir.path().join("verifier.stderr"),
-        STEP,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let verifier =
+        VerifierProcess::start_example(dir.path(), STEP).unwrap_or_else(|e| panic!("{e}"));
     Env {
         verifier,
         agent,

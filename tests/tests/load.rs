@@ -1,0 +1,79 @@
+//! `locus-load` against a real verifier process: a small bounded run completes and counts what it did.
+
+use std::process::Command;
+use std::time::Duration;
+
+use locus_tests::procs::{run_to_completion, VerifierProcess};
+use locus_tests::EU_WORKLOAD;
+
+#[test]
+fn load_tool_runs_the_requested_rounds_and_reports_latency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let verifier = VerifierProcess::start_example(dir.path(), Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let done = run_to_completion(
+        "locus-load",
+        Command::new(env!("CARGO_BIN_EXE_locus-load")).args([
+            "--verifier",
+            &verifier.base,
+            "--clients",
+            "2",
+            "--requests",
+            "6",
+            "--duration-secs",
+            "120",
+            "--workload",
+            EU_WORKLOAD,
+        ]),
+        Duration::from_secs(180),
+    )
+    .expect("spawn locus-load");
+    assert!(
+        done.success(),
+        "{:?}\n{}\n{}",
+        done.status,
+        done.stdout,
+        done.stderr
+    );
+    assert!(done.stdout.contains("rounds      6 in "), "{}", done.stdout);
+    assert!(done.stdout.contains("issued      6\n"), "{}", done.stdout);
+    assert!(!done.stdout.contains("refused"), "{}", done.stdout);
+    assert!(done.stdout.contains("verifier    p50 "), "{}", done.stdout);
+}
+
+#[test]
+fn load_tool_counts_refusals_by_code_and_fails_when_nothing_is_issued() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let verifier = VerifierProcess::start_example(dir.path(), Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let done = run_to_completion(
+        "locus-load",
+        Command::new(env!("CARGO_BIN_EXE_locus-load")).args([
+            "--verifier",
+            &verifier.base,
+            "--clients",
+            "2",
+            "--requests",
+            "4",
+            "--profile",
+            "snp-iad-1",
+            "--workload",
+            EU_WORKLOAD,
+        ]),
+        Duration::from_secs(180),
+    )
+    .expect("spawn locus-load");
+    assert_eq!(
+        done.status.and_then(|s| s.code()),
+        Some(1),
+        "{}\n{}",
+        done.stdout,
+        done.stderr
+    );
+    assert!(
+        done.stdout.contains("refused     4 × geofence_denied"),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stdout.contains("issued      0\n"), "{}", done.stdout);
+}
