@@ -2,6 +2,9 @@
 //! parses to exactly the facts in its `expected.json`, and re-serializes to the bytes it came from.
 //! Missing vectors: a loud `SKIP:` line, or a panic when `LOCUS_REQUIRE_VECTORS=1`.
 
+#[path = "../../tests/support/vectors.rs"]
+mod vectors;
+
 use locus_hw::snp::{AttestationReport, Product, SignedReport, SigningKey, TcbVersion};
 use locus_hw::tdx::{Quote, SignedQuote};
 use locus_hw::TeeType;
@@ -10,23 +13,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 fn vectors_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOCUS_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!(
-            "LOCUS_REQUIRE_VECTORS=1 but no vectors at {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: no hardware vectors at {} (set LOCUS_VECTORS)",
-        dir.display()
-    );
-    None
+    vectors::dir()
 }
 
 fn read_json(path: &Path) -> Value {

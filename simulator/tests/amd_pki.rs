@@ -1,6 +1,9 @@
 //! The simulated AMD PKI has AMD's shapes (names, algorithms, PSS parameters, serials, validity, extensions), is
 //! deterministic from the seed, is obviously not AMD's, and the evidence faults do what they say.
 
+#[path = "../../tests/support/vectors.rs"]
+mod vectors;
+
 use der::{Decode, Encode};
 use locus_hw::snp::cert_table::{self, CertKind};
 use locus_hw::snp::{Product, SignedReport};
@@ -43,22 +46,7 @@ fn pss_verifies(issuer: &Certificate, signed: &[u8], signature: &[u8]) -> bool {
 }
 
 fn vectors_dir() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("LOCUS_VECTORS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
-        });
-    if dir.join("snp/milan-v2-virtee/ark.pem").exists() {
-        Some(dir)
-    } else if std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!("vectors required but not found at {}", dir.display());
-    } else {
-        println!(
-            "SKIP: vectors not found at {} (set LOCUS_VECTORS)",
-            dir.display()
-        );
-        None
-    }
+    vectors::dir()
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //! `tdx/v4-b0c06f-uptodate-dcapqvl` and the collateral of every TDX vector (`LOCUS_VECTORS`, default
 //! `../shared/vectors`); values differ by design.
 
+#[path = "../../tests/support/vectors.rs"]
+mod vectors;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,24 +20,7 @@ use x509_cert::Certificate;
 const VECTOR: &str = "tdx/v4-b0c06f-uptodate-dcapqvl";
 
 fn vector_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOCUS_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    let set = dir.join(VECTOR);
-    if set.join("quote.bin").is_file() {
-        return Some(set);
-    }
-    if std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!(
-            "LOCUS_REQUIRE_VECTORS=1 but no vector set at {}",
-            set.display()
-        );
-    }
-    eprintln!(
-        "SKIP: no TDX vectors at {} (set LOCUS_VECTORS)",
-        set.display()
-    );
-    None
+    vectors::set(VECTOR)
 }
 
 fn read(path: &Path) -> Vec<u8> {

@@ -5,6 +5,9 @@
 //! offline directories, and shipped certificates preferred.
 //! Missing vectors: a loud `SKIP:` line, or a panic when `LOCUS_REQUIRE_VECTORS=1`.
 
+#[path = "../../tests/support/vectors.rs"]
+mod vectors;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,23 +35,7 @@ const TDX_NOW: u64 = 1_751_328_000;
 const TCB_NEXT_UPDATE: u64 = 1_752_920_163;
 
 fn vectors_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOCUS_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!(
-            "LOCUS_REQUIRE_VECTORS=1 but no vectors at {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: no hardware vectors at {} (set LOCUS_VECTORS)",
-        dir.display()
-    );
-    None
+    vectors::dir()
 }
 
 fn read(path: &Path) -> Vec<u8> {

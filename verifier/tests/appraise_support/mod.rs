@@ -4,33 +4,19 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+#[path = "../../../tests/support/vectors.rs"]
+mod vectors;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use locus_simulator::intel::TdxCollateralFiles;
 use locus_verifier::appraisal::{TdxCollateral, TdxCollateralParts};
 use serde_json::Value;
 
-/// The real-hardware vectors (`LOCUS_VECTORS`, default `../shared/vectors`). Missing: a loud SKIP line and `None`,
-/// unless `LOCUS_REQUIRE_VECTORS=1`, which makes it a failure.
+/// The real-hardware vectors (see `tests/support/vectors.rs`).
 pub fn vectors_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOCUS_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!(
-            "vectors required (LOCUS_REQUIRE_VECTORS=1) but not found at {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: vectors not found at {} (set LOCUS_VECTORS)",
-        dir.display()
-    );
-    None
+    vectors::dir()
 }
 
 /// The outcome of one `locus-verifier appraise` run.
