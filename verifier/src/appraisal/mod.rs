@@ -13,8 +13,8 @@ pub mod x509;
 
 pub use policy::{apply_policy, Policy};
 pub use roots::{
-    is_simulator_cert, pinned_ark_sha256, TrustAnchors, ARK_GENOA_SHA256, ARK_MILAN_SHA256,
-    ARK_TURIN_SHA256, INTEL_SGX_ROOT_CA_DER, INTEL_SGX_ROOT_CA_SHA256,
+    intel_sgx_root_ca_der, is_simulator_cert, pinned_ark_sha256, TrustAnchors, ARK_GENOA_SHA256,
+    ARK_MILAN_SHA256, ARK_TURIN_SHA256, INTEL_SGX_ROOT_CA_PEM, INTEL_SGX_ROOT_CA_SHA256,
 };
 pub use snp::{appraise_snp, SnpEndorsements, SnpFacts, SnpPolicyFacts, SnpSigner};
 pub use tdx::{appraise_tdx, TdxCollateral, TdxCollateralParts, TdxFacts};

@@ -2,7 +2,7 @@
 //! opt-in, dangerous trust of simulator roots (DESIGN §3: simulator roots only with `trust.simulator = true`).
 //!
 //! The AMD ARK/ASK certificates are the PEMs `sev::certs::snp::builtin::{milan,genoa,turin}` ships; the Intel root
-//! is the DER dcap-qvl embeds (`src/TrustedRootCA.der`, copied here because dcap-qvl keeps it private). Each is
+//! is the certificate dcap-qvl embeds (`src/TrustedRootCA.der`, which dcap-qvl keeps private), written here as PEM. Each is
 //! checked against the SHA-256 pins of sev-snp.md §8 / tdx.md §4 when the anchors are built, so a changed upstream
 //! file cannot silently change what Locus trusts.
 
@@ -24,8 +24,33 @@ pub const ARK_TURIN_SHA256: &str =
 pub const INTEL_SGX_ROOT_CA_SHA256: &str =
     "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3";
 
-/// The Intel SGX Root CA, DER, as embedded by dcap-qvl 0.7.1.
-pub const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("roots/intel_sgx_root_ca.der");
+/// The Intel SGX Root CA (the certificate dcap-qvl 0.7.1 embeds; also at Intel's `IntelSGXRootCA.der`), as PEM.
+pub const INTEL_SGX_ROOT_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIICjzCCAjSgAwIBAgIUImUM1lqdNInzg7SVUr9QGzknBqwwCgYIKoZIzj0EAwIw
+aDEaMBgGA1UEAwwRSW50ZWwgU0dYIFJvb3QgQ0ExGjAYBgNVBAoMEUludGVsIENv
+cnBvcmF0aW9uMRQwEgYDVQQHDAtTYW50YSBDbGFyYTELMAkGA1UECAwCQ0ExCzAJ
+BgNVBAYTAlVTMB4XDTE4MDUyMTEwNDUxMFoXDTQ5MTIzMTIzNTk1OVowaDEaMBgG
+A1UEAwwRSW50ZWwgU0dYIFJvb3QgQ0ExGjAYBgNVBAoMEUludGVsIENvcnBvcmF0
+aW9uMRQwEgYDVQQHDAtTYW50YSBDbGFyYTELMAkGA1UECAwCQ0ExCzAJBgNVBAYT
+AlVTMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEC6nEwMDIYZOj/iPWsCzaEKi7
+1OiOSLRFhWGjbnBVJfVnkY4u3IjkDYYL0MxO4mqsyYjlBalTVYxFP2sJBK5zlKOB
+uzCBuDAfBgNVHSMEGDAWgBQiZQzWWp00ifODtJVSv1AbOScGrDBSBgNVHR8ESzBJ
+MEegRaBDhkFodHRwczovL2NlcnRpZmljYXRlcy50cnVzdGVkc2VydmljZXMuaW50
+ZWwuY29tL0ludGVsU0dYUm9vdENBLmRlcjAdBgNVHQ4EFgQUImUM1lqdNInzg7SV
+Ur9QGzknBqwwDgYDVR0PAQH/BAQDAgEGMBIGA1UdEwEB/wQIMAYBAf8CAQEwCgYI
+KoZIzj0EAwIDSQAwRgIhAOW/5QkR+S9CiSDcNoowLuPRLsWGf/Yi7GSX94BgwTwg
+AiEA4J0lrHoMs+Xo5o/sX6O9QWxHRAvZUGOdRQ7cvqRXaqI=
+-----END CERTIFICATE-----
+";
+
+/// The Intel SGX Root CA's DER, decoded from [`INTEL_SGX_ROOT_CA_PEM`] (empty only if that constant were broken,
+/// which the pin check in [`TrustAnchors::pinned`] and a unit test refuse).
+pub fn intel_sgx_root_ca_der() -> Vec<u8> {
+    pem_certificates(INTEL_SGX_ROOT_CA_PEM.as_bytes())
+        .ok()
+        .and_then(|mut certs| certs.pop())
+        .unwrap_or_default()
+}
 
 /// The pinned SHA-256 of `product`'s ARK.
 pub fn pinned_ark_sha256(product: Product) -> &'static str {
@@ -90,7 +115,8 @@ impl TrustAnchors {
             let ask = ParsedCert::parse(&ask_der, "ASK")?;
             amd.push((product, ark, ask));
         }
-        if hex::encode(sha256(INTEL_SGX_ROOT_CA_DER)) != INTEL_SGX_ROOT_CA_SHA256 {
+        let intel_root_der = intel_sgx_root_ca_der();
+        if hex::encode(sha256(&intel_root_der)) != INTEL_SGX_ROOT_CA_SHA256 {
             return Err(Refusal::new(
                 ErrorCode::Internal,
                 "embedded Intel SGX Root CA does not match its pin",
@@ -98,7 +124,7 @@ impl TrustAnchors {
         }
         Ok(TrustAnchors {
             amd,
-            intel_root_der: INTEL_SGX_ROOT_CA_DER.to_vec(),
+            intel_root_der,
             simulator: SimulatorTrust::Off,
         })
     }
@@ -223,11 +249,9 @@ mod tests {
 
     #[test]
     fn embedded_intel_root_is_the_pinned_intel_sgx_root_ca() {
-        assert_eq!(
-            hex::encode(sha256(INTEL_SGX_ROOT_CA_DER)),
-            INTEL_SGX_ROOT_CA_SHA256
-        );
-        let root = ParsedCert::parse(INTEL_SGX_ROOT_CA_DER, "Intel root").expect("parse");
+        let der = intel_sgx_root_ca_der();
+        assert_eq!(hex::encode(sha256(&der)), INTEL_SGX_ROOT_CA_SHA256);
+        let root = ParsedCert::parse(&der, "Intel root").expect("parse");
         assert_eq!(root.subject_cn().as_deref(), Some("Intel SGX Root CA"));
     }
 
