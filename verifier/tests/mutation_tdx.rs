@@ -1,11 +1,13 @@
 //! TDX mutation and chain tests at library level: every single-byte flip in the header, body, quote signature,
 //! attestation key, QE report, QE report signature and QE auth data of real quotes is refused, with the collateral and
-//! anchors built once; a PCK chain ending at another root is `chain_untrusted`.
+//! anchors built once; a PCK chain ending at another root is `chain_untrusted`. The flips run with the per-platform
+//! memo warm, so flips of REPORTDATA and of the quote signature (the bytes outside the memo key) are judged on the
+//! memo's hit path (ring signature check) and every other flip misses and goes through the full path.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use locus_verifier::appraisal::{appraise_tdx, TdxCollateral, TrustAnchors};
+use locus_verifier::appraisal::{appraise_tdx, tdx_memo_stats, TdxCollateral, TrustAnchors};
 use locus_verifier::cli::{parse_rfc3339, tdx_collateral_from_dir};
 use locus_verifier::ErrorCode;
 
@@ -39,6 +41,15 @@ fn u16_at(b: &[u8], i: usize) -> usize {
 
 fn u32_at(b: &[u8], i: usize) -> usize {
     u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize
+}
+
+/// Offset of the TD report body: 48 (v4) or 54 (v5, after the body descriptor).
+fn body_start(q: &[u8]) -> usize {
+    if u16_at(q, 0) == 4 {
+        48
+    } else {
+        54
+    }
 }
 
 /// Offsets in a quote: (signature data start, QE auth data end, PEM chain start, PEM chain end).
@@ -76,7 +87,17 @@ fn exhaustive_flips(name: &str, at: &str) {
         None,
         "{name}: the unmodified quote verifies"
     );
+    // The memo is warm for this platform: the same quote again is a hit (counters are per thread).
+    let warm = tdx_memo_stats();
+    assert_eq!(verdict(&set.quote), None);
+    assert_eq!(
+        tdx_memo_stats().hits,
+        warm.hits + 1,
+        "{name}: the second appraisal is a memo hit"
+    );
     let (sig_start, auth_end, _, _) = layout(&set.quote);
+    let report_data = body_start(&set.quote) + 520;
+    let before = tdx_memo_stats();
     let mut codes: BTreeMap<&'static str, usize> = BTreeMap::new();
     // Header and body (incl. the v5 body descriptor), the signature-data length, the quote signature, the
     // attestation key, the QE certification-data header, the QE report, its signature and the QE auth data.
@@ -92,7 +113,20 @@ fn exhaustive_flips(name: &str, at: &str) {
                 "{name}: byte {i} (quote signature / MRTD)"
             );
         }
+        if (report_data..report_data + 64).contains(&i) {
+            assert_eq!(
+                c,
+                ErrorCode::SignatureInvalid,
+                "{name}: byte {i} (REPORTDATA)"
+            );
+        }
     }
+    // Exactly the REPORTDATA and quote-signature flips keep the memo key: 128 hits, all refused above.
+    assert_eq!(
+        tdx_memo_stats().hits - before.hits,
+        128,
+        "{name}: REPORTDATA and quote-signature flips are judged on the memo's hit path"
+    );
     let allowed = [
         "signature_invalid",
         "evidence_malformed",

@@ -9,6 +9,7 @@ pub mod policy;
 mod roots;
 mod snp;
 mod tdx;
+mod tdx_memo;
 pub mod x509;
 
 pub use policy::{apply_policy, Policy};
@@ -18,6 +19,8 @@ pub use roots::{
 };
 pub use snp::{appraise_snp, SnpEndorsements, SnpFacts, SnpPolicyFacts, SnpSigner};
 pub use tdx::{appraise_tdx, TdxCollateral, TdxCollateralParts, TdxFacts};
+#[doc(hidden)]
+pub use tdx_memo::{tdx_memo_stats, TdxMemoStats};
 
 use locus_hw::TeeType;
 

@@ -4,21 +4,48 @@
 //! it is returned in the facts, and [`super::policy::apply_policy`] checks it against the allowed set.
 //!
 //! dcap-qvl reports failures as `anyhow` text; [`map_engine_error`] turns each into a stable code (tested one by one).
+//!
+//! A successful verdict is memoized per platform ([`super::tdx_memo`]): a later quote from the same platform, with the
+//! same collateral and anchors and identical bytes except REPORTDATA and the quote signature, inside every time window
+//! the full path checked, only has its quote signature verified (ring) over the received bytes.
+
+use std::sync::OnceLock;
 
 use dcap_qvl::verify::QuoteVerifier;
 use dcap_qvl::QuoteCollateralV3;
+use der::Decode;
 use locus_hw::tdx::SignedQuote;
+use ring::digest::{Context, SHA256};
 use serde_json::value::RawValue;
 
 use super::roots::TrustAnchors;
+use super::tdx_memo::{self, Window};
 use super::x509::{pem_certificates, ParsedCert};
 use super::Verified;
 use crate::error::{ErrorCode, Refusal};
 
 /// TDX collateral (tdx.md §4, §7), kept in the form dcap-qvl consumes, built once and reused for many quotes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct TdxCollateral {
     inner: QuoteCollateralV3,
+    /// Identity and time window for the memo, computed on first use from `inner`.
+    memo: OnceLock<CollateralMemo>,
+}
+
+impl PartialEq for TdxCollateral {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+}
+
+impl Eq for TdxCollateral {}
+
+/// What the memo needs from the collateral: a digest of every byte field dcap-qvl uses, and the intersection of the
+/// collateral's own time windows (`None` when one cannot be read: then nothing is memoized with it).
+#[derive(Clone, Debug)]
+struct CollateralMemo {
+    identity: [u8; 32],
+    window: Option<Window>,
 }
 
 /// The collateral items as served by Intel PCS / a PCCS, or as files in the vectors' `collateral/` layout.
@@ -70,6 +97,7 @@ impl TdxCollateral {
                 // The PCK chain always comes from the quote (certification data type 5).
                 pck_certificate_chain: None,
             },
+            memo: OnceLock::new(),
         })
     }
 
@@ -77,13 +105,165 @@ impl TdxCollateral {
     /// Locus takes the PCK chain from the quote.
     pub fn from_dcap_qvl(mut collateral: QuoteCollateralV3) -> TdxCollateral {
         collateral.pck_certificate_chain = None;
-        TdxCollateral { inner: collateral }
+        TdxCollateral {
+            inner: collateral,
+            memo: OnceLock::new(),
+        }
     }
 
     /// The collateral in dcap-qvl's form.
     pub fn as_dcap_qvl(&self) -> &QuoteCollateralV3 {
         &self.inner
     }
+
+    fn memo_info(&self) -> &CollateralMemo {
+        self.memo.get_or_init(|| {
+            let c = &self.inner;
+            let mut ctx = Context::new(&SHA256);
+            ctx.update(b"locus/tdx-collateral/v1");
+            for field in [
+                c.pck_crl_issuer_chain.as_bytes(),
+                &c.root_ca_crl,
+                &c.pck_crl,
+                c.tcb_info_issuer_chain.as_bytes(),
+                c.tcb_info.as_bytes(),
+                &c.tcb_info_signature,
+                c.qe_identity_issuer_chain.as_bytes(),
+                c.qe_identity.as_bytes(),
+                &c.qe_identity_signature,
+            ] {
+                put(&mut ctx, field);
+            }
+            match &c.pck_certificate_chain {
+                None => ctx.update(&[0]),
+                Some(chain) => {
+                    ctx.update(&[1]);
+                    put(&mut ctx, chain.as_bytes());
+                }
+            }
+            CollateralMemo {
+                identity: finish(ctx),
+                window: collateral_window(c),
+            }
+        })
+    }
+}
+
+/// Length-prefixed input to a digest.
+fn put(ctx: &mut Context, bytes: &[u8]) {
+    ctx.update(&(bytes.len() as u64).to_be_bytes());
+    ctx.update(bytes);
+}
+
+fn finish(ctx: Context) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// `issueDate`/`nextUpdate` of a TCB info or QE identity body (the fields dcap-qvl checks).
+#[derive(serde::Deserialize)]
+struct IssuedWindow {
+    #[serde(rename = "issueDate")]
+    issue_date: String,
+    #[serde(rename = "nextUpdate")]
+    next_update: String,
+}
+
+fn rfc3339_secs(text: &str) -> Option<u64> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
+}
+
+fn json_window(w: Window, json: &str) -> Option<Window> {
+    let d: IssuedWindow = serde_json::from_str(json).ok()?;
+    Some(w.and(rfc3339_secs(&d.issue_date)?, rfc3339_secs(&d.next_update)?))
+}
+
+/// A CRL is usable from thisUpdate while `now < nextUpdate` (webpki's rule).
+fn crl_window(w: Window, der: &[u8]) -> Option<Window> {
+    let crl = x509_cert::crl::CertificateList::from_der(der).ok()?;
+    let tbs = &crl.tbs_cert_list;
+    let this_update = tbs.this_update.to_unix_duration().as_secs();
+    let next_update = tbs.next_update?.to_unix_duration().as_secs();
+    Some(w.and(this_update, next_update.checked_sub(1)?))
+}
+
+fn cert_window(w: Window, der: &[u8]) -> Option<Window> {
+    let cert = ParsedCert::parse(der, "memo").ok()?;
+    let v = &cert.cert.tbs_certificate.validity;
+    Some(w.and(
+        v.not_before.to_unix_duration().as_secs(),
+        v.not_after.to_unix_duration().as_secs(),
+    ))
+}
+
+fn pem_window(mut w: Window, pem: &str) -> Option<Window> {
+    let certs = pem_certificates(pem.as_bytes()).ok()?;
+    if certs.is_empty() {
+        return None;
+    }
+    for der in &certs {
+        w = cert_window(w, der)?;
+    }
+    Some(w)
+}
+
+/// The intersection of the collateral's windows: TCB info and QE identity issueDate..nextUpdate, both CRLs, and every
+/// certificate of the three issuer chains.
+fn collateral_window(c: &QuoteCollateralV3) -> Option<Window> {
+    let mut w = json_window(Window::ALL, &c.tcb_info)?;
+    w = json_window(w, &c.qe_identity)?;
+    w = crl_window(w, &c.root_ca_crl)?;
+    w = crl_window(w, &c.pck_crl)?;
+    w = pem_window(w, &c.tcb_info_issuer_chain)?;
+    w = pem_window(w, &c.qe_identity_issuer_chain)?;
+    w = pem_window(w, &c.pck_crl_issuer_chain)?;
+    if let Some(chain) = &c.pck_certificate_chain {
+        w = pem_window(w, chain)?;
+    }
+    Some(w)
+}
+
+/// Offset of REPORTDATA inside a TD report body (after TEE_TCB_SVN … RTMR3).
+const REPORT_DATA_OFFSET: usize = 520;
+
+/// The memo key of a quote (see [`super::tdx_memo`]), or `None` if the ranges are not where they must be.
+fn memo_key(
+    signed: &SignedQuote,
+    collateral_identity: &[u8; 32],
+    anchors: &TrustAnchors,
+    root_der: &[u8],
+    simulated: bool,
+) -> Option<[u8; 32]> {
+    let quote = signed.quote();
+    let signed_bytes = signed.signed_bytes();
+    let structure = signed.structure_bytes();
+    let body_start = signed_bytes.len().checked_sub(quote.body.size())?;
+    let rd = body_start + REPORT_DATA_OFFSET;
+    if signed_bytes.get(rd..rd + 64)? != quote.body.report_data.as_slice() {
+        return None;
+    }
+    let sig_len_field = structure.get(signed_bytes.len()..signed_bytes.len() + 4)?;
+    let after_signature = structure.get(signed_bytes.len() + 4 + 64..)?;
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(b"locus/tdx-memo/v1");
+    ctx.update(collateral_identity);
+    put(&mut ctx, anchors.intel_root_der());
+    put(&mut ctx, root_der);
+    ctx.update(&[u8::from(simulated), u8::from(anchors.trusts_simulator())]);
+    ctx.update(&quote.header.version.to_be_bytes());
+    ctx.update(&quote.body_type.to_be_bytes());
+    // Header ‖ (descriptor ‖) body with REPORTDATA zeroed.
+    ctx.update(&(signed_bytes.len() as u64).to_be_bytes());
+    ctx.update(&signed_bytes[..rd]);
+    ctx.update(&[0u8; 64]);
+    ctx.update(&signed_bytes[rd + 64..]);
+    // Signature data without the quote signature.
+    put(&mut ctx, sig_len_field);
+    put(&mut ctx, after_signature);
+    Some(finish(ctx))
 }
 
 fn missing(msg: impl Into<String>) -> Refusal {
@@ -284,23 +464,101 @@ pub fn appraise_tdx(
         }
     }
 
+    // Memo (performance.md §2.3): the same platform, collateral and anchors, judged before at a time inside every
+    // window the full path checks; only the quote signature over the received bytes is left to verify.
+    let collateral_memo = collateral.memo_info();
+    let key = collateral_memo.window.and_then(|_| {
+        memo_key(
+            &signed,
+            &collateral_memo.identity,
+            anchors,
+            &root_der,
+            simulated,
+        )
+    });
+    if let Some(hit) = key.as_ref().and_then(|k| tdx_memo::lookup(k, now_unix)) {
+        verify_quote_signature(&signed)?;
+        check_trailing(&signed)?;
+        let facts = facts_of(
+            &signed,
+            hit.fmspc,
+            hit.ppid,
+            hit.tcb_status,
+            hit.advisory_ids,
+        );
+        return Ok(Verified::new(facts, simulated));
+    }
+
     // Steps 2–5: PCK chain with both CRLs, QE report signature and binding, quote signature, TCB info and QE
     // identity (signatures, chains, windows) and Intel's TCB-level matching. Debug is judged by policy, not here.
-    let verifier = QuoteVerifier::new(root_der).allow_debug(true);
+    let verifier = QuoteVerifier::new(root_der.clone()).allow_debug(true);
     let verified = verifier
         .verify(signed.structure_bytes(), collateral.as_dcap_qvl(), now_unix)
         .map_err(|e| map_engine_error(&format!("{e:#}")))?;
     check_trailing(&signed)?;
 
     // Step 6: facts out, from the bytes dcap-qvl just verified.
-    let td = &quote.body;
     let pck = dcap_qvl::intel::parse_pck_extension(pck_leaf).map_err(|e| {
         Refusal::new(
             ErrorCode::ChainUntrusted,
             format!("PCK certificate extensions: {e:#}"),
         )
     })?;
-    let facts = TdxFacts {
+    if let (Some(key), Some(window)) = (key, collateral_memo.window) {
+        let window = chain
+            .iter()
+            .chain(std::iter::once(&root_der))
+            .try_fold(window, |w, der| cert_window(w, der));
+        if let Some(window) = window.filter(|w| w.contains(now_unix)) {
+            tdx_memo::store(
+                key,
+                tdx_memo::Entry {
+                    window,
+                    fmspc: pck.fmspc,
+                    ppid: verified.ppid.clone(),
+                    tcb_status: verified.status.clone(),
+                    advisory_ids: verified.advisory_ids.clone(),
+                },
+            );
+        }
+    }
+    let facts = facts_of(
+        &signed,
+        pck.fmspc,
+        verified.ppid,
+        verified.status,
+        verified.advisory_ids,
+    );
+    Ok(Verified::new(facts, simulated))
+}
+
+/// The quote signature (ECDSA P-256, r‖s) by the attestation key over the received header ‖ (descriptor ‖) body.
+fn verify_quote_signature(signed: &SignedQuote) -> Result<(), Refusal> {
+    let quote = signed.quote();
+    let mut point = [0u8; 65];
+    point[0] = 0x04;
+    point[1..].copy_from_slice(&quote.attestation_key);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
+        .verify(signed.signed_bytes(), &quote.signature)
+        .map_err(|_| {
+            Refusal::new(
+                ErrorCode::SignatureInvalid,
+                "quote signature does not verify with the attestation key",
+            )
+        })
+}
+
+/// The facts: the TD fields from the verified body, the rest from the engine's verdict.
+fn facts_of(
+    signed: &SignedQuote,
+    fmspc: [u8; 6],
+    ppid: Vec<u8>,
+    tcb_status: String,
+    advisory_ids: Vec<String>,
+) -> TdxFacts {
+    let quote = signed.quote();
+    let td = &quote.body;
+    TdxFacts {
         quote_version: quote.header.version,
         body_type: quote.body_type,
         tee_tcb_svn: td.tee_tcb_svn,
@@ -315,12 +573,11 @@ pub fn appraise_tdx(
         rtmr: td.rtmr,
         report_data: td.report_data,
         debug: td.debug(),
-        fmspc: pck.fmspc,
-        ppid: verified.ppid,
-        tcb_status: verified.status,
-        advisory_ids: verified.advisory_ids,
-    };
-    Ok(Verified::new(facts, simulated))
+        fmspc,
+        ppid,
+        tcb_status,
+        advisory_ids,
+    }
 }
 
 #[cfg(test)]
