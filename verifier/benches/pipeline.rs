@@ -131,6 +131,7 @@ fn main() {
             ask_der: Some(ev.ask_der.clone()),
             ark_der: Some(ev.ark_der.clone()),
             crl_der: None,
+            client_crl_der: None,
         };
         snp_scenario(
             &format!("sim/{profile}"),

@@ -13,15 +13,6 @@ use crate::appraisal::{
 };
 use crate::error::{ErrorCode, Refusal};
 
-/// `--tee` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum TeeArg {
-    #[value(name = "sev-snp")]
-    SevSnp,
-    #[value(name = "tdx")]
-    Tdx,
-}
-
 /// Arguments of `locus-verifier appraise` (DESIGN §11).
 #[derive(Clone, Debug, clap::Args)]
 pub struct AppraiseArgs {
@@ -29,8 +20,8 @@ pub struct AppraiseArgs {
     #[arg(long, value_name = "FILE")]
     pub evidence: PathBuf,
     /// The TEE; detected from the bytes when absent.
-    #[arg(long, value_enum)]
-    pub tee: Option<TeeArg>,
+    #[arg(long, value_name = "sev-snp|tdx")]
+    pub tee: Option<TeeType>,
     /// SEV-SNP: `vcek.der|pem` or `vlek.der|pem`, `ask.pem`, `ark.pem` or `cert_chain.pem`, optional `crl.der`.
     #[arg(long, value_name = "DIR")]
     pub certs: Option<PathBuf>,
@@ -117,8 +108,7 @@ pub fn appraise_from_args(
         };
     }
     let tee = match args.tee {
-        Some(TeeArg::SevSnp) => TeeType::SevSnp,
-        Some(TeeArg::Tdx) => TeeType::Tdx,
+        Some(tee) => tee,
         None => match TeeType::detect(&raw) {
             Some(t) => t,
             None => {
@@ -156,7 +146,7 @@ pub fn appraise_from_args(
         }
     };
     Ok(verdict.and_then(|v| match &policy {
-        Some(p) => apply_policy(&v, p).map(|()| v),
+        Some(p) => apply_policy(&v, p).map(|_| v),
         None => Ok(v),
     }))
 }
@@ -241,7 +231,9 @@ pub fn snp_endorsements_from_dir(dir: &Path, report: &[u8]) -> Result<SnpEndorse
         vek_der,
         ask_der,
         ark_der,
+        // The CLI is the verifier: a CRL in --certs is its own.
         crl_der,
+        client_crl_der: None,
     })
 }
 

@@ -34,11 +34,22 @@ pub enum ErrorCode {
     RequestTooLarge,
     Overloaded,
     Internal,
+    /// The confirmation key's algorithm is not one the workload allows (DESIGN §5: ES256 by default; never EdDSA for a
+    /// `spiffe://` subject, which the WIT-SVID profile excludes).
+    KeyUnsupported,
+    /// The request names no workload and several match the evidence without one of them marked `default = true`.
+    WorkloadAmbiguous,
+    /// Migration is enabled for the guest (SNP policy MIGRATE_MA, TDX TD_ATTRIBUTES.MIGRATABLE) and the workload does
+    /// not allow it.
+    MigrationEnabled,
+    /// A platform or launch property the workload's policy requires is not met (PLATFORM_INFO requirements, minimum
+    /// policy ABI, TD-attributes mask, MRSERVICETD, PCK SGX type or flags).
+    PolicyRejected,
 }
 
 impl ErrorCode {
     /// Every code, in the order of DESIGN §10.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::EvidenceMalformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::SignatureInvalid,
@@ -66,6 +77,10 @@ impl ErrorCode {
         ErrorCode::RequestTooLarge,
         ErrorCode::Overloaded,
         ErrorCode::Internal,
+        ErrorCode::KeyUnsupported,
+        ErrorCode::WorkloadAmbiguous,
+        ErrorCode::MigrationEnabled,
+        ErrorCode::PolicyRejected,
     ];
 
     /// The wire spelling of the code.
@@ -98,6 +113,10 @@ impl ErrorCode {
             ErrorCode::RequestTooLarge => "request_too_large",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
+            ErrorCode::KeyUnsupported => "key_unsupported",
+            ErrorCode::WorkloadAmbiguous => "workload_ambiguous",
+            ErrorCode::MigrationEnabled => "migration_enabled",
+            ErrorCode::PolicyRejected => "policy_rejected",
         }
     }
 
@@ -109,7 +128,9 @@ impl ErrorCode {
             | ErrorCode::IdentifierInvalid
             | ErrorCode::RequestInvalid
             | ErrorCode::NonceInvalid
-            | ErrorCode::NonceExpired => 400,
+            | ErrorCode::NonceExpired
+            | ErrorCode::KeyUnsupported
+            | ErrorCode::WorkloadAmbiguous => 400,
             ErrorCode::RequestTooLarge => 413,
             ErrorCode::Overloaded => 503,
             ErrorCode::CollateralMissing => 503,

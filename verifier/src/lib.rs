@@ -7,6 +7,9 @@
 pub mod appraisal;
 pub mod cli;
 pub mod collateral;
+pub mod config;
+pub mod decision;
+pub mod endorsement;
 pub mod error;
 pub mod service;
 

@@ -39,6 +39,7 @@ fn endorsements(ev: &SnpEvidence) -> SnpEndorsements {
         ask_der: Some(ev.ask_der.clone()),
         ark_der: Some(ev.ark_der.clone()),
         crl_der: None,
+        client_crl_der: None,
     }
 }
 
@@ -254,6 +255,62 @@ fn an_ask_listed_in_the_ark_signed_crl_is_revoked() {
         ..endorsements(&ev)
     };
     appraise(&ev, &e, &anchors).expect("another serial revoked: ours is fine");
+}
+
+#[test]
+fn the_verifiers_crl_is_authoritative_and_a_client_crl_counts_only_when_newer() {
+    use locus_verifier::appraisal::{Facts, Revocation};
+    let anchors = trusting();
+    let w = world();
+    let ev = evidence("snp-fra-1", &[]);
+    let pki = w.amd_pki(Product::Milan, Hierarchy::Genuine).expect("pki");
+    let ask = x509_cert::Certificate::from_der(&ev.ask_der).expect("ask parses");
+    let serial = ask
+        .tbs_certificate
+        .serial_number
+        .as_bytes()
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let old_clean = pki
+        .crl_revoking(&[], NOW - 2 * 86_400, NOW + 86_400)
+        .expect("crl");
+    let new_revoking = pki
+        .crl_revoking(&[serial], NOW - 86_400, NOW + 86_400)
+        .expect("crl");
+    let revocation =
+        |e: &SnpEndorsements| match appraise(&ev, e, &anchors).map(|v| v.facts().clone()) {
+            Ok(Facts::Snp(f)) => Ok(f.revocation),
+            Ok(_) => panic!("not SNP"),
+            Err(r) => Err(r.code),
+        };
+    // No CRL at all: appraisal says so; policy (service, CLI --policy) refuses it.
+    assert_eq!(revocation(&endorsements(&ev)), Ok(Revocation::Unchecked));
+    // An older client CRL cannot hide the verifier's newer revocation.
+    let e = SnpEndorsements {
+        crl_der: Some(new_revoking.clone()),
+        client_crl_der: Some(old_clean.clone()),
+        ..endorsements(&ev)
+    };
+    assert_eq!(revocation(&e), Err(ErrorCode::Revoked));
+    // A newer client CRL is used.
+    let e = SnpEndorsements {
+        crl_der: Some(old_clean.clone()),
+        client_crl_der: Some(new_revoking.clone()),
+        ..endorsements(&ev)
+    };
+    assert_eq!(revocation(&e), Err(ErrorCode::Revoked));
+    // A client CRL alone, valid: checked.
+    let e = SnpEndorsements {
+        client_crl_der: Some(old_clean.clone()),
+        ..endorsements(&ev)
+    };
+    assert_eq!(revocation(&e), Ok(Revocation::Checked));
+    // A client CRL signed by another ARK is ignored, not an error: still unchecked.
+    let e = SnpEndorsements {
+        client_crl_der: Some(w.amd_crl_der(Product::Genoa).expect("crl")),
+        ..endorsements(&ev)
+    };
+    assert_eq!(revocation(&e), Ok(Revocation::Unchecked));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod service_support;
 
-use locus_verifier::service::endorsement::{encode, EndorsementClaims};
+use locus_verifier::endorsement::{encode, EndorsementClaims};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
 use service_support::*;

@@ -12,13 +12,13 @@ mod tdx;
 mod tdx_memo;
 pub mod x509;
 
-pub use policy::{apply_policy, Policy};
+pub use policy::{apply_policy, match_reference_values, Policy, PolicyOutcome};
 pub use roots::{
     intel_sgx_root_ca_der, is_simulator_cert, pinned_ark_sha256, TrustAnchors, ARK_GENOA_SHA256,
     ARK_MILAN_SHA256, ARK_TURIN_SHA256, INTEL_SGX_ROOT_CA_PEM, INTEL_SGX_ROOT_CA_SHA256,
 };
-pub use snp::{appraise_snp, SnpEndorsements, SnpFacts, SnpPolicyFacts, SnpSigner};
-pub use tdx::{appraise_tdx, TdxCollateral, TdxCollateralParts, TdxFacts};
+pub use snp::{appraise_snp, Revocation, SnpEndorsements, SnpFacts, SnpPolicyFacts, SnpSigner};
+pub use tdx::{appraise_tdx, PckFacts, TdxCollateral, TdxCollateralParts, TdxFacts};
 #[doc(hidden)]
 pub use tdx_memo::{tdx_memo_stats, TdxMemoStats};
 
@@ -81,6 +81,35 @@ impl Facts {
             Facts::Tdx(f) => f.debug,
         }
     }
+
+    /// The bytes that identify the platform for residency (DESIGN §4): SNP CHIP_ID (VCEK) or cspID (VLEK), TDX PPID.
+    pub fn platform_identity(&self) -> Vec<u8> {
+        match self {
+            Facts::Snp(f) => f.platform_identity(),
+            Facts::Tdx(f) => f.ppid.clone(),
+        }
+    }
+
+    /// True when the identity names a cloud provider (VLEK cspID), not one host.
+    pub fn provider_level_identity(&self) -> bool {
+        matches!(self, Facts::Snp(f) if f.signer == SnpSigner::Vlek && f.csp_id.is_some())
+    }
+
+    /// The launch measurement: SNP MEASUREMENT or TDX MRTD.
+    pub fn measurement(&self) -> &[u8; 48] {
+        match self {
+            Facts::Snp(f) => &f.measurement,
+            Facts::Tdx(f) => &f.mr_td,
+        }
+    }
+
+    /// REPORT_DATA / REPORTDATA (the DESIGN §2 binding).
+    pub fn report_data(&self) -> &[u8; 64] {
+        match self {
+            Facts::Snp(f) => &f.report_data,
+            Facts::Tdx(f) => &f.report_data,
+        }
+    }
 }
 
 impl From<Verified<SnpFacts>> for Verified<Facts> {
@@ -120,6 +149,7 @@ impl Verified<Facts> {
                     snp: f.reported_tcb.snp,
                     microcode: f.reported_tcb.microcode,
                 },
+                revocation: f.revocation,
             }),
             Facts::Tdx(f) => serde_json::to_string(&CliTdx {
                 verified: true,
@@ -138,6 +168,7 @@ impl Verified<Facts> {
                 fmspc: hex::encode(f.fmspc),
                 tcb_status: &f.tcb_status,
                 advisory_ids: &f.advisory_ids,
+                revocation: Revocation::Checked,
             }),
         };
         // Serializing plain structs of strings, numbers and bools cannot fail.
@@ -173,6 +204,8 @@ struct CliSnp {
     vmpl: u32,
     policy: SnpPolicyFacts,
     reported_tcb: CliTcb,
+    /// `checked` when a valid AMD CRL was consulted; `unchecked` otherwise (reported, refused only under `--policy`).
+    revocation: Revocation,
 }
 
 #[derive(serde::Serialize)]
@@ -193,6 +226,8 @@ struct CliTdx<'a> {
     fmspc: String,
     tcb_status: &'a str,
     advisory_ids: &'a [String],
+    /// Always `checked`: dcap-qvl checks both Intel CRLs.
+    revocation: Revocation,
 }
 
 #[derive(serde::Serialize)]

@@ -18,8 +18,20 @@ pub struct SnpEndorsements {
     pub ask_der: Option<Vec<u8>>,
     /// The ARK.
     pub ark_der: Option<Vec<u8>>,
-    /// The ARK-signed CRL listing revoked ASKs/ASVKs, if one is at hand.
+    /// The verifier's own ARK-signed CRL (fetched, cached or from the offline directory): authoritative.
     pub crl_der: Option<Vec<u8>>,
+    /// A CRL the client sent with the evidence: used only when it verifies and is newer than the verifier's (an older
+    /// CRL still inside its window could hide a revocation).
+    pub client_crl_der: Option<Vec<u8>>,
+}
+
+/// Whether the chain was checked against a valid CRL (DESIGN §3: revocation fails closed; policy refuses
+/// `Unchecked` with `collateral_missing`, the offline CLI without `--policy` reports it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Revocation {
+    Checked,
+    Unchecked,
 }
 
 /// Which key signed the report.
@@ -63,6 +75,12 @@ pub struct SnpFacts {
     pub launch_tcb: TcbVersion,
     /// VLEK only: the cloud provider named by the cspID extension (the platform identity input, DESIGN §4).
     pub csp_id: Option<String>,
+    /// KEY_INFO.AUTHOR_KEY_EN: the ID block was signed by an author key too.
+    pub author_key_en: bool,
+    /// SHA-384 of the author key (zero unless `author_key_en`).
+    pub author_key_digest: [u8; 48],
+    /// Whether a valid CRL was consulted for the ASK/ASVK and the VEK.
+    pub revocation: Revocation,
 }
 
 impl SnpFacts {
@@ -200,6 +218,32 @@ pub fn appraise_snp(
         }
     };
 
+    // Reserved bits the spec fixes (sev-snp.md §3, §4): guest policy bits 63:26 zero and bit 17 one; the reserved
+    // bytes of the four TCB_VERSION fields in this product's layout zero. The firmware never produces anything else.
+    if report.policy.reserved_bits() != 0 || !report.policy.reserved_one() {
+        return Err(refuse(
+            ErrorCode::EvidenceMalformed,
+            format!(
+                "guest policy {:#x} has reserved bits wrong (63:26 must be 0, 17 must be 1)",
+                report.policy.0
+            ),
+        ));
+    }
+    for (name, raw) in [
+        ("CURRENT_TCB", report.current_tcb),
+        ("REPORTED_TCB", report.reported_tcb),
+        ("COMMITTED_TCB", report.committed_tcb),
+        ("LAUNCH_TCB", report.launch_tcb),
+    ] {
+        let bits = TcbVersion::reserved_bits(raw, product);
+        if bits != 0 {
+            return Err(refuse(
+                ErrorCode::EvidenceMalformed,
+                format!("{name} {raw:#018x} has reserved bits {bits:#x} set for {product}"),
+            ));
+        }
+    }
+
     let ask = match &endorsements.ask_der {
         Some(der) => ParsedCert::parse(
             der,
@@ -251,21 +295,7 @@ pub fn appraise_snp(
     for cert in [&vek, &ask, &ark] {
         cert.check_validity(now_unix)?;
     }
-    if let Some(crl_der) = &endorsements.crl_der {
-        let crl = ParsedCrl::parse(crl_der)?;
-        crl.verify(&ark, now_unix)?;
-        for cert in [&ask, &vek] {
-            if crl.lists(cert) {
-                return Err(refuse(
-                    ErrorCode::Revoked,
-                    format!(
-                        "{} (serial {}) is listed in the ARK's CRL",
-                        cert.role, cert.cert.tbs_certificate.serial_number
-                    ),
-                ));
-            }
-        }
-    }
+    let revocation = check_revocation(endorsements, &ark, &[&ask, &vek], now_unix)?;
 
     // Step 3: the VEK's SPL extensions equal REPORTED_TCB; the VCEK's hwID equals CHIP_ID (Turin: first 8 bytes).
     // A hwID mismatch (a VCEK of another chip) is `tcb_mismatch`: the certificate endorses a different platform.
@@ -353,6 +383,56 @@ pub fn appraise_snp(
         committed_tcb: report.committed_tcb_version(product),
         launch_tcb: report.launch_tcb_version(product),
         csp_id,
+        author_key_en: report.author_key_en(),
+        author_key_digest: report.author_key_digest,
+        revocation,
     };
     Ok(Verified::new(facts, simulated))
+}
+
+/// Choose the CRL to trust and check `certs` against it (DESIGN §3 "Revocation fails closed").
+///
+/// The verifier's CRL must verify (ARK signature, window, nextUpdate) or the appraisal is refused with its code. A
+/// client CRL that does not verify is ignored: client input can add a newer revocation list, never take one away. Of
+/// the CRLs that verify, the newest is used (CRL number, else thisUpdate; the verifier's wins a tie). None at all →
+/// [`Revocation::Unchecked`], for policy to refuse.
+fn check_revocation(
+    endorsements: &SnpEndorsements,
+    ark: &ParsedCert,
+    certs: &[&ParsedCert],
+    now: u64,
+) -> Result<Revocation, Refusal> {
+    let own = match &endorsements.crl_der {
+        Some(der) => {
+            let crl = ParsedCrl::parse(der)?;
+            crl.verify(ark, now)?;
+            Some(crl)
+        }
+        None => None,
+    };
+    let client = endorsements.client_crl_der.as_deref().and_then(|der| {
+        let crl = ParsedCrl::parse(der).ok()?;
+        crl.verify(ark, now).ok()?;
+        Some(crl)
+    });
+    let chosen = match (own, client) {
+        (Some(own), Some(client)) if client.is_newer_than(&own) => Some(client),
+        (Some(own), _) => Some(own),
+        (None, client) => client,
+    };
+    let Some(crl) = chosen else {
+        return Ok(Revocation::Unchecked);
+    };
+    for cert in certs {
+        if crl.lists(cert) {
+            return Err(refuse(
+                ErrorCode::Revoked,
+                format!(
+                    "{} (serial {}) is listed in the ARK's CRL",
+                    cert.role, cert.cert.tbs_certificate.serial_number
+                ),
+            ));
+        }
+    }
+    Ok(Revocation::Checked)
 }

@@ -340,6 +340,78 @@ pub struct TdxFacts {
     /// Intel's TCB status string (tdx.md §6), e.g. `UpToDate`, `OutOfDate`.
     pub tcb_status: String,
     pub advisory_ids: Vec<String>,
+    /// MRSERVICETD of a TD 1.5 body; zero for TD 1.0 (which cannot bind service TDs).
+    pub mr_service_td: [u8; 48],
+    /// The PCK certificate's SGX extensions beyond FMSPC and PPID, for policy to judge.
+    pub pck: PckFacts,
+}
+
+/// What the PCK certificate says about the platform (tdx.md §4: SGX extensions `.3` PCE-ID, `.5` SGX type, and the
+/// Platform CA flags).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PckFacts {
+    pub pce_id: [u8; 2],
+    /// 0 = Standard, 1 = Scalable, 2 = Scalable with integrity.
+    pub sgx_type: u64,
+    /// Platform CA certificates only (`None` for a Processor CA PCK).
+    pub dynamic_platform: Option<bool>,
+    pub cached_keys: Option<bool>,
+    pub smt_enabled: Option<bool>,
+}
+
+impl PckFacts {
+    fn of(pck: &dcap_qvl::intel::PckExtension) -> Result<PckFacts, Refusal> {
+        let pce_id: [u8; 2] = pck.pce_id.as_slice().try_into().map_err(|_| {
+            Refusal::new(
+                ErrorCode::ChainUntrusted,
+                format!("PCK PCE-ID is {} bytes, not 2", pck.pce_id.len()),
+            )
+        })?;
+        Ok(PckFacts {
+            pce_id,
+            sgx_type: pck.sgx_type,
+            dynamic_platform: pck.dynamic_platform,
+            cached_keys: pck.cached_keys,
+            smt_enabled: pck.smt_enabled,
+        })
+    }
+}
+
+/// `pceId` of a TCB info body (hex, 2 bytes).
+#[derive(serde::Deserialize)]
+struct TcbInfoPceId {
+    #[serde(rename = "pceId")]
+    pce_id: String,
+}
+
+/// Beyond dcap-qvl (DESIGN §3 TDX): the TCB info must be for this platform's PCE (`pceId` = the PCK's PCE-ID); dcap-qvl
+/// 0.7.1 compares FMSPC only.
+fn check_tcb_info_pce_id(tcb_info_json: &str, pck: &PckFacts) -> Result<(), Refusal> {
+    let body: TcbInfoPceId = serde_json::from_str(tcb_info_json)
+        .map_err(|e| missing(format!("TCB info has no usable pceId: {e}")))?;
+    let want = hex::decode(body.pce_id.trim())
+        .map_err(|e| missing(format!("TCB info pceId is not hex: {e}")))?;
+    if want.as_slice() != pck.pce_id.as_slice() {
+        return Err(missing(format!(
+            "TCB info is for PCE-ID {} but the PCK certificate has {}",
+            hex::encode(&want),
+            hex::encode(pck.pce_id)
+        )));
+    }
+    Ok(())
+}
+
+/// Beyond dcap-qvl: the QE report data is SHA-256(attestation key ‖ auth data) ‖ 32 zero bytes (tdx.md §2); dcap-qvl
+/// 0.7.1 compares the first half only.
+fn check_qe_report_data_tail(signed: &SignedQuote) -> Result<(), Refusal> {
+    let tail = &signed.quote().qe_report.report_data[32..];
+    if tail.iter().any(|&b| b != 0) {
+        return Err(Refusal::new(
+            ErrorCode::SignatureInvalid,
+            "QE report data bytes 32..63 are not zero: the QE report does not bind this attestation key alone",
+        ));
+    }
+    Ok(())
 }
 
 fn malformed(msg: impl Into<String>) -> Refusal {
@@ -412,8 +484,9 @@ pub(crate) fn map_engine_error(text: &str) -> Refusal {
         ErrorCode::CollateralMissing
     } else if has("Debug mode is enabled") || has("TD profiling is enabled") {
         ErrorCode::DebugEnabled
+    } else if has("TD migration is enabled") {
+        ErrorCode::MigrationEnabled
     } else if has("Reserved bits in TD attributes")
-        || has("TD migration is enabled")
         || has("SERVTD_EXT is enabled")
         || has("SEPT_VE_DISABLE is not enabled")
         || has("Invalid MR service TD")
@@ -485,25 +558,33 @@ pub fn appraise_tdx(
             hit.ppid,
             hit.tcb_status,
             hit.advisory_ids,
+            hit.pck,
         );
         return Ok(Verified::new(facts, simulated));
     }
 
     // Steps 2–5: PCK chain with both CRLs, QE report signature and binding, quote signature, TCB info and QE
     // identity (signatures, chains, windows) and Intel's TCB-level matching. Debug is judged by policy, not here.
-    let verifier = QuoteVerifier::new(root_der.clone()).allow_debug(true);
+    // Debug and service-TD binding are judged by policy (so each has its own code and option), not by the engine.
+    // MIGRATABLE stays refused by dcap-qvl 0.7.1 itself (no option exists), mapped to `migration_enabled`.
+    let verifier = QuoteVerifier::new(root_der.clone())
+        .allow_debug(true)
+        .allow_service_td(true);
     let verified = verifier
         .verify(signed.structure_bytes(), collateral.as_dcap_qvl(), now_unix)
         .map_err(|e| map_engine_error(&format!("{e:#}")))?;
     check_trailing(&signed)?;
 
-    // Step 6: facts out, from the bytes dcap-qvl just verified.
+    // Step 6: facts out, from the bytes dcap-qvl just verified, after the two checks dcap-qvl leaves out.
     let pck = dcap_qvl::intel::parse_pck_extension(pck_leaf).map_err(|e| {
         Refusal::new(
             ErrorCode::ChainUntrusted,
             format!("PCK certificate extensions: {e:#}"),
         )
     })?;
+    let pck_facts = PckFacts::of(&pck)?;
+    check_qe_report_data_tail(&signed)?;
+    check_tcb_info_pce_id(&collateral.as_dcap_qvl().tcb_info, &pck_facts)?;
     if let (Some(key), Some(window)) = (key, collateral_memo.window) {
         let window = chain
             .iter()
@@ -518,6 +599,7 @@ pub fn appraise_tdx(
                     ppid: verified.ppid.clone(),
                     tcb_status: verified.status.clone(),
                     advisory_ids: verified.advisory_ids.clone(),
+                    pck: pck_facts.clone(),
                 },
             );
         }
@@ -528,6 +610,7 @@ pub fn appraise_tdx(
         verified.ppid,
         verified.status,
         verified.advisory_ids,
+        pck_facts,
     );
     Ok(Verified::new(facts, simulated))
 }
@@ -555,6 +638,7 @@ fn facts_of(
     ppid: Vec<u8>,
     tcb_status: String,
     advisory_ids: Vec<String>,
+    pck: PckFacts,
 ) -> TdxFacts {
     let quote = signed.quote();
     let td = &quote.body;
@@ -577,6 +661,8 @@ fn facts_of(
         ppid,
         tcb_status,
         advisory_ids,
+        mr_service_td: td.mr_service_td.unwrap_or([0; 48]),
+        pck,
     }
 }
 

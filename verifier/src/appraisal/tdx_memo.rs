@@ -49,6 +49,7 @@ pub(crate) struct Entry {
     pub(crate) ppid: Vec<u8>,
     pub(crate) tcb_status: String,
     pub(crate) advisory_ids: Vec<String>,
+    pub(crate) pck: super::tdx::PckFacts,
 }
 
 fn memo() -> MutexGuard<'static, HashMap<[u8; 32], Entry>> {
@@ -124,6 +125,13 @@ mod tests {
             ppid: vec![2; 16],
             tcb_status: "UpToDate".into(),
             advisory_ids: vec![],
+            pck: super::super::tdx::PckFacts {
+                pce_id: [0, 0],
+                sgx_type: 0,
+                dynamic_platform: None,
+                cached_keys: None,
+                smt_enabled: None,
+            },
         }
     }
 

@@ -522,15 +522,54 @@ impl ParsedCrl {
                 "CRL thisUpdate is in the future",
             ));
         }
-        if let Some(next) = self.crl.tbs_cert_list.next_update {
-            if now > next.to_unix_duration().as_secs() {
-                return Err(Refusal::new(
-                    ErrorCode::CollateralExpired,
-                    format!("CRL expired: nextUpdate {next} < now {now}"),
-                ));
-            }
+        // A CRL without nextUpdate never goes stale, so it could hide every later revocation: refused.
+        let next = self.crl.tbs_cert_list.next_update.ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::CollateralMissing,
+                "CRL has no nextUpdate: its freshness cannot be judged",
+            )
+        })?;
+        if now > next.to_unix_duration().as_secs() {
+            return Err(Refusal::new(
+                ErrorCode::CollateralExpired,
+                format!("CRL expired: nextUpdate {next} < now {now}"),
+            ));
         }
         Ok(())
+    }
+
+    /// thisUpdate, Unix seconds.
+    pub fn this_update(&self) -> u64 {
+        self.crl
+            .tbs_cert_list
+            .this_update
+            .to_unix_duration()
+            .as_secs()
+    }
+
+    /// The cRLNumber extension (RFC 5280 §5.2.3), if present and decodable (at most 20 octets, big-endian).
+    pub fn crl_number(&self) -> Option<u128> {
+        const CRL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.20");
+        let exts = self.crl.tbs_cert_list.crl_extensions.as_ref()?;
+        let ext = exts.iter().find(|e| e.extn_id == CRL_NUMBER)?;
+        let n = der::asn1::UintRef::from_der(ext.extn_value.as_bytes()).ok()?;
+        let bytes = n.as_bytes();
+        if bytes.len() > 16 {
+            return None;
+        }
+        Some(
+            bytes
+                .iter()
+                .fold(0u128, |acc, b| (acc << 8) | u128::from(*b)),
+        )
+    }
+
+    /// True when `self` was issued after `other`: by CRL number when both carry one, otherwise by thisUpdate.
+    pub fn is_newer_than(&self, other: &ParsedCrl) -> bool {
+        match (self.crl_number(), other.crl_number()) {
+            (Some(a), Some(b)) if a != b => a > b,
+            _ => self.this_update() > other.this_update(),
+        }
     }
 
     /// True when the CRL lists `cert`'s serial number.

@@ -318,8 +318,10 @@ impl Collateral {
             vek_der: shipped.vek.clone(),
             ask_der: shipped.ask.clone(),
             ark_der: shipped.ark.clone(),
-            // A shipped CRL is used while it is current; otherwise the CRL is looked up like any item.
-            crl_der: shipped
+            // The verifier's own CRL is always looked up (below) and is authoritative; a shipped one is passed on
+            // as the client's, which appraisal uses only when it verifies and is newer.
+            crl_der: None,
+            client_crl_der: shipped
                 .crl
                 .as_ref()
                 .filter(|(_, this, next)| *this <= now && now < *next)
@@ -352,7 +354,7 @@ impl Collateral {
 
         // The chain (unless shipped) and the CRL, concurrently.
         let need_chain = out.ask_der.is_none() || out.ark_der.is_none();
-        let want_crl = self.inner.config.fetch_snp_crl && out.crl_der.is_none();
+        let want_crl = self.inner.config.fetch_snp_crl;
         let chain_item = Item::AmdCertChain { kind, product };
         let crl_item = Item::AmdCrl { kind, product };
         let (chain, crl) = tokio::join!(

@@ -25,14 +25,13 @@ use locus_wimse::{Jwk, Jwks};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use locus_hw::TeeType;
+
 use super::audit::{AuditLocation, AuditRecord};
-use super::binding;
-use super::config::Tee;
 use super::issue::{self, IssueRequest};
-use super::policy;
-use super::residency::{self, PlatformIdentity};
 use super::state::{Runtime, Service};
 use crate::appraisal::{self, Facts, Verified};
+use crate::decision::{self, decide, Context, Inputs};
 use crate::{ErrorCode, Refusal};
 
 /// The OpenAPI document served at `/openapi.json`.
@@ -268,16 +267,11 @@ struct AttestRequest {
     workload: Option<String>,
 }
 
-/// What is known about a decision so far, for its audit record.
-#[derive(Default)]
-struct Trail {
-    tee: Option<&'static str>,
-    workload: Option<String>,
-    platform: Option<String>,
-    location: Option<AuditLocation>,
-    simulated: Option<bool>,
-    measurement: Option<String>,
-    cnf_jkt: Option<String>,
+/// How one attestation ended, as far as the audit record is concerned.
+struct Outcome {
+    /// What the decision (or, for a refusal before it, the transport) established.
+    context: Context,
+    result: Result<issue::Issued, Refusal>,
 }
 
 async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
@@ -299,36 +293,30 @@ async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body)
     };
     let rt = svc.runtime();
     let now = now_unix();
-    let mut trail = Trail::default();
-    let outcome = attest_inner(&svc, &rt, &bytes, now, &mut trail).await;
-    let tee_label = trail.tee.unwrap_or("unknown");
-    let loc = trail.location.take();
-    match outcome {
+    let Outcome { context, result } = attest_inner(&svc, &rt, &bytes, now).await;
+    let tee_label = context.tee.map(|t| t.as_str()).unwrap_or("unknown");
+    let mut record = audit_record(&context, now, &svc.replica);
+    match &result {
         Ok(issued) => {
-            let record = AuditRecord {
-                ts: now,
-                decision: "issued",
-                code: None,
-                message: None,
-                tee: trail.tee,
-                workload: trail.workload,
-                platform: trail.platform,
-                location: loc,
-                simulated: trail.simulated,
-                measurement: trail.measurement,
-                jti: Some(issued.jti.clone()),
-                kid: Some(issued.kid.clone()),
-                exp: Some(issued.exp),
-                cnf_jkt: trail.cnf_jkt,
-                replica: Some(svc.replica.clone()),
-            };
-            if let Err(e) = svc.audit.append(&record).await {
-                tracing::error!(error = %e, jti = %issued.jti, "audit write failed; credential withheld");
-                svc.metrics
-                    .decision(tee_label, ErrorCode::Internal.as_str());
-                return Problem(Refusal::new(ErrorCode::Internal, "audit log unavailable"))
-                    .into_response();
-            }
+            record.decision = "issued";
+            record.jti = Some(issued.jti.clone());
+            record.kid = Some(issued.kid.clone());
+            record.exp = Some(issued.exp);
+        }
+        Err(refusal) => {
+            record.decision = "refused";
+            record.code = Some(refusal.code.as_str());
+            record.message = Some(refusal.message.clone());
+        }
+    }
+    if let Err(e) = svc.audit.append(&record).await {
+        tracing::error!(error = %e, "audit write failed; answer withheld");
+        svc.metrics
+            .decision(tee_label, ErrorCode::Internal.as_str());
+        return Problem(Refusal::new(ErrorCode::Internal, "audit log unavailable")).into_response();
+    }
+    match result {
+        Ok(issued) => {
             svc.metrics.decision(tee_label, "issued");
             tracing::info!(jti = %issued.jti, workload = ?record.workload, tee = tee_label, "WIT issued");
             let mut body = json!({
@@ -344,28 +332,6 @@ async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body)
             json_response(StatusCode::OK, &body)
         }
         Err(refusal) => {
-            let record = AuditRecord {
-                ts: now,
-                decision: "refused",
-                code: Some(refusal.code.as_str()),
-                message: Some(refusal.message.clone()),
-                tee: trail.tee,
-                workload: trail.workload,
-                platform: trail.platform,
-                location: loc,
-                simulated: trail.simulated,
-                measurement: trail.measurement,
-                cnf_jkt: trail.cnf_jkt,
-                replica: Some(svc.replica.clone()),
-                ..Default::default()
-            };
-            if let Err(e) = svc.audit.append(&record).await {
-                tracing::error!(error = %e, "audit write failed");
-                svc.metrics
-                    .decision(tee_label, ErrorCode::Internal.as_str());
-                return Problem(Refusal::new(ErrorCode::Internal, "audit log unavailable"))
-                    .into_response();
-            }
             svc.metrics.decision(tee_label, refusal.code.as_str());
             tracing::info!(code = refusal.code.as_str(), detail = %refusal.message, tee = tee_label, "attestation refused");
             Problem(refusal).into_response()
@@ -373,115 +339,105 @@ async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body)
     }
 }
 
-async fn attest_inner(
-    svc: &Service,
-    rt: &Arc<Runtime>,
-    bytes: &[u8],
-    now: u64,
-    trail: &mut Trail,
-) -> Result<issue::Issued, Refusal> {
-    let cfg = &rt.config;
-    let req: AttestRequest = serde_json::from_slice(bytes)
-        .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("attest request: {e}")))?;
-    let tee = Tee::parse(&req.tee).ok_or_else(|| {
-        Refusal::new(
-            ErrorCode::RequestInvalid,
-            format!("tee {:?} is not sev-snp or tdx", req.tee),
-        )
-    })?;
-    trail.tee = Some(tee.as_str());
-    trail.workload = req.workload.clone();
-
-    // Step 1: the challenge is ours and fresh.
-    let nonce = b64url(&req.nonce, "nonce")?;
-    rt.challenge.check(&nonce, now, cfg.server.challenge_ttl)?;
-
-    // Step 2: the agent's key.
-    let jwk = Jwk::from_value(&req.jwk)
-        .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("jwk: {e}")))?;
-    let thumbprint = jwk.thumbprint_sha256();
-    trail.cnf_jkt = Some(jwk.thumbprint_b64());
-
-    // Step 3: the evidence, appraised to the vendor (or trusted simulator) roots.
-    let evidence = b64url(&req.evidence, "evidence")?;
-    let certs = req
-        .certs
-        .iter()
-        .enumerate()
-        .map(|(i, c)| b64url(c, &format!("certs[{i}]")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let verified = tokio::time::timeout(
-        svc.request_timeout,
-        appraise(svc, rt, tee, evidence, certs, now),
-    )
-    .await
-    .map_err(|_| Refusal::new(ErrorCode::Overloaded, "appraisal timed out"))??;
-    if verified.simulated() && !cfg.trust.simulator {
-        // Appraisal already refuses simulator roots without trust; this is the belt to its braces.
-        return Err(Refusal::new(
-            ErrorCode::SimulatedEvidenceUntrusted,
-            "evidence chains to a simulator root and trust.simulator is off",
-        ));
+/// The audit record of a decision: built from its [`Context`], never from raw request fields.
+fn audit_record(context: &Context, now: u64, replica: &str) -> AuditRecord {
+    AuditRecord {
+        ts: now,
+        tee: context.tee.map(|t| t.as_str()),
+        workload: context.workload.clone(),
+        platform: context.platform.clone(),
+        location: context.location.as_ref().map(|l| AuditLocation {
+            site: Some(l.site.clone()),
+            country: Some(l.country.clone()),
+            region: l.region.clone(),
+            source: Some(l.sources.join("+")),
+        }),
+        simulated: context.simulated,
+        measurement: context.measurement.clone(),
+        cnf_jkt: context.cnf_jkt.clone(),
+        replica: Some(replica.to_string()),
+        ..Default::default()
     }
-    let platform = PlatformIdentity {
-        tee,
-        id: match verified.facts() {
-            Facts::Snp(f) => f.platform_identity(),
-            Facts::Tdx(f) => f.ppid.clone(),
-        },
-    };
-    trail.platform = Some(platform.digest_hex());
-    trail.simulated = Some(verified.simulated());
-    trail.measurement = Some(match verified.facts() {
-        Facts::Snp(f) => hex::encode(f.measurement),
-        Facts::Tdx(f) => hex::encode(f.mr_td),
-    });
+}
 
-    // Step 4: the evidence was made for this challenge and this key.
-    let report_data: &[u8] = match verified.facts() {
-        Facts::Snp(f) => &f.report_data,
-        Facts::Tdx(f) => &f.report_data,
-    };
-    binding::check(report_data, &nonce, &thumbprint)?;
+/// Transport for one attestation: parse, check the nonce, fetch collateral and appraise off the async workers, ask the
+/// decision, sign what it allows.
+async fn attest_inner(svc: &Service, rt: &Arc<Runtime>, bytes: &[u8], now: u64) -> Outcome {
+    let mut context = Context::default();
+    let result = async {
+        let cfg = &rt.config;
+        let req: AttestRequest = serde_json::from_slice(bytes)
+            .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("attest request: {e}")))?;
+        let tee: TeeType = req.tee.parse().map_err(|_| {
+            Refusal::new(
+                ErrorCode::RequestInvalid,
+                "tee is not \"sev-snp\" or \"tdx\"",
+            )
+        })?;
+        context.tee = Some(tee);
 
-    // Step 5: which workload, and its policy (debug, TCB, reference values).
-    let location = residency::locate(cfg, &rt.endorsements, &platform, now);
-    trail.location = location.as_ref().map(|l| AuditLocation {
-        site: Some(l.site.clone()),
-        country: Some(l.country.clone()),
-        region: l.region.clone(),
-        source: Some(l.sources.join("+")),
-    });
-    let workload = policy::select(cfg, req.workload.as_deref(), &verified)?;
-    trail.workload = Some(workload.id.clone());
+        // The challenge is ours and fresh.
+        let nonce = b64url(&req.nonce, "nonce")?;
+        rt.challenge.check(&nonce, now, cfg.server.challenge_ttl)?;
 
-    // Step 6: residency and the geo-fence.
-    residency::check_fence(workload, location.as_ref())?;
+        // The agent's key.
+        let jwk = Jwk::from_value(&req.jwk)
+            .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("jwk: {e}")))?;
+        context.cnf_jkt = Some(jwk.thumbprint_b64());
 
-    // Step 7: the credential.
-    issue::issue(
-        &rt.issuer,
-        rt.issuer.key(),
-        &IssueRequest {
-            workload,
+        // The evidence, appraised to the vendor (or trusted simulator) roots.
+        let evidence = b64url(&req.evidence, "evidence")?;
+        let certs = req
+            .certs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| b64url(c, &format!("certs[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let verified = tokio::time::timeout(
+            svc.request_timeout,
+            appraise(svc, rt, tee, evidence, certs, now),
+        )
+        .await
+        .map_err(|_| Refusal::new(ErrorCode::Overloaded, "appraisal timed out"))??;
+
+        // The decision.
+        let decision = decide(&Inputs {
+            config: cfg,
+            endorsements: &rt.endorsements,
             verified: &verified,
-            platform: &platform,
-            location: location.as_ref(),
-            cnf: &jwk,
-            nonce: &nonce,
+            request: decision::Request {
+                nonce: &nonce,
+                jwk: &jwk,
+                workload: req.workload.as_deref(),
+            },
             now,
-            with_ear: cfg.credentials.ear,
-            ear_format: cfg.credentials.ear_format,
-            simulator_trusted: cfg.trust.simulator,
-        },
-    )
+        });
+        context = decision.context;
+        let claims = decision.outcome?;
+
+        // The credential.
+        issue::issue(
+            &rt.issuer,
+            rt.issuer.key(),
+            &IssueRequest {
+                claims: &claims,
+                cnf: &jwk,
+                nonce: &nonce,
+                now,
+                with_ear: cfg.credentials.ear,
+                ear_format: cfg.credentials.ear_format,
+            },
+        )
+    }
+    .await;
+    Outcome { context, result }
 }
 
 /// Collateral (async, cached) then appraisal on the blocking pool under the blocking semaphore.
 async fn appraise(
     svc: &Service,
     rt: &Arc<Runtime>,
-    tee: Tee,
+    tee: TeeType,
     evidence: Vec<u8>,
     certs: Vec<Vec<u8>>,
     now: u64,
@@ -494,17 +450,11 @@ async fn appraise(
         .map_err(|_| Refusal::new(ErrorCode::Internal, "appraisal pool closed"))?;
     let anchors = rt.anchors.clone();
     match tee {
-        Tee::SevSnp => {
-            let e = rt
+        TeeType::SevSnp => {
+            let endorsements = rt
                 .collateral
                 .snp_endorsements(&evidence, &certs, now)
                 .await?;
-            let endorsements = appraisal::SnpEndorsements {
-                vek_der: e.vek_der,
-                ask_der: e.ask_der,
-                ark_der: e.ark_der,
-                crl_der: e.crl_der,
-            };
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 appraisal::appraise_snp(&evidence, &endorsements, &anchors, now)
@@ -513,7 +463,7 @@ async fn appraise(
             .await
             .map_err(|e| Refusal::new(ErrorCode::Internal, format!("appraisal task: {e}")))?
         }
-        Tee::Tdx => {
+        TeeType::Tdx => {
             let c = rt.collateral.tdx_collateral(&evidence, now).await?;
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;

@@ -1,23 +1,21 @@
 //! The verifier HTTP service (DESIGN §7): config, policy, residency, challenges, issuance, keys, audit, metrics.
 //!
-//! Request flow for `POST /v1/attest`: body limits → nonce MAC and age ([`challenge`]) → agent JWK → appraisal of the
-//! evidence off the async workers (`crate::appraisal`) → report-data binding ([`binding`]) → workload selection and
-//! reference values ([`policy`]) → residency and geo-fence ([`residency`], [`endorsement`]) → WIT + EAR
-//! ([`issue`]) → audit record made durable ([`audit`]) → answer. Every refusal is a problem+json with its stable
-//! code and is audited too.
+//! Request flow for `POST /v1/attest`: body limits → nonce MAC and age ([`challenge`]) → agent JWK → collateral and
+//! appraisal of the evidence off the async workers (`crate::appraisal`) → the pure decision (`crate::decision`:
+//! binding, workload, key, policy, residency, geo-fence) → WIT + EAR signed ([`issue`]) → audit record built from the
+//! decision and made durable ([`audit`]) → answer. Every refusal is a problem+json with its stable code.
 
 pub mod audit;
-pub mod binding;
 pub mod challenge;
-pub mod config;
-pub mod endorsement;
 pub mod http;
 pub mod issue;
 pub mod keys;
 pub mod metrics;
-pub mod policy;
-pub mod residency;
 pub mod state;
+
+/// The configuration and endorsements live at the crate root (the decision uses them too); re-exported here so
+/// `service::config` keeps naming them.
+pub use crate::{config, endorsement};
 
 use std::future::Future;
 use std::io::Write as _;
@@ -233,14 +231,7 @@ pub fn run_keys(args: &KeysArgs) -> u8 {
                 eprintln!("keys: {e}");
                 return 1;
             }
-            let retain = cfg
-                .workloads
-                .iter()
-                .map(|w| w.ttl)
-                .chain(std::iter::once(cfg.credentials.default_ttl))
-                .max()
-                .unwrap_or(config::DEFAULT_TTL)
-                + keys::RETAIN_SKEW;
+            let retain = cfg.longest_ttl() + keys::RETAIN_SKEW;
             match keys::KeySet::rotate(dir, http::now_unix(), retain) {
                 Ok((kid, removed)) => {
                     println!(

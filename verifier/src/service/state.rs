@@ -20,11 +20,11 @@ use tokio::sync::Semaphore;
 use super::audit::AuditLog;
 use super::challenge::ChallengeKey;
 use super::config::{self, Config};
-use super::endorsement::{self, Endorsement};
 use super::keys::{self, KeySet, RETAIN_SKEW};
 use super::metrics::Metrics;
 use crate::appraisal::TrustAnchors;
 use crate::collateral::{Collateral, CollateralConfig};
+use crate::endorsement::{self, Endorsement};
 
 /// Everything derived from one config file and the keys directory.
 #[derive(Debug)]
@@ -45,15 +45,7 @@ pub struct Runtime {
 impl Runtime {
     /// How long a superseded key stays in the JWKS: the longest credential lifetime plus skew.
     pub fn key_retention(&self) -> Duration {
-        let longest = self
-            .config
-            .workloads
-            .iter()
-            .map(|w| w.ttl)
-            .chain(std::iter::once(self.config.credentials.default_ttl))
-            .max()
-            .unwrap_or(config::DEFAULT_TTL);
-        longest + RETAIN_SKEW
+        self.config.longest_ttl() + RETAIN_SKEW
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use locus_hw::attester::Attester as _;
 use locus_simulator::World;
-use locus_verifier::service::binding;
+use locus_verifier::decision::binding;
 use locus_wimse::{
     Es256SigningKey, Jwk, Jwks, TrustDomain, TrustStore, VerifiedWit, WitPolicy, WitVerifier,
 };

@@ -21,7 +21,13 @@ use coset::{
 use ring::signature::{self, UnparsedPublicKey};
 use sha2::{Digest, Sha256};
 
-use super::config::Endorser;
+/// A key whose location endorsements the verifier trusts (`[[endorser]]`), parsed by [`parse_public_key`].
+#[derive(Clone, Debug)]
+pub struct Endorser {
+    pub name: String,
+    /// Uncompressed SEC1 P-256 point (65 bytes), the form ring verifies with.
+    pub public_key: Vec<u8>,
+}
 
 /// An endorsement whose signature verified under a configured endorser key.
 #[derive(Clone, Debug, PartialEq, Eq)]

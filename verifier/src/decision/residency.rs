@@ -9,22 +9,29 @@
 //! on the country; disagreeing endorsements leave the location unknown. Zones are the configured `[[zone]]`s whose
 //! country list holds the location's country.
 //!
-//! The fence: a workload with a geofence is issued only when the location is known (`location_unknown` otherwise)
-//! and its country or one of its zones is allowed (`geofence_denied` otherwise). A workload without a fence does not
-//! need a location; its credential then carries no `locus_residency`.
+//! Granularity: a location established for a provider-level identity (VLEK cspID, a `scope = "provider"` registry
+//! entry) is `provider`: it says where the provider's registered hosts are, never that this one host is there.
+//!
+//! Residency is required by default: with no location established the answer is `location_unknown`, unless the
+//! workload declares `residency = "optional"` (its WIT then says residency was not established). A fenced workload is
+//! issued only when the location's country or one of its zones is allowed (`geofence_denied` otherwise).
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::config::{Config, Tee, Workload};
-use super::endorsement::Endorsement;
+use locus_hw::TeeType;
+
+use crate::config::{Config, PlatformScope, ResidencyRequirement, Workload};
+use crate::endorsement::Endorsement;
 use crate::{ErrorCode, Refusal};
 
 /// The identity a platform is registered under: SNP CHIP_ID (64 bytes) or VLEK cspID, or TDX PPID (16 bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformIdentity {
-    pub tee: Tee,
+    pub tee: TeeType,
     pub id: Vec<u8>,
+    /// The identity names a cloud provider (VLEK cspID), not one host.
+    pub provider_level: bool,
 }
 
 impl PlatformIdentity {
@@ -43,6 +50,8 @@ pub struct Location {
     pub site: String,
     pub zones: Vec<String>,
     pub sources: Vec<&'static str>,
+    /// `host` or `provider` (module docs).
+    pub granularity: &'static str,
     /// Endorser names whose endorsement contributed (not in the claim; audit only).
     #[serde(skip)]
     pub endorsers: Vec<String>,
@@ -59,18 +68,25 @@ pub fn locate(
         .iter()
         .filter(|e| e.places(&platform.id, now))
         .collect();
-    let registered = cfg
+    let entry = cfg
         .platforms
         .iter()
-        .find(|p| p.tee == platform.tee && p.id == platform.id)
-        .and_then(|p| cfg.site(&p.site));
-    if let Some(site) = registered {
+        .find(|p| p.tee == platform.tee && p.id == platform.id);
+    let provider =
+        platform.provider_level || entry.is_some_and(|p| p.scope == PlatformScope::Provider);
+    let granularity = if provider {
+        PlatformScope::Provider.as_str()
+    } else {
+        PlatformScope::Host.as_str()
+    };
+    if let Some(site) = entry.and_then(|p| cfg.site(&p.site)) {
         let mut loc = Location {
             country: site.country.clone(),
             region: site.region.clone(),
             site: site.name.clone(),
             zones: cfg.zones_of(&site.country),
             sources: vec!["registry"],
+            granularity,
             endorsers: Vec::new(),
         };
         for e in &valid {
@@ -104,23 +120,27 @@ pub fn locate(
         site: best.site.clone(),
         zones: cfg.zones_of(&best.country),
         sources: vec!["endorsement"],
+        granularity,
         endorsers: valid.iter().map(|e| e.endorser.clone()).collect(),
     })
 }
 
-/// Apply the workload's geo-fence to a (possibly unknown) location.
-pub fn check_fence(workload: &Workload, location: Option<&Location>) -> Result<(), Refusal> {
-    let Some(fence) = &workload.geofence else {
-        return Ok(());
-    };
+/// Apply the workload's residency requirement and geo-fence to a (possibly unknown) location.
+pub fn check(workload: &Workload, location: Option<&Location>) -> Result<(), Refusal> {
     let Some(loc) = location else {
+        if workload.residency == ResidencyRequirement::Optional && workload.geofence.is_none() {
+            return Ok(());
+        }
         return Err(Refusal::new(
             ErrorCode::LocationUnknown,
             format!(
-                "workload {} is geo-fenced and the platform is neither registered nor placed by a valid endorsement",
-                workload.id
+                "the platform is neither registered nor placed by a valid endorsement, and {} requires residency",
+                workload.id.as_str()
             ),
         ));
+    };
+    let Some(fence) = &workload.geofence else {
+        return Ok(());
     };
     let allowed =
         fence.countries.contains(&loc.country) || fence.zones.iter().any(|z| loc.zones.contains(z));
@@ -134,7 +154,7 @@ pub fn check_fence(workload: &Workload, location: Option<&Location>) -> Result<(
                 loc.site,
                 loc.country,
                 loc.region.as_deref().map(|r| format!(", {r}")).unwrap_or_default(),
-                workload.id,
+                workload.id.as_str(),
                 fence.zones,
                 fence.countries
             ),
@@ -144,9 +164,9 @@ pub fn check_fence(workload: &Workload, location: Option<&Location>) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use super::super::config;
-    use super::super::endorsement::PlatformRef;
     use super::*;
+    use crate::config;
+    use crate::endorsement::PlatformRef;
     use std::path::Path;
 
     const M: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f";
@@ -182,17 +202,21 @@ site = "iad-1"
 id = "spiffe://locus.example/eu"
 tee = ["tdx"]
 geofence = {{ zones = ["eu"] }}
+measurement_scope = "firmware"
 [workload.tdx]
 mr_td = ["{M}"]
 [[workload]]
 id = "spiffe://locus.example/us"
 tee = ["tdx"]
 geofence = {{ countries = ["US"] }}
+measurement_scope = "firmware"
 [workload.tdx]
 mr_td = ["{M}"]
 [[workload]]
 id = "spiffe://locus.example/anywhere"
 tee = ["tdx"]
+residency = "optional"
+measurement_scope = "firmware"
 [workload.tdx]
 mr_td = ["{M}"]
 "#
@@ -202,8 +226,9 @@ mr_td = ["{M}"]
 
     fn tdx(b: u8) -> PlatformIdentity {
         PlatformIdentity {
-            tee: Tee::Tdx,
+            tee: TeeType::Tdx,
             id: vec![b; 16],
+            provider_level: false,
         }
     }
 
@@ -232,8 +257,9 @@ mr_td = ["{M}"]
             &c,
             &[],
             &PlatformIdentity {
-                tee: Tee::SevSnp,
-                id: vec![1; 16]
+                tee: TeeType::SevSnp,
+                id: vec![1; 16],
+                provider_level: false,
             },
             150
         )
@@ -248,21 +274,21 @@ mr_td = ["{M}"]
         let any = c.workload("spiffe://locus.example/anywhere").expect("any");
         let fra = locate(&c, &[], &tdx(1), 0);
         let iad = locate(&c, &[], &tdx(2), 0);
-        assert!(check_fence(eu, fra.as_ref()).is_ok());
+        assert!(check(eu, fra.as_ref()).is_ok());
         assert_eq!(
-            check_fence(eu, iad.as_ref()).map_err(|r| r.code),
+            check(eu, iad.as_ref()).map_err(|r| r.code),
             Err(ErrorCode::GeofenceDenied)
         );
-        assert!(check_fence(us, iad.as_ref()).is_ok());
+        assert!(check(us, iad.as_ref()).is_ok());
         assert_eq!(
-            check_fence(us, fra.as_ref()).map_err(|r| r.code),
+            check(us, fra.as_ref()).map_err(|r| r.code),
             Err(ErrorCode::GeofenceDenied)
         );
         assert_eq!(
-            check_fence(eu, None).map_err(|r| r.code),
+            check(eu, None).map_err(|r| r.code),
             Err(ErrorCode::LocationUnknown)
         );
-        assert!(check_fence(any, None).is_ok());
+        assert!(check(any, None).is_ok());
     }
 
     #[test]

@@ -1,0 +1,220 @@
+//! The validated configuration the service runs on. Only [`super::validate`] builds a [`Config`]: paths are absolute,
+//! identifiers parsed, reference values bytes, cross references (platform → site, workload → zone) known to hold.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use locus_hw::TeeType;
+use locus_wimse::{Alg, WorkloadId};
+
+use crate::appraisal::Policy;
+use crate::endorsement::Endorser;
+
+/// Default challenge validity (DESIGN §2).
+pub const DEFAULT_CHALLENGE_TTL: Duration = Duration::from_secs(120);
+/// Default credential lifetime (DESIGN §5).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// Request body cap (DESIGN §7).
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+pub const DEFAULT_MAX_CONCURRENCY: usize = 256;
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_KEY_RESCAN: Duration = Duration::from_secs(30);
+/// TCB statuses accepted when the config names none (DESIGN §3).
+pub const DEFAULT_TDX_ALLOWED: &[&str] = &["UpToDate"];
+pub const DEFAULT_SNP_ALLOWED: &[&str] = &["UpToDate"];
+/// Longest credential lifetime the service accepts in its config: short-lived credentials are how a migrated VM
+/// loses its residency claim (DESIGN §4).
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Where the audit log goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditTarget {
+    File(PathBuf),
+    Stdout,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: Option<SocketAddr>,
+    pub issuer: String,
+    pub state_dir: PathBuf,
+    pub keys_dir: PathBuf,
+    pub audit: AuditTarget,
+    pub endorsements_dir: Option<PathBuf>,
+    pub challenge_ttl: Duration,
+    pub max_body_bytes: usize,
+    pub max_concurrency: usize,
+    pub max_blocking: usize,
+    pub request_timeout: Duration,
+    /// `None`: keys are re-read only on SIGHUP.
+    pub key_rescan: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CredentialsConfig {
+    pub trust_domain: String,
+    pub default_ttl: Duration,
+    pub ear: bool,
+    pub ear_format: EarFormat,
+}
+
+/// How the EAR beside the WIT is encoded (draft-ietf-rats-ear-03).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EarFormat {
+    Jwt,
+    Cwt,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrustConfig {
+    pub simulator: bool,
+    pub simulator_pki: Option<PathBuf>,
+    pub amd_kds_url: Option<String>,
+    pub intel_pcs_url: Option<String>,
+    pub pccs_url: Option<String>,
+    pub collateral_dir: Option<PathBuf>,
+    pub offline: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Site {
+    pub name: String,
+    pub country: String,
+    pub region: Option<String>,
+    pub coordinates: Option<[f64; 2]>,
+}
+
+/// What a registered platform identity names (DESIGN §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlatformScope {
+    /// One machine (SNP CHIP_ID, TDX PPID).
+    Host,
+    /// Every host of a cloud provider (SNP VLEK cspID): never presented as one host.
+    Provider,
+}
+
+impl PlatformScope {
+    /// The `granularity` of the residency claim.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlatformScope::Host => "host",
+            PlatformScope::Provider => "provider",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Platform {
+    pub tee: TeeType,
+    /// SNP CHIP_ID (64 bytes), the VLEK cspID (its UTF-8 bytes) or TDX PPID (16 bytes).
+    pub id: Vec<u8>,
+    pub site: String,
+    pub name: Option<String>,
+    pub scope: PlatformScope,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    pub name: String,
+    pub countries: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Geofence {
+    pub zones: Vec<String>,
+    pub countries: Vec<String>,
+}
+
+/// Whether a workload may be issued on a platform nobody located.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResidencyRequirement {
+    /// `location_unknown` when no location is established (the default).
+    Required,
+    /// Issued; the WIT says residency was not established.
+    Optional,
+}
+
+/// What a TDX workload's reference values cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeasurementScope {
+    /// Firmware and kernel/command line (`rtmr1` or `rtmr2` pinned).
+    Full,
+    /// Only the firmware (MRTD): any kernel and command line pass; the WIT says so.
+    Firmware,
+}
+
+impl MeasurementScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeasurementScope::Full => "full",
+            MeasurementScope::Firmware => "firmware",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub id: WorkloadId,
+    pub tees: Vec<TeeType>,
+    /// Every appraisal rule of this workload (both TEEs), reference values as bytes.
+    pub policy: Policy,
+    /// `None` = not fenced.
+    pub geofence: Option<Geofence>,
+    pub ttl: Duration,
+    pub residency: ResidencyRequirement,
+    pub measurement_scope: MeasurementScope,
+    /// Chosen among several matching workloads when the request names none.
+    pub default: bool,
+    /// Algorithms the confirmation key may use.
+    pub key_algorithms: Vec<Alg>,
+}
+
+/// A validated configuration. Only [`super::validate`] builds one.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from (for reloads and relative paths).
+    pub source: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub credentials: CredentialsConfig,
+    pub trust: TrustConfig,
+    pub sites: Vec<Site>,
+    pub platforms: Vec<Platform>,
+    pub zones: Vec<Zone>,
+    pub endorsers: Vec<Endorser>,
+    pub workloads: Vec<Workload>,
+}
+
+impl Config {
+    pub fn site(&self, name: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| s.name == name)
+    }
+
+    pub fn zone(&self, name: &str) -> Option<&Zone> {
+        self.zones.iter().find(|z| z.name == name)
+    }
+
+    pub fn workload(&self, id: &str) -> Option<&Workload> {
+        self.workloads.iter().find(|w| w.id.as_str() == id)
+    }
+
+    /// Zones whose country list holds `country`, in config order.
+    pub fn zones_of(&self, country: &str) -> Vec<String> {
+        self.zones
+            .iter()
+            .filter(|z| z.countries.contains(country))
+            .map(|z| z.name.clone())
+            .collect()
+    }
+
+    /// The longest credential lifetime this config can issue.
+    pub fn longest_ttl(&self) -> Duration {
+        self.workloads
+            .iter()
+            .map(|w| w.ttl)
+            .chain(std::iter::once(self.credentials.default_ttl))
+            .max()
+            .unwrap_or(DEFAULT_TTL)
+    }
+}
