@@ -92,8 +92,29 @@ fn simulated_snp_evidence_is_refused_without_simulator_trust_and_accepted_as_sim
         };
         assert_eq!(f.product, product);
         assert_eq!(f.report_data, REPORT_DATA);
-        apply_policy(&v, &Policy::default()).unwrap_or_else(|r| panic!("{profile}: {r}"));
+        // The default policy fails closed: no declared current TCB for the product, no CRL consulted.
+        assert_eq!(
+            apply_policy(&v, &Policy::default()).map_err(|r| r.code),
+            Err(ErrorCode::CollateralMissing),
+            "{profile}"
+        );
+        apply_policy(&v, &current_policy(f, "")).unwrap_or_else(|r| panic!("{profile}: {r}"));
     }
+}
+
+/// A policy that declares `f`'s reported TCB current for its product and waives the CRL (tested on its own below).
+fn current_policy(f: &locus_verifier::appraisal::SnpFacts, extra: &str) -> Policy {
+    let t = f.reported_tcb;
+    let fmc = t.fmc.map(|v| format!("fmc = {v}\n")).unwrap_or_default();
+    Policy::from_toml(&format!(
+        "require_revocation = false\n{extra}\n[snp_current_tcb.{}]\n{fmc}bootloader = {}\ntee = {}\nsnp = {}\nmicrocode = {}\n",
+        f.product.kds_name().to_ascii_lowercase(),
+        t.bootloader,
+        t.tee,
+        t.snp,
+        t.microcode
+    ))
+    .expect("policy")
 }
 
 #[test]
@@ -129,12 +150,20 @@ fn each_simulated_snp_fault_is_refused_with_its_code() {
     };
     let ev = evidence("snp-fra-1", &[Fault::LowTcb]);
     let v = appraise(&ev, &endorsements(&ev), &anchors).expect("low-TCB evidence verifies");
+    // Below the declared current TCB: OutOfDate, refused by the default allowed set ...
+    assert_eq!(
+        apply_policy(&v, &current_policy(&current, "")).map_err(|r| r.code),
+        Err(ErrorCode::TcbStatusRejected)
+    );
+    // ... and, where OutOfDate is allowed, still below a floor set at the current TCB.
     let t = current.reported_tcb;
-    let policy = Policy::from_toml(&format!(
-        "[snp_min_tcb]\nbootloader = {}\ntee = {}\nsnp = {}\nmicrocode = {}\n",
-        t.bootloader, t.tee, t.snp, t.microcode
-    ))
-    .expect("policy");
+    let policy = current_policy(
+        &current,
+        &format!(
+            "snp_allowed_tcb = [\"UpToDate\", \"OutOfDate\"]\n[snp_min_tcb]\nbootloader = {}\ntee = {}\nsnp = {}\nmicrocode = {}\n",
+            t.bootloader, t.tee, t.snp, t.microcode
+        ),
+    );
     assert_eq!(
         apply_policy(&v, &policy).map_err(|r| r.code),
         Err(ErrorCode::TcbBelowMinimum)

@@ -356,7 +356,7 @@ async fn exported_simulator_pki_serves_offline_with_no_server() {
 }
 
 #[tokio::test]
-async fn a_current_shipped_crl_is_used_and_a_stale_one_is_replaced() {
+async fn a_shipped_crl_is_passed_on_as_the_clients_and_the_verifiers_own_crl_is_always_looked_up() {
     let sim = Sim::start(&[]).await;
     let cache = tempfile::tempdir().expect("tempdir");
     let c = Collateral::new(config(&sim.url, cache.path())).expect("collateral");
@@ -377,15 +377,19 @@ async fn a_current_shipped_crl_is_used_and_a_stale_one_is_replaced() {
         .snp_endorsements(&ev.report, &shipped, NOW)
         .await
         .expect("endorsements");
+    assert_eq!(e.client_crl_der.as_deref(), Some(&crl[..]));
+    // The verifier's own CRL is authoritative (a client's older CRL could hide a revocation): it is fetched even
+    // though one was shipped, and nothing else is.
     assert_eq!(e.crl_der.as_deref(), Some(&crl[..]));
-    assert_eq!(sim.total().await, 0, "everything was shipped");
+    assert_eq!(sim.path_requests("/vcek/v1/Milan/crl").await, 1);
+    assert_eq!(sim.total().await, 1, "only the CRL was fetched");
     appraise_snp(&ev.report, &e, &anchors(), NOW).expect("appraisal");
 
-    // Before the shipped CRL's thisUpdate (2025-01-01) it is not current: the CRL is fetched instead.
+    // Before the shipped CRL's thisUpdate (2025-01-01) it is not current: it is not even passed on.
     let early = 1_735_000_000;
-    let _ = c
+    let e = c
         .snp_endorsements(&ev.report, &shipped, early)
         .await
         .expect("endorsements");
-    assert_eq!(sim.path_requests("/vcek/v1/Milan/crl").await, 1);
+    assert_eq!(e.client_crl_der, None);
 }

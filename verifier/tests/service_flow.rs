@@ -103,22 +103,116 @@ async fn the_eu_fence_admits_fra_1_denies_iad_1_and_refuses_unregistered_platfor
         let (s, b) = attest(&v.base, profile, Some(EU_WORKLOAD)).await;
         assert_refused(s, &b, "location_unknown", 403);
     }
-    // Without a named workload, the first matching one (the EU model server) is chosen and fenced.
+    // Without a named workload, both example workloads match; the one marked default (the EU model server) is chosen
+    // and fenced.
     let (s, b) = attest(&v.base, "snp-iad-1", None).await;
     assert_refused(s, &b, "geofence_denied", 403);
-    // The unfenced workload is issued anywhere; residency is stated when known, omitted when not.
+    // The unfenced workload is issued anywhere it is located; on a platform nobody located it is issued only because it
+    // declares residency = "optional", and its WIT says residency was not established.
     let (s, b) = attest(&v.base, "snp-iad-1", Some(ANY_WORKLOAD)).await;
     assert_eq!(s, 200, "{b}");
     let w = verify_wit(&v.base, b["wit"].as_str().expect("wit"))
         .await
         .expect("verifies");
     assert_eq!(w.claims().extra["locus_residency"]["country"], "US");
+    assert_eq!(w.claims().extra["locus_residency"]["granularity"], "host");
+    assert_eq!(w.claims().extra["locus_residency"]["established"], true);
     let (s, b) = attest(&v.base, "tdx-unregistered", Some(ANY_WORKLOAD)).await;
     assert_eq!(s, 200, "{b}");
     let w = verify_wit(&v.base, b["wit"].as_str().expect("wit"))
         .await
         .expect("verifies");
-    assert!(!w.claims().extra.contains_key("locus_residency"));
+    assert_eq!(w.claims().extra["locus_residency"]["established"], false);
+    assert_eq!(w.claims().extra["locus_tee"]["measurement_scope"], "full");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn residency_is_required_unless_a_workload_declares_it_optional() {
+    let dir = tempdir();
+    let config = example_config(&dir.path().join("state"))
+        .replace("ttl = 900\nresidency = \"optional\"", "ttl = 900");
+    let v = Verifier::start(dir.path(), &config);
+    for profile in ["snp-unregistered", "tdx-unregistered"] {
+        let (s, b) = attest(&v.base, profile, Some(ANY_WORKLOAD)).await;
+        assert_refused(s, &b, "location_unknown", 403);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snp_tcb_status_is_derived_from_the_declared_current_tcb_and_carried_with_the_reported_values(
+) {
+    let dir = tempdir();
+    let v = Verifier::start(dir.path(), &example_config(&dir.path().join("state")));
+    let (s, b) = attest(&v.base, "snp-fra-1", Some(EU_WORKLOAD)).await;
+    assert_eq!(s, 200, "{b}");
+    let w = verify_wit(&v.base, b["wit"].as_str().expect("wit"))
+        .await
+        .expect("verifies");
+    let tee = &w.claims().extra["locus_tee"];
+    assert_eq!(tee["tcb_status"], "UpToDate");
+    assert_eq!(tee["revocation"], "checked");
+    assert_eq!(tee["reported_tcb"]["snp"], 23);
+    assert_eq!(tee["reported_tcb"]["microcode"], 213);
+    // The low-TCB platform is OutOfDate for every workload of the example: never issued as UpToDate.
+    for workload in [Some(EU_WORKLOAD), Some(ANY_WORKLOAD), None] {
+        let (s, b) = attest(&v.base, "snp-lowtcb", workload).await;
+        assert_refused(s, &b, "tcb_status_rejected", 403);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_any_snp_crl_snp_attestations_are_refused_and_tdx_ones_still_issue() {
+    let dir = tempdir();
+    // A copy of the simulator PKI without the AMD CRLs.
+    let pki = dir.path().join("sim-pki");
+    copy_dir(&examples_dir().join("sim-pki"), &pki);
+    for product in ["milan", "genoa", "turin"] {
+        std::fs::remove_file(pki.join("snp").join(product).join("crl.der")).expect("remove crl");
+    }
+    let config = example_config(&dir.path().join("state")).replace(
+        &format!("{:?}", examples_dir().join("sim-pki").display().to_string()),
+        &format!("{:?}", pki.display().to_string()),
+    );
+    let v = Verifier::start(dir.path(), &config);
+    let (s, b) = attest(&v.base, "snp-fra-1", Some(EU_WORKLOAD)).await;
+    assert_refused(s, &b, "collateral_missing", 503);
+    assert!(b["detail"].as_str().unwrap_or("").contains("CRL"), "{b}");
+    let (s, b) = attest(&v.base, "tdx-fra-1", Some(EU_WORKLOAD)).await;
+    assert_eq!(s, 200, "{b}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ed25519_key_is_key_unsupported_and_two_matches_without_a_default_are_workload_ambiguous(
+) {
+    let dir = tempdir();
+    let config = example_config(&dir.path().join("state")).replace("default = true\n", "");
+    let v = Verifier::start(dir.path(), &config);
+    // Ed25519 under a spiffe:// subject: excluded by the WIT-SVID profile, refused for every example workload.
+    for workload in [EU_WORKLOAD, ANY_WORKLOAD] {
+        let nonce = challenge(&v.base).await;
+        let key = locus_wimse::Ed25519SigningKey::generate().expect("key");
+        let jwk = locus_wimse::Jwk::new(key.public_key());
+        let rd = locus_verifier::decision::binding::report_data(&nonce, &jwk.thumbprint_sha256());
+        let ev = evidence_for("snp-fra-1", &rd);
+        let (s, b, _) = post_attest(&v.base, &body_for(&ev, &nonce, &jwk, Some(workload))).await;
+        assert_refused(s, &b, "key_unsupported", 400);
+    }
+    // Both example workloads match the simulator images; with no default among them, a request naming none is
+    // ambiguous, never "the first one in the file".
+    let (s, b) = attest(&v.base, "snp-fra-1", None).await;
+    assert_refused(s, &b, "workload_ambiguous", 400);
 }
 
 /// The example config plus a workload whose reference value no simulator profile has.
@@ -146,7 +240,7 @@ async fn policy_refusals_carry_their_codes() {
         ),
         ("snp-debug", Some(EU_WORKLOAD), "debug_enabled", 403),
         ("tdx-debug", Some(EU_WORKLOAD), "debug_enabled", 403),
-        ("snp-lowtcb", Some(EU_WORKLOAD), "tcb_below_minimum", 403),
+        ("snp-lowtcb", Some(EU_WORKLOAD), "tcb_status_rejected", 403),
         (
             "tdx-outofdate",
             Some(EU_WORKLOAD),

@@ -85,7 +85,8 @@ fn every_snp_set_prints_its_expected_facts_and_tampered_copies_are_signature_inv
                 "chip_id",
                 "vmpl",
                 "policy",
-                "reported_tcb"
+                "reported_tcb",
+                "revocation"
             ],
             "DESIGN §11 field order"
         );
@@ -161,15 +162,20 @@ fn the_snp_debug_set_verifies_with_debug_true_and_is_refused_under_a_no_debug_po
     let strict = dir.path().join("strict.toml");
     std::fs::write(&strict, "allow_debug = false\n").expect("write");
     let lax = dir.path().join("lax.toml");
-    std::fs::write(&lax, "allow_debug = true\n").expect("write");
+    std::fs::write(&lax, format!("allow_debug = true\n{NO_CRL_MILAN}")).expect("write");
     let run = snp_run(&set, "report.bin", at, &["--policy", s(&strict)]);
     assert_eq!(error_code(&run), "debug_enabled");
     let run = snp_run(&set, "report.bin", at, &["--policy", s(&lax)]);
     assert_eq!(run.code, 0, "{}", run.json);
-    // A clean set passes the strict policy.
+    // A clean set passes a policy that declares the Milan TCB and waives the CRL (the vectors ship none) ...
     let clean = root.join("snp/milan-v2-virtee");
-    let run = snp_run(&clean, "report.bin", at, &["--policy", s(&strict)]);
+    let waived = dir.path().join("waived.toml");
+    std::fs::write(&waived, NO_CRL_MILAN).expect("write");
+    let run = snp_run(&clean, "report.bin", at, &["--policy", s(&waived)]);
     assert_eq!(run.code, 0, "{}", run.json);
+    // ... and without the waiver revocation fails closed, as in the service.
+    let run = snp_run(&clean, "report.bin", at, &["--policy", s(&strict)]);
+    assert_eq!(error_code(&run), "collateral_missing");
 }
 
 #[test]
@@ -182,9 +188,29 @@ fn the_vlek_set_at_vmpl_1_is_refused_vmpl_rejected_by_the_default_policy() {
     let at = "2025-06-01T00:00:00Z";
     let run = snp_run(&set, "report.bin", at, &["--policy", s(&policy)]);
     assert_eq!(error_code(&run), "vmpl_rejected");
-    std::fs::write(&policy, "snp_allowed_vmpl = [0, 1]\n").expect("write");
+    std::fs::write(
+        &policy,
+        format!("snp_allowed_vmpl = [0, 1]\n{NO_CRL_MILAN}"),
+    )
+    .expect("write");
     let run = snp_run(&set, "report.bin", at, &["--policy", s(&policy)]);
     assert_eq!(run.code, 0, "{}", run.json);
+}
+
+/// A `--policy` that waives the CRL (the real vectors ship no AMD CRL) and declares a Milan TCB every vector meets.
+const NO_CRL_MILAN: &str =
+    "require_revocation = false\n[snp_current_tcb.milan]\nbootloader = 0\ntee = 0\nsnp = 0\nmicrocode = 0\n";
+
+#[test]
+fn without_a_policy_the_cli_reports_snp_revocation_unchecked_for_sets_that_ship_no_crl() {
+    let Some(root) = vectors_dir() else { return };
+    for set in sets(&root, "snp") {
+        let e = expected(&set);
+        let at = e["verification_time"].as_str().expect("verification_time");
+        let run = snp_run(&set, "report.bin", at, &[]);
+        let j = run.accepted(&set.display().to_string());
+        assert_eq!(j["revocation"], "unchecked", "{}", set.display());
+    }
 }
 
 /// `appraise --evidence <set>/<quote> --collateral <set>/collateral --at <at> <extra…>`.
@@ -235,7 +261,8 @@ fn every_tdx_set_prints_its_expected_facts_and_status_or_its_refusal() {
                 "debug",
                 "fmspc",
                 "tcb_status",
-                "advisory_ids"
+                "advisory_ids",
+                "revocation"
             ],
             "DESIGN §11 field order"
         );
