@@ -309,14 +309,10 @@ pub fn parse_public_key(text: &str) -> Result<Vec<u8>, String> {
         point.extend(coord("y")?);
         return check_point(point);
     }
-    let body = t
-        .strip_prefix("-----BEGIN PUBLIC KEY-----")
-        .and_then(|r| r.trim_end().strip_suffix("-----END PUBLIC KEY-----"))
-        .ok_or("expected a PEM PUBLIC KEY block or a JWK object")?;
-    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|e| format!("PEM body is not base64: {e}"))?;
+    let der = match crate::appraisal::x509::pem_blocks(t.as_bytes(), "PUBLIC KEY")?.as_slice() {
+        [one] => one.clone(),
+        _ => return Err("expected one PEM PUBLIC KEY block or a JWK object".into()),
+    };
     use der::Decode as _;
     let spki = spki::SubjectPublicKeyInfoRef::from_der(&der).map_err(|e| format!("SPKI: {e}"))?;
     const EC_PUBLIC_KEY: der::asn1::ObjectIdentifier =

@@ -9,8 +9,7 @@ use std::sync::{Arc, OnceLock};
 use locus_simulator::intel::collateral::{COLLATERAL_NEXT_UPDATE_UNIX, VALID_FROM_UNIX};
 use locus_simulator::intel::{IntelPki, SimTdxAttester, TdxFault, SIM_VERIFICATION_TIME_UNIX};
 use locus_verifier::appraisal::{
-    appraise_tdx, tdx_memo_stats, TdxCollateral, TdxCollateralParts, TdxFacts, TrustAnchors,
-    Verified,
+    appraise_tdx, TdxCollateral, TdxCollateralParts, TdxFacts, TrustAnchors, Verified,
 };
 use locus_verifier::{ErrorCode, Refusal};
 
@@ -56,9 +55,9 @@ fn judged(
     anchors: &TrustAnchors,
     now: u64,
 ) -> (Result<Verified<TdxFacts>, Refusal>, u64, u64) {
-    let before = tdx_memo_stats();
+    let before = anchors.memo_stats();
     let r = appraise_tdx(quote, c, anchors, now);
-    let after = tdx_memo_stats();
+    let after = anchors.memo_stats();
     (r, after.hits - before.hits, after.misses - before.misses)
 }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use locus_verifier::appraisal::{appraise_tdx, tdx_memo_stats, TdxCollateral, TrustAnchors};
+use locus_verifier::appraisal::{appraise_tdx, TdxCollateral, TrustAnchors};
 use locus_verifier::cli::{parse_rfc3339, tdx_collateral_from_dir};
 use locus_verifier::ErrorCode;
 
@@ -88,16 +88,16 @@ fn exhaustive_flips(name: &str, at: &str) {
         "{name}: the unmodified quote verifies"
     );
     // The memo is warm for this platform: the same quote again is a hit (counters are per thread).
-    let warm = tdx_memo_stats();
+    let warm = anchors.memo_stats();
     assert_eq!(verdict(&set.quote), None);
     assert_eq!(
-        tdx_memo_stats().hits,
+        anchors.memo_stats().hits,
         warm.hits + 1,
         "{name}: the second appraisal is a memo hit"
     );
     let (sig_start, auth_end, _, _) = layout(&set.quote);
     let report_data = body_start(&set.quote) + 520;
-    let before = tdx_memo_stats();
+    let before = anchors.memo_stats();
     let mut codes: BTreeMap<&'static str, usize> = BTreeMap::new();
     // Header and body (incl. the v5 body descriptor), the signature-data length, the quote signature, the
     // attestation key, the QE certification-data header, the QE report, its signature and the QE auth data.
@@ -123,7 +123,7 @@ fn exhaustive_flips(name: &str, at: &str) {
     }
     // Exactly the REPORTDATA and quote-signature flips keep the memo key: 128 hits, all refused above.
     assert_eq!(
-        tdx_memo_stats().hits - before.hits,
+        anchors.memo_stats().hits - before.hits,
         128,
         "{name}: REPORTDATA and quote-signature flips are judged on the memo's hit path"
     );

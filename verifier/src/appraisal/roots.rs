@@ -95,6 +95,9 @@ pub struct TrustAnchors {
     amd: Vec<(Product, ParsedCert, ParsedCert)>,
     intel_root_der: Vec<u8>,
     simulator: SimulatorTrust,
+    /// The instance's appraisal memos: made with these anchors, valid only under them, dropped with them (a reload
+    /// builds new anchors and so starts empty). Clones share them.
+    memos: std::sync::Arc<super::tdx_memo::Memos>,
 }
 
 impl TrustAnchors {
@@ -126,7 +129,19 @@ impl TrustAnchors {
             amd,
             intel_root_der,
             simulator: SimulatorTrust::Off,
+            memos: Default::default(),
         })
+    }
+
+    /// The memos of this verifier instance.
+    pub(crate) fn memos(&self) -> &super::tdx_memo::Memos {
+        &self.memos
+    }
+
+    /// This instance's TDX memo activity (tests, benchmarks).
+    #[doc(hidden)]
+    pub fn memo_stats(&self) -> super::TdxMemoStats {
+        self.memos.stats()
     }
 
     /// DANGER: also trust these simulator root certificates (DER: the simulator's AMD ARKs and Intel root). Every
@@ -241,7 +256,7 @@ mod tests {
                 Some(format!("ARK-{product}").as_str())
             );
             let ask = anchors.amd_ask(product).expect("ask");
-            ask.verify_signed_by(ark)
+            ask.verify_signed_by(ark, anchors.memos())
                 .expect("built-in ASK is signed by the built-in ARK");
         }
         assert!(!anchors.trusts_simulator());

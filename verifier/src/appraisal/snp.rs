@@ -289,9 +289,9 @@ pub fn appraise_snp(
         anchors.judge_unpinned_root(&ark, &format!("ARK is not the pinned ARK-{product}"))?;
         true
     };
-    ark.verify_signed_by(&ark)?;
-    ask.verify_signed_by(&ark)?;
-    vek.verify_signed_by(&ask)?;
+    ark.verify_signed_by(&ark, anchors.memos())?;
+    ask.verify_signed_by(&ark, anchors.memos())?;
+    vek.verify_signed_by(&ask, anchors.memos())?;
     for cert in [&vek, &ask, &ark] {
         cert.check_validity(now_unix)?;
     }

@@ -549,7 +549,10 @@ pub fn appraise_tdx(
             simulated,
         )
     });
-    if let Some(hit) = key.as_ref().and_then(|k| tdx_memo::lookup(k, now_unix)) {
+    if let Some(hit) = key
+        .as_ref()
+        .and_then(|k| anchors.memos().lookup(k, now_unix))
+    {
         verify_quote_signature(&signed)?;
         check_trailing(&signed)?;
         let facts = facts_of(
@@ -591,7 +594,7 @@ pub fn appraise_tdx(
             .chain(std::iter::once(&root_der))
             .try_fold(window, |w, der| cert_window(w, der));
         if let Some(window) = window.filter(|w| w.contains(now_unix)) {
-            tdx_memo::store(
+            anchors.memos().store(
                 key,
                 tdx_memo::Entry {
                     window,

@@ -1,4 +1,6 @@
-//! A bounded, process-wide memo of successful TDX appraisals per platform (performance.md §2.3).
+//! A bounded memo of successful TDX appraisals per platform (performance.md §2.3), owned by the verifier instance:
+//! it lives in that instance's [`super::TrustAnchors`] (an entry is only true under the anchors it was made with, so
+//! the two share a lifetime) and is handed to the core with them; nothing here is process-wide.
 //!
 //! The key covers everything the full path's verdict depends on except REPORTDATA and the quote signature: the
 //! collateral identity, the root in use and the simulator-trust mode, the quote header, the body with REPORTDATA
@@ -7,9 +9,9 @@
 //! window the full path checks. A hit re-verifies the quote signature (ring, P-256) over the received bytes; only
 //! successes are stored, and a hit outside its window falls back to the full path.
 
-use std::cell::Cell;
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// Entries kept before the memo is cleared (simple eviction).
 pub(crate) const CAPACITY: usize = 4096;
@@ -52,44 +54,73 @@ pub(crate) struct Entry {
     pub(crate) pck: super::tdx::PckFacts,
 }
 
-fn memo() -> MutexGuard<'static, HashMap<[u8; 32], Entry>> {
-    static MEMO: OnceLock<Mutex<HashMap<[u8; 32], Entry>>> = OnceLock::new();
-    let m = MEMO.get_or_init(|| Mutex::new(HashMap::new()));
-    // The map holds only complete entries (inserted under the lock), so a poisoned lock still guards a sound map.
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// The appraisal memos of one verifier instance.
+#[derive(Debug, Default)]
+pub struct Memos {
+    tdx: Mutex<HashMap<[u8; 32], Entry>>,
+    /// Verified RSA-PSS certificate signatures, keyed by the exact bytes of issuer and subject.
+    links: Mutex<HashSet<[u8; 32]>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    stores: AtomicU64,
 }
 
-/// The entry for `key` usable at `now`, counted as a hit; otherwise counted as a miss.
-pub(crate) fn lookup(key: &[u8; 32], now: u64) -> Option<Entry> {
-    let found = memo().get(key).filter(|e| e.window.contains(now)).cloned();
-    STATS.with(|s| {
-        let mut v = s.get();
-        if found.is_some() {
-            v.hits += 1;
-        } else {
-            v.misses += 1;
-        }
-        s.set(v);
-    });
-    found
-}
-
-/// Remember a successful verdict (clearing the memo first when it is full).
-pub(crate) fn store(key: [u8; 32], entry: Entry) {
-    let mut m = memo();
-    if m.len() >= CAPACITY && !m.contains_key(&key) {
-        m.clear();
+impl Memos {
+    fn tdx(&self) -> MutexGuard<'_, HashMap<[u8; 32], Entry>> {
+        // The map holds only complete entries (inserted under the lock), so a poisoned lock still guards a sound map.
+        self.tdx.lock().unwrap_or_else(|p| p.into_inner())
     }
-    m.insert(key, entry);
-    STATS.with(|s| {
-        let mut v = s.get();
-        v.stores += 1;
-        s.set(v);
-    });
+
+    /// The entry for `key` usable at `now`, counted as a hit; otherwise counted as a miss.
+    pub(crate) fn lookup(&self, key: &[u8; 32], now: u64) -> Option<Entry> {
+        let found = self
+            .tdx()
+            .get(key)
+            .filter(|e| e.window.contains(now))
+            .cloned();
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Remember a successful verdict (clearing the memo first when it is full).
+    pub(crate) fn store(&self, key: [u8; 32], entry: Entry) {
+        let mut m = self.tdx();
+        if m.len() >= CAPACITY && !m.contains_key(&key) {
+            m.clear();
+        }
+        m.insert(key, entry);
+        self.stores.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn link_verified(&self, id: &[u8; 32]) -> bool {
+        self.links.lock().map(|m| m.contains(id)).unwrap_or(false)
+    }
+
+    pub(crate) fn remember_link(&self, id: [u8; 32]) {
+        if let Ok(mut m) = self.links.lock() {
+            if m.len() >= CAPACITY {
+                m.clear();
+            }
+            m.insert(id);
+        }
+    }
+
+    /// This instance's TDX memo activity.
+    pub fn stats(&self) -> TdxMemoStats {
+        TdxMemoStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            stores: self.stores.load(Ordering::Relaxed),
+        }
+    }
 }
 
-/// Memo activity of the calling thread (appraisal runs synchronously on the caller's thread, so tests running in
-/// parallel do not see each other's counts).
+/// Memo activity of one verifier instance.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TdxMemoStats {
@@ -99,16 +130,6 @@ pub struct TdxMemoStats {
     pub misses: u64,
     /// Successful full-path verdicts stored.
     pub stores: u64,
-}
-
-thread_local! {
-    static STATS: Cell<TdxMemoStats> = const { Cell::new(TdxMemoStats { hits: 0, misses: 0, stores: 0 }) };
-}
-
-/// The calling thread's memo counters (for tests and benchmarks).
-#[doc(hidden)]
-pub fn tdx_memo_stats() -> TdxMemoStats {
-    STATS.with(Cell::get)
 }
 
 #[cfg(test)]
@@ -152,15 +173,23 @@ mod tests {
 
     #[test]
     fn an_entry_is_a_hit_only_inside_its_window() {
+        let memos = Memos::default();
         let key = [0xa1; 32];
-        store(key, entry(100, 200));
-        let before = tdx_memo_stats();
-        assert_eq!(lookup(&key, 150), Some(entry(100, 200)));
-        assert_eq!(lookup(&key, 99), None);
-        assert_eq!(lookup(&key, 201), None);
-        assert_eq!(lookup(&[0xa2; 32], 150), None);
-        let after = tdx_memo_stats();
-        assert_eq!(after.hits - before.hits, 1);
-        assert_eq!(after.misses - before.misses, 3);
+        memos.store(key, entry(100, 200));
+        assert_eq!(memos.lookup(&key, 150), Some(entry(100, 200)));
+        assert_eq!(memos.lookup(&key, 99), None);
+        assert_eq!(memos.lookup(&key, 201), None);
+        assert_eq!(memos.lookup(&[0xa2; 32], 150), None);
+        assert_eq!(memos.stats().hits, 1);
+        assert_eq!(memos.stats().misses, 3);
+        assert_eq!(memos.stats().stores, 1);
+    }
+
+    #[test]
+    fn two_instances_do_not_share_entries() {
+        let (a, b) = (Memos::default(), Memos::default());
+        a.store([1; 32], entry(0, 10));
+        assert!(a.lookup(&[1; 32], 5).is_some());
+        assert!(b.lookup(&[1; 32], 5).is_none());
     }
 }

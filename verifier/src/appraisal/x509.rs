@@ -291,7 +291,11 @@ impl ParsedCert {
 
     /// Check that `issuer` signed this certificate: issuer name = issuer's subject, RSASSA-PSS SHA-384 (MGF1 SHA-384,
     /// salt 48) declared in both signature fields, and the signature verified by ring over the received TBS bytes.
-    pub fn verify_signed_by(&self, issuer: &ParsedCert) -> Result<(), Refusal> {
+    pub fn verify_signed_by(
+        &self,
+        issuer: &ParsedCert,
+        memo: &super::tdx_memo::Memos,
+    ) -> Result<(), Refusal> {
         if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
             return Err(Refusal::new(
                 ErrorCode::ChainUntrusted,
@@ -320,7 +324,7 @@ impl ParsedCert {
         }
         let key = issuer.rsa_public_key()?;
         let link = link_id(issuer, self);
-        if link_memo::contains(&link) {
+        if memo.link_verified(&link) {
             return Ok(());
         }
         let sig = self.cert.signature.as_bytes().ok_or_else(|| {
@@ -340,7 +344,7 @@ impl ParsedCert {
                     ),
                 )
             })?;
-        link_memo::insert(link);
+        memo.remember_link(link);
         Ok(())
     }
 }
@@ -354,34 +358,6 @@ fn link_id(issuer: &ParsedCert, subject: &ParsedCert) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
-}
-
-/// Memo of RSA-PSS certificate signatures already verified, keyed by the exact bytes of issuer and subject
-/// (performance.md §2.1: ASK←ARK is global, VCEK←ASK per platform). Only the signature is memoised: it does not depend
-/// on time. Names, algorithms, validity and pins are checked on every call. Bounded: cleared when full.
-mod link_memo {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-
-    const CAPACITY: usize = 4096;
-
-    fn memo() -> &'static Mutex<HashSet<[u8; 32]>> {
-        static MEMO: OnceLock<Mutex<HashSet<[u8; 32]>>> = OnceLock::new();
-        MEMO.get_or_init(|| Mutex::new(HashSet::new()))
-    }
-
-    pub(super) fn contains(id: &[u8; 32]) -> bool {
-        memo().lock().map(|m| m.contains(id)).unwrap_or(false)
-    }
-
-    pub(super) fn insert(id: [u8; 32]) {
-        if let Ok(mut m) = memo().lock() {
-            if m.len() >= CAPACITY {
-                m.clear();
-            }
-            m.insert(id);
-        }
-    }
 }
 
 fn name_attr(name: &x509_cert::name::Name, oid: ObjectIdentifier) -> Option<String> {
@@ -605,19 +581,22 @@ mod tests {
         use sev::certs::snp::builtin::genoa;
         let ark = builtin(genoa::ARK, "ARK");
         let ask = builtin(genoa::ASK, "ASK");
-        ask.verify_signed_by(&ark).expect("first verification");
-        ask.verify_signed_by(&ark).expect("memoised verification");
+        let memo = super::super::tdx_memo::Memos::default();
+        ask.verify_signed_by(&ark, &memo)
+            .expect("first verification");
+        ask.verify_signed_by(&ark, &memo)
+            .expect("memoised verification");
         let mut der = ask.der.clone();
         let last = der.len() - 1;
         der[last] ^= 0x01;
         let bad = ParsedCert::parse(&der, "ASK").expect("still parses");
         assert_eq!(
-            bad.verify_signed_by(&ark).err().map(|r| r.code),
+            bad.verify_signed_by(&ark, &memo).err().map(|r| r.code),
             Some(ErrorCode::SignatureInvalid)
         );
         // Names are checked before the memo: the ARK is not issued by the ASK.
         assert_eq!(
-            ark.verify_signed_by(&ask).err().map(|r| r.code),
+            ark.verify_signed_by(&ask, &memo).err().map(|r| r.code),
             Some(ErrorCode::ChainUntrusted)
         );
     }

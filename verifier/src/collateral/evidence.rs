@@ -270,28 +270,11 @@ struct SgxExtensionEntry {
     value: der::Any,
 }
 
-/// Every `CERTIFICATE` block of a PEM text, as DER. Non-certificate blocks and text between blocks are ignored;
-/// a block whose base64 does not decode is skipped.
+/// Every `CERTIFICATE` block of a PEM text, as DER, for collateral whose shape is not yet judged: text that is not
+/// well-formed PEM yields nothing (appraisal then reports what is missing). The workspace's one PEM decoder is
+/// [`crate::appraisal::x509::pem_blocks`].
 pub fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
-    use base64::Engine as _;
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = String::from_utf8_lossy(pem);
-    let mut out = Vec::new();
-    let mut rest: &str = &text;
-    while let Some(start) = rest.find(BEGIN) {
-        let after = &rest[start + BEGIN.len()..];
-        let Some(end) = after.find(END) else { break };
-        let b64: String = after[..end]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
-            out.push(der);
-        }
-        rest = &after[end + END.len()..];
-    }
-    out
+    crate::appraisal::x509::pem_certificates(pem).unwrap_or_default()
 }
 
 /// DER bytes of a certificate given as DER or PEM.
