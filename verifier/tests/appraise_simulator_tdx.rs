@@ -147,3 +147,23 @@ fn the_cli_refuses_simulated_tdx_evidence_without_trust_and_marks_it_simulated_w
     assert_eq!(json["tee"], "tdx");
     assert_eq!(json["report_data"], hex::encode(REPORT_DATA));
 }
+
+#[test]
+fn qe_report_data_with_non_zero_tail_bytes_is_signature_invalid() {
+    let att = attester("tdx-fra-1").with_fault(TdxFault::QeReportDataTail);
+    let r = appraise(&att, &trusting()).expect_err("refused");
+    assert_eq!(r.code, ErrorCode::SignatureInvalid, "{r}");
+    assert!(r.message.contains("32..63"), "{r}");
+}
+
+#[test]
+fn tcb_info_for_another_pce_id_is_collateral_missing() {
+    // A platform whose PCK certificate names PCE-ID 0x0100 while the collateral's TCB info is for the simulator's
+    // standard PCE: dcap-qvl 0.7.1 matches FMSPC only; Locus also requires the PCE-ID to match.
+    let mut profile = locus_simulator::intel::TdxProfile::up_to_date(SEED, "tdx-other-pce");
+    profile.pce_id = [0x01, 0x00];
+    let att = SimTdxAttester::new(pki().clone(), profile);
+    let r = appraise(&att, &trusting()).expect_err("refused");
+    assert_eq!(r.code, ErrorCode::CollateralMissing, "{r}");
+    assert!(r.message.contains("PCE-ID"), "{r}");
+}

@@ -410,3 +410,34 @@ async fn the_ear_can_be_a_cwt_that_verifies_with_the_served_keys() {
         .expect("CWT EAR verifies");
     assert!(ear.submods.contains_key("tdx"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vlek_platform_is_located_at_provider_granularity_and_the_audit_says_simulated_like_the_wit(
+) {
+    let dir = tempdir();
+    let state = dir.path().join("state");
+    // The simulator's VLEK profile is known only by its provider's cspID: registered with scope = "provider".
+    let config = example_config(&state).replace(
+        "# Zones name sets of countries",
+        "[[platform]]\nname = \"sim-cloud\"\ntee = \"sev-snp\"\nid = \"vlek:locus-sim-cloud\"\nscope = \"provider\"\nsite = \"fra-1\"\n\n# Zones name sets of countries",
+    );
+    let v = Verifier::start(dir.path(), &config);
+    let (s, b) = attest(&v.base, "snp-vlek", Some(ANY_WORKLOAD)).await;
+    assert_eq!(s, 200, "{b}");
+    let w = verify_wit(&v.base, b["wit"].as_str().expect("wit"))
+        .await
+        .expect("verifies");
+    let residency = &w.claims().extra["locus_residency"];
+    assert_eq!(residency["granularity"], "provider", "{residency}");
+    assert_eq!(residency["site"], "fra-1");
+    let simulated = w.claims().extra["locus_tee"]["simulated"].clone();
+    assert_eq!(simulated, true);
+    // The audit record of that issuance states the same `simulated` as the WIT (both come from the decision).
+    let lines = audit_lines(&state);
+    let issued = lines
+        .iter()
+        .find(|l| l["decision"] == "issued")
+        .expect("an issued record");
+    assert_eq!(issued["simulated"], simulated);
+    assert_eq!(issued["workload"], ANY_WORKLOAD);
+}

@@ -48,6 +48,9 @@ pub enum TdxFault {
     /// The TDX module SVN (TEE_TCB_SVN[0], and TEE_TCB_SVN2[0] for TD 1.5) is lowered to the out-of-date module
     /// level: still verifies, status OutOfDate with advisory `SIM-SA-00201` → `tcb_status_rejected`.
     LowTcb,
+    /// The QE report data carries non-zero bytes after the 32-byte key hash (the QE report still signed by the PCK)
+    /// → `signature_invalid` (the report data must be SHA-256(attestation key ‖ auth data) ‖ 32 zero bytes).
+    QeReportDataTail,
 }
 
 /// A simulated TDX platform + quoting enclave for one profile; implements [`Attester`] (name `"sim-tdx"`).
@@ -173,6 +176,9 @@ impl SimTdxAttester {
         binding.extend_from_slice(&QE_AUTH_DATA);
         let mut report_data = [0u8; 64];
         report_data[..32].copy_from_slice(&keys::sha256(&binding));
+        if self.has(TdxFault::QeReportDataTail) {
+            report_data[63] = 1;
+        }
         EnclaveReport {
             cpu_svn: self.profile.cpu_svn,
             misc_select: qe.miscselect,
