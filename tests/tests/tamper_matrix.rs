@@ -1747,7 +1747,52 @@ fn matrix() -> Vec<Attack> {
         http_evidence_not_base64url => "request_invalid", |fx| http_attest(fx, "snp-fra-1", "sev-snp", |b| b["evidence"] = json!("***"));
         http_tdx_quote_sent_as_sev_snp => "evidence_malformed", |fx| http_attest(fx, "tdx-fra-1", "sev-snp", |_| {});
         http_body_too_large => "request_too_large", |fx| fx.http.attest(vec![b' '; 70_000]);
+        http_look_alike_chain_shipped_with_the_evidence => "chain_untrusted", |fx| {
+            http_attest_faulted(fx, "snp-fra-1", Fault::ForeignChain, "sev-snp")
+        };
+        // The report's VERSION (3, little-endian) is read as the quote header's version: 3 is not 4 or 5.
+        http_snp_report_sent_as_tdx => "unsupported_version", |fx| http_attest(fx, "snp-fra-1", "tdx", |_| {});
+        http_challenge_body_not_an_object => "request_invalid", |fx| {
+            let (status, v) = fx.http.post("/v1/challenge", b"[1, 2]".to_vec());
+            match v["code"].as_str() {
+                Some(c) => Err(c.to_string()),
+                None => Ok(format!("HTTP {status}: {v}")),
+            }
+        };
+        // The TDX memo (a later quote of a platform already appraised is re-checked, never waved through).
+        tdx_signature_flipped_after_a_memoized_success => "signature_invalid", |fx| {
+            tdx(fx, "tdx-fra-1", "tdx-all").verdict(fx).map_err(|c| format!("warm-up refused: {c}"))?;
+            tdx_fault(fx, "tdx-fra-1", "tdx-all", TdxFault::BadSignature).verdict(fx)
+        };
+        tdx_memoized_platform_after_the_collateral_next_update => "collateral_expired", |fx| {
+            tdx(fx, "tdx-fra-1", "tdx-all").verdict(fx).map_err(|c| format!("warm-up refused: {c}"))?;
+            let late = locus_simulator::intel::collateral::COLLATERAL_NEXT_UPDATE_UNIX + 1;
+            let nonce = fx.challenge.issue(late).expect("nonce").to_vec();
+            let mut a = Attempt::with_nonce(fx, nonce, Some("tdx-all")).tdx(&fx.tdx_attester("tdx-fra-1"));
+            a.now = late;
+            a.verdict(fx)
+        };
     }
+}
+
+/// A request to the running service carrying evidence made with `fault`, bound to a fresh challenge and key.
+fn http_attest_faulted(fx: &Fixture, profile: &str, fault: Fault, tee: &str) -> Verdict {
+    use locus_hw::attester::Attester as _;
+    let nonce = fx.http.challenge();
+    let agent = Es256SigningKey::generate().expect("agent key");
+    let jwk = Jwk::new(agent.public_key());
+    let ev = fx
+        .world
+        .snp_attester(profile)
+        .expect("SNP profile")
+        .with_fault(fault)
+        .attest(&binding::report_data(&nonce, &jwk.thumbprint_sha256()))
+        .expect("attest");
+    fx.http.attest(
+        attest_body(&nonce, &ev, &jwk.to_value(), tee)
+            .to_string()
+            .into_bytes(),
+    )
 }
 
 /// The running service with a nonce it did not issue (evidence bound to it, so only the nonce is wrong).
