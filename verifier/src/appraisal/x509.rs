@@ -2,7 +2,6 @@
 //! ECDSA checks verified with `ring` over the exact TBS bytes received (never a re-encoding), validity at `now`, and the
 //! AMD KDS extensions of VCEK/VLEK certificates (sev-snp.md §7, §8).
 
-use base64::Engine as _;
 use const_oid::ObjectIdentifier;
 use der::asn1::{Ia5StringRef, OctetStringRef};
 use der::{Decode, Encode, Header, Reader, SliceReader};
@@ -46,29 +45,15 @@ pub fn pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     pem_blocks(text, "CERTIFICATE")
 }
 
-/// Every PEM block with the given label, decoded, in order.
+/// Every PEM block with the given label, decoded, in order (the `pem` crate, which dcap-qvl already brings: the
+/// verifier's one PEM decoder). Blocks with other labels are skipped; malformed PEM is an error.
 pub fn pem_blocks(text: &[u8], label: &str) -> Result<Vec<Vec<u8>>, String> {
-    let text = std::str::from_utf8(text).map_err(|_| "PEM text is not UTF-8".to_string())?;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(&begin) {
-        let after = &rest[start + begin.len()..];
-        let stop = after
-            .find(&end)
-            .ok_or_else(|| format!("PEM block {label} has no END line"))?;
-        let body: String = after[..stop]
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
-            .map_err(|e| format!("PEM block {label}: bad base64: {e}"))?;
-        out.push(der);
-        rest = &after[stop + end.len()..];
-    }
-    Ok(out)
+    let blocks = pem::parse_many(text).map_err(|e| format!("PEM: {e}"))?;
+    Ok(blocks
+        .into_iter()
+        .filter(|b| b.tag() == label)
+        .map(pem::Pem::into_contents)
+        .collect())
 }
 
 /// DER from a file's bytes that hold one certificate as DER or PEM.
