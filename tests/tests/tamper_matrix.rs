@@ -1120,6 +1120,9 @@ fn matrix() -> Vec<Attack> {
             a.tdx_quote()[48 + 520..48 + 584].copy_from_slice(&rd);
             a.key(attacker).verdict(fx)
         };
+        tdx_qe_report_data_tail_not_zero => "signature_invalid", |fx| {
+            tdx_fault(fx, "tdx-fra-1", "tdx-all", TdxFault::QeReportDataTail).verdict(fx)
+        };
         tdx_signature_bit_flipped => "signature_invalid", |fx| {
             tdx_fault(fx, "tdx-fra-1", "tdx-all", TdxFault::BadSignature).verdict(fx)
         };
