@@ -1266,6 +1266,12 @@ fn matrix() -> Vec<Attack> {
             a.snp_endorsements().crl_der = Some(pki.crl_revoking(&[], NOW - 2 * DAY, NOW - DAY).expect("CRL"));
             a.verdict(fx)
         };
+        snp_verifiers_crl_at_exactly_its_next_update => "collateral_expired", |fx| {
+            let mut a = snp(fx, "snp-fra-1", "snp-all");
+            let pki = fx.world.amd_pki(Product::Milan, Hierarchy::Genuine).expect("PKI");
+            a.snp_endorsements().crl_der = Some(pki.crl_revoking(&[], NOW - DAY, NOW).expect("CRL"));
+            a.verdict(fx)
+        };
         snp_verifiers_crl_not_yet_valid => "collateral_expired", |fx| {
             let mut a = snp(fx, "snp-fra-1", "snp-all");
             let pki = fx.world.amd_pki(Product::Milan, Hierarchy::Genuine).expect("PKI");

@@ -490,10 +490,11 @@ impl ParsedCrl {
                 "CRL has no nextUpdate: its freshness cannot be judged",
             )
         })?;
-        if now > next.to_unix_duration().as_secs() {
+        // Usable while now < nextUpdate (the rule webpki applies to the TDX CRLs and the service to a client CRL).
+        if now >= next.to_unix_duration().as_secs() {
             return Err(Refusal::new(
                 ErrorCode::CollateralExpired,
-                format!("CRL expired: nextUpdate {next} < now {now}"),
+                format!("CRL expired: nextUpdate {next} <= now {now}"),
             ));
         }
         Ok(())
