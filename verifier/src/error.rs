@@ -45,11 +45,15 @@ pub enum ErrorCode {
     /// A platform or launch property the workload's policy requires is not met (PLATFORM_INFO requirements, minimum
     /// policy ABI, TD-attributes mask, MRSERVICETD, PCK SGX type or flags).
     PolicyRejected,
+    /// The audit log cannot be made durable: nothing is issued until it can (DESIGN §8).
+    AuditUnavailable,
+    /// The client exceeded its request rate; retry after `Retry-After`.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, in the order of DESIGN §10.
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::EvidenceMalformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::SignatureInvalid,
@@ -81,6 +85,8 @@ impl ErrorCode {
         ErrorCode::WorkloadAmbiguous,
         ErrorCode::MigrationEnabled,
         ErrorCode::PolicyRejected,
+        ErrorCode::AuditUnavailable,
+        ErrorCode::RateLimited,
     ];
 
     /// The wire spelling of the code.
@@ -117,6 +123,8 @@ impl ErrorCode {
             ErrorCode::WorkloadAmbiguous => "workload_ambiguous",
             ErrorCode::MigrationEnabled => "migration_enabled",
             ErrorCode::PolicyRejected => "policy_rejected",
+            ErrorCode::AuditUnavailable => "audit_unavailable",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 
@@ -132,7 +140,8 @@ impl ErrorCode {
             | ErrorCode::KeyUnsupported
             | ErrorCode::WorkloadAmbiguous => 400,
             ErrorCode::RequestTooLarge => 413,
-            ErrorCode::Overloaded => 503,
+            ErrorCode::Overloaded | ErrorCode::AuditUnavailable => 503,
+            ErrorCode::RateLimited => 429,
             ErrorCode::CollateralMissing => 503,
             ErrorCode::Internal => 500,
             _ => 403,

@@ -21,6 +21,15 @@ pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 256;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEY_RESCAN: Duration = Duration::from_secs(30);
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
+pub const DEFAULT_BODY_MIN_RATE: u64 = 8 * 1024;
+/// Generous enough that one agent, the demo and the test suites never meet it; an attacker on one address is held to
+/// 50 requests a second.
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 200;
 /// TCB statuses accepted when the config names none (DESIGN §3).
 pub const DEFAULT_TDX_ALLOWED: &[&str] = &["UpToDate"];
 pub const DEFAULT_SNP_ALLOWED: &[&str] = &["UpToDate"];
@@ -50,6 +59,17 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// `None`: keys are re-read only on SIGHUP.
     pub key_rescan: Option<Duration>,
+    /// TLS certificate chain and key (PEM); `None` = plaintext.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub allow_plaintext: bool,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub body_min_bytes_per_sec: u64,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug)]

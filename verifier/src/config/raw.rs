@@ -46,6 +46,27 @@ pub struct RawServer {
     pub request_timeout_ms: Option<u64>,
     /// How often to look for changed key files (rotation, an updated Secret) and reload, seconds; 0 = only on SIGHUP.
     pub key_rescan_secs: Option<u64>,
+    /// PEM certificate chain and private key for TLS on the listener; reloaded on SIGHUP and when the files change.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// Serve plaintext HTTP on a non-loopback address (logged at warn). Loopback addresses never need it.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// A request's head must arrive within this time (slow-loris), milliseconds.
+    pub header_read_timeout_ms: Option<u64>,
+    /// A connection that moves no byte for this long is closed, seconds.
+    pub idle_timeout_secs: Option<u64>,
+    /// Open connections overall, and per client address.
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
+    /// A body must arrive at least this fast (bytes/second, after a 2 s grace): its deadline grows with its length.
+    pub body_min_bytes_per_sec: Option<u64>,
+    /// Per-client token bucket on /v1/* (requests per second, burst); 0 = no limit.
+    pub rate_limit_per_second: Option<u32>,
+    pub rate_limit_burst: Option<u32>,
+    /// Proxies whose `X-Forwarded-For` names the client (exact IP addresses).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

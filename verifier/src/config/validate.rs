@@ -264,6 +264,58 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
         p.push("server.request_timeout_ms: must be at least 1".into());
     }
 
+    let tls = match (&raw.server.tls_cert, &raw.server.tls_key) {
+        (Some(c), Some(k)) => Some((resolve(base, c), resolve(base, k))),
+        (None, None) => None,
+        _ => {
+            p.push("server.tls_cert and server.tls_key go together".into());
+            None
+        }
+    };
+    let header_read_timeout = Duration::from_millis(
+        raw.server
+            .header_read_timeout_ms
+            .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT.as_millis() as u64),
+    );
+    let idle_timeout = Duration::from_secs(
+        raw.server
+            .idle_timeout_secs
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT.as_secs()),
+    );
+    if header_read_timeout.is_zero() || header_read_timeout > Duration::from_secs(30) {
+        p.push("server.header_read_timeout_ms: must be between 1 and 30000".into());
+    }
+    if idle_timeout.is_zero() || idle_timeout > Duration::from_secs(300) {
+        p.push("server.idle_timeout_secs: must be between 1 and 300".into());
+    }
+    let max_connections = raw
+        .server
+        .max_connections
+        .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    let max_connections_per_client = raw
+        .server
+        .max_connections_per_client
+        .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
+    if max_connections == 0 || max_connections_per_client == 0 {
+        p.push("server.max_connections and max_connections_per_client: must be at least 1".into());
+    }
+    let body_min_bytes_per_sec = raw
+        .server
+        .body_min_bytes_per_sec
+        .unwrap_or(DEFAULT_BODY_MIN_RATE);
+    if body_min_bytes_per_sec == 0 {
+        p.push("server.body_min_bytes_per_sec: must be at least 1".into());
+    }
+    let mut trusted_proxies = Vec::new();
+    for (i, t) in raw.server.trusted_proxies.iter().enumerate() {
+        match t.parse::<std::net::IpAddr>() {
+            Ok(ip) => trusted_proxies.push(ip),
+            Err(_) => p.push(format!(
+                "server.trusted_proxies[{i}]: {t:?} is not an IP address"
+            )),
+        }
+    }
+
     // [credentials]
     check_trust_domain(&mut p, &raw.credentials.trust_domain);
     let default_ttl = check_ttl(
@@ -554,6 +606,22 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
+            tls,
+            allow_plaintext: raw.server.allow_plaintext,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
+            max_connections_per_client,
+            body_min_bytes_per_sec,
+            rate_limit_per_second: raw
+                .server
+                .rate_limit_per_second
+                .unwrap_or(DEFAULT_RATE_LIMIT_PER_SECOND),
+            rate_limit_burst: raw
+                .server
+                .rate_limit_burst
+                .unwrap_or(DEFAULT_RATE_LIMIT_BURST),
+            trusted_proxies,
         },
         credentials: CredentialsConfig {
             trust_domain: raw.credentials.trust_domain,

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes, HttpBody as _};
-use axum::extract::{MatchedPath, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -126,25 +128,60 @@ async fn observe(State(svc): State<Arc<Service>>, req: Request, next: Next) -> R
     resp
 }
 
-/// Bounded concurrency without queueing.
+/// Per-client admission control (token bucket): 429 `rate_limited` with `Retry-After`. The concurrency permit is
+/// taken later, once the body has arrived ([`take_permit`]), so a slow body never holds one.
 async fn admit(State(svc): State<Arc<Service>>, req: Request, next: Next) -> Response {
-    match svc.requests.clone().try_acquire_owned() {
-        Ok(permit) => {
-            let resp = next.run(req).await;
-            drop(permit);
-            resp
-        }
-        Err(_) => {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let client = svc.admission.client(peer, req.headers());
+    match svc.admission.check(client) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            svc.metrics.rate_limited();
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut r = problem_response(
-                ErrorCode::Overloaded,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many requests in flight; retry with back-off",
+                ErrorCode::RateLimited,
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from this client; retry after the Retry-After delay",
             );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
             r
         }
     }
+}
+
+/// Bounded concurrency without queueing, taken once the request body is in: none free → 503 `overloaded` at once.
+fn take_permit(svc: &Service) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Response>> {
+    svc.requests.clone().try_acquire_owned().map_err(|_| {
+        let mut r = problem_response(
+            ErrorCode::Overloaded,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests in flight; retry with back-off",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        Box::new(r)
+    })
+}
+
+/// How long a body may take: 2 s, plus its announced length at the minimum rate, capped by the request timeout.
+fn body_deadline(svc: &Service, headers: &HeaderMap) -> std::time::Duration {
+    let len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(svc.max_body_bytes as u64)
+        .min(svc.max_body_bytes as u64);
+    let grace = std::time::Duration::from_secs(2)
+        + std::time::Duration::from_millis(
+            len.saturating_mul(1000) / svc.body_min_bytes_per_sec.max(1),
+        );
+    grace.min(svc.request_timeout)
 }
 
 async fn not_found() -> Response {
@@ -228,11 +265,11 @@ async fn challenge(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Bo
 
 async fn challenge_inner(svc: &Service, headers: &HeaderMap, body: Body) -> Result<Value, Refusal> {
     let bytes = tokio::time::timeout(
-        svc.request_timeout,
+        body_deadline(svc, headers),
         read_body(headers, body, svc.max_body_bytes),
     )
     .await
-    .map_err(|_| Refusal::new(ErrorCode::Overloaded, "request timed out reading the body"))??;
+    .map_err(|_| Refusal::new(ErrorCode::RequestInvalid, "the body arrived too slowly"))??;
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
             Refusal::new(ErrorCode::RequestInvalid, format!("body is not JSON: {e}"))
@@ -271,12 +308,40 @@ struct AttestRequest {
 struct Outcome {
     /// What the decision (or, for a refusal before it, the transport) established.
     context: Context,
+    /// The request passed the nonce check: its decision is audited durably (DESIGN §8). Refusals before it
+    /// (malformed, bad or expired nonce) are counted and logged at a limited rate only, so junk cannot flood the log.
+    past_nonce: bool,
     result: Result<issue::Issued, Refusal>,
+}
+
+/// At most one log line per second for requests refused before the nonce check, with the count suppressed since.
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    last_second: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl LogLimiter {
+    /// Whether to log now; returns the number of lines suppressed before this one when it does.
+    pub fn allow(&self, now: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        let last = self.last_second.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .last_second
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
     let bytes = match tokio::time::timeout(
-        svc.request_timeout,
+        body_deadline(&svc, &headers),
         read_body(&headers, body, svc.max_body_bytes),
     )
     .await
@@ -285,16 +350,49 @@ async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body)
         Ok(Err(r)) => return Problem(r).into_response(),
         Err(_) => {
             return Problem(Refusal::new(
-                ErrorCode::Overloaded,
-                "request timed out reading the body",
+                ErrorCode::RequestInvalid,
+                "the body arrived too slowly",
             ))
             .into_response()
         }
     };
+    let _permit = match take_permit(&svc) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    if !svc.audit.is_healthy() {
+        // Every decision past the nonce check must be durable before it is answered: none can be now.
+        svc.metrics
+            .decision("unknown", ErrorCode::AuditUnavailable.as_str());
+        return Problem(Refusal::new(
+            ErrorCode::AuditUnavailable,
+            "the audit log cannot be made durable; retry later",
+        ))
+        .into_response();
+    }
     let rt = svc.runtime();
     let now = now_unix();
-    let Outcome { context, result } = attest_inner(&svc, &rt, &bytes, now).await;
+    let Outcome {
+        context,
+        past_nonce,
+        result,
+    } = attest_inner(&svc, &rt, &bytes, now).await;
     let tee_label = context.tee.map(|t| t.as_str()).unwrap_or("unknown");
+    if !past_nonce {
+        let refusal = match result {
+            Err(r) => r,
+            Ok(_) => Refusal::new(ErrorCode::Internal, "issued without a nonce check"),
+        };
+        svc.metrics.decision(tee_label, refusal.code.as_str());
+        if let Some(suppressed) = svc.junk_log.allow(now) {
+            tracing::info!(
+                code = refusal.code.as_str(),
+                suppressed,
+                "request refused before the nonce check (not audited)"
+            );
+        }
+        return Problem(refusal).into_response();
+    }
     let mut record = audit_record(&context, now, &svc.replica);
     match &result {
         Ok(issued) => {
@@ -312,8 +410,15 @@ async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body)
     if let Err(e) = svc.audit.append(&record).await {
         tracing::error!(error = %e, "audit write failed; answer withheld");
         svc.metrics
-            .decision(tee_label, ErrorCode::Internal.as_str());
-        return Problem(Refusal::new(ErrorCode::Internal, "audit log unavailable")).into_response();
+            .decision(tee_label, ErrorCode::AuditUnavailable.as_str());
+        if let Ok(issued) = &result {
+            mark_withheld(svc.clone(), record, issued.jti.clone());
+        }
+        return Problem(Refusal::new(
+            ErrorCode::AuditUnavailable,
+            "the audit log cannot be made durable; nothing was issued",
+        ))
+        .into_response();
     }
     match result {
         Ok(issued) => {
@@ -337,6 +442,25 @@ async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body)
             Problem(refusal).into_response()
         }
     }
+}
+
+/// Record, once the log is durable again, that the credential `jti` was never sent (its own record may or may not have
+/// reached the disk before the failure). Retried for a few minutes; a log that stays broken loses only this marker.
+fn mark_withheld(svc: Arc<Service>, mut record: AuditRecord, jti: String) {
+    record.decision = "withheld";
+    record.code = Some(ErrorCode::AuditUnavailable.as_str());
+    record.message =
+        Some("credential never sent: its audit record could not be made durable".into());
+    record.jti = Some(jti);
+    tokio::spawn(async move {
+        for _ in 0..300 {
+            if svc.audit.is_healthy() && svc.audit.append(&record).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        tracing::error!(jti = ?record.jti, "could not record a withheld credential");
+    });
 }
 
 /// The audit record of a decision: built from its [`Context`], never from raw request fields.
@@ -364,6 +488,7 @@ fn audit_record(context: &Context, now: u64, replica: &str) -> AuditRecord {
 /// decision, sign what it allows.
 async fn attest_inner(svc: &Service, rt: &Arc<Runtime>, bytes: &[u8], now: u64) -> Outcome {
     let mut context = Context::default();
+    let mut past_nonce = false;
     let result = async {
         let cfg = &rt.config;
         let req: AttestRequest = serde_json::from_slice(bytes)
@@ -379,6 +504,7 @@ async fn attest_inner(svc: &Service, rt: &Arc<Runtime>, bytes: &[u8], now: u64) 
         // The challenge is ours and fresh.
         let nonce = b64url(&req.nonce, "nonce")?;
         rt.challenge.check(&nonce, now, cfg.server.challenge_ttl)?;
+        past_nonce = true;
 
         // The agent's key.
         let jwk = Jwk::from_value(&req.jwk)
@@ -430,7 +556,11 @@ async fn attest_inner(svc: &Service, rt: &Arc<Runtime>, bytes: &[u8], now: u64) 
         )
     }
     .await;
-    Outcome { context, result }
+    Outcome {
+        context,
+        past_nonce,
+        result,
+    }
 }
 
 /// Collateral (async, cached) then appraisal on the blocking pool under the blocking semaphore.
@@ -512,6 +642,7 @@ async fn readyz(State(svc): State<Arc<Service>>) -> Response {
     let rt = svc.runtime();
     let body = json!({
         "status": if svc.is_ready() { "ready" } else { "not ready" },
+        "audit": if svc.audit.is_healthy() { "durable" } else { "unavailable" },
         "active_kid": rt.keys.active().kid,
         "workloads": rt.config.workloads.len(),
         "simulator_trusted": rt.config.trust.simulator,

@@ -33,6 +33,8 @@ pub struct Metrics {
     in_flight: AtomicI64,
     reloads_ok: AtomicI64,
     reloads_failed: AtomicI64,
+    connections_refused: AtomicI64,
+    rate_limited: AtomicI64,
 }
 
 impl Metrics {
@@ -60,6 +62,16 @@ impl Metrics {
         self.in_flight.fetch_add(delta, Ordering::Relaxed);
     }
 
+    /// A connection closed at accept because a connection cap was reached.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request answered 429 by admission control.
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn reload(&self, ok: bool) {
         if ok {
             self.reloads_ok.fetch_add(1, Ordering::Relaxed);
@@ -72,6 +84,20 @@ impl Metrics {
     pub fn render(&self) -> String {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut s = String::new();
+        let _ = writeln!(s, "# HELP locus_connections_refused_total Connections closed at accept by a connection cap.");
+        let _ = writeln!(s, "# TYPE locus_connections_refused_total counter");
+        let _ = writeln!(
+            s,
+            "locus_connections_refused_total {}",
+            self.connections_refused.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(s, "# HELP locus_rate_limited_total Requests answered 429 by per-client admission control.");
+        let _ = writeln!(s, "# TYPE locus_rate_limited_total counter");
+        let _ = writeln!(
+            s,
+            "locus_rate_limited_total {}",
+            self.rate_limited.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             s,
             "# HELP locus_requests_total HTTP requests by route and status."

@@ -5,6 +5,7 @@
 //! binding, workload, key, policy, residency, geo-fence) → WIT + EAR signed ([`issue`]) → audit record built from the
 //! decision and made durable ([`audit`]) → answer. Every refusal is a problem+json with its stable code.
 
+pub mod admission;
 pub mod audit;
 pub mod challenge;
 pub mod http;
@@ -12,6 +13,7 @@ pub mod issue;
 pub mod keys;
 pub mod metrics;
 pub mod state;
+pub mod transport;
 
 /// The configuration and endorsements live at the crate root (the decision uses them too); re-exported here so
 /// `service::config` keeps naming them.
@@ -37,6 +39,13 @@ pub enum ServeError {
     Audit(std::io::Error),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error(
+        "refusing to serve plaintext HTTP on {0}: configure server.tls_cert/tls_key, listen on a loopback address, or \
+         set server.allow_plaintext = true"
+    )]
+    Plaintext(SocketAddr),
 }
 
 /// Serve `config` on `listener` until `shutdown` resolves, then drain in-flight requests.
@@ -48,14 +57,33 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let local = listener.local_addr()?;
+    let tls = match &config.server.tls {
+        Some((cert, key)) => Some(Arc::new(
+            transport::Tls::load(cert, key).map_err(ServeError::Tls)?,
+        )),
+        None if transport::is_loopback(&local) => None,
+        None if config.server.allow_plaintext => {
+            tracing::warn!(listen = %local, "server.allow_plaintext = true: serving plaintext HTTP on a non-loopback address");
+            None
+        }
+        None => return Err(ServeError::Plaintext(local)),
+    };
+    let limits = transport::Limits {
+        header_read_timeout: config.server.header_read_timeout,
+        idle_timeout: config.server.idle_timeout,
+        handshake_timeout: config.server.header_read_timeout,
+        max_connections: config.server.max_connections,
+        max_connections_per_client: config.server.max_connections_per_client,
+    };
     let audit = audit::AuditLog::open(&config.server.audit).map_err(ServeError::Audit)?;
     let runtime = state::build_runtime(config, true)?;
     if runtime.config.trust.simulator {
         tracing::warn!("trust.simulator = true: simulator evidence is accepted and every credential says simulated");
     }
     let service = Arc::new(Service::new(runtime, audit));
-    spawn_reload_on_sighup(service.clone());
-    spawn_key_rescan(service.clone());
+    spawn_reload_on_sighup(service.clone(), tls.clone());
+    spawn_key_rescan(service.clone(), tls.clone());
     let draining = service.clone();
     let shutdown = async move {
         shutdown.await;
@@ -64,14 +92,21 @@ pub async fn run(
             .ready
             .store(false, std::sync::atomic::Ordering::Relaxed);
     };
+    let refused = service.clone();
     let app = http::router(service);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    transport::serve(
+        listener,
+        app,
+        tls,
+        limits,
+        Arc::new(move || refused.metrics.connection_refused()),
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
 
-fn spawn_reload_on_sighup(service: Arc<Service>) {
+fn spawn_reload_on_sighup(service: Arc<Service>, tls: Option<Arc<transport::Tls>>) {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::hangup()) {
         Ok(mut hup) => {
@@ -79,8 +114,17 @@ fn spawn_reload_on_sighup(service: Arc<Service>) {
                 while hup.recv().await.is_some() {
                     tracing::info!("SIGHUP: reloading configuration");
                     let svc = service.clone();
+                    let tls = tls.clone();
                     // Reload reads files and checks keys: keep it off the async workers.
-                    let _ = tokio::task::spawn_blocking(move || svc.reload()).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Some(tls) = tls {
+                            if let Err(e) = tls.reload() {
+                                tracing::error!(error = %e, "TLS reload failed; keeping the running certificate");
+                            }
+                        }
+                        svc.reload()
+                    })
+                    .await;
                 }
             });
         }
@@ -90,8 +134,17 @@ fn spawn_reload_on_sighup(service: Arc<Service>) {
 
 /// Reload when the key files change (a `keys rotate`, an updated Kubernetes Secret), so replicas pick up a rotation
 /// without a signal. A failed reload keeps the running keys, exactly like SIGHUP.
-fn spawn_key_rescan(service: Arc<Service>) {
+fn spawn_key_rescan(service: Arc<Service>, tls: Option<Arc<transport::Tls>>) {
     let rt = service.runtime();
+    // Forget rate-limit buckets of clients gone quiet (bounded memory under a flood of addresses).
+    let forget = service.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            forget.admission.forget_idle_clients();
+        }
+    });
     let Some(every) = rt.config.server.key_rescan else {
         return;
     };
@@ -102,6 +155,10 @@ fn spawn_key_rescan(service: Arc<Service>) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if let Some(tls) = &tls {
+                let tls = tls.clone();
+                let _ = tokio::task::spawn_blocking(move || tls.reload_if_changed()).await;
+            }
             let now = keys::fingerprint(&dir);
             if now != seen {
                 tracing::info!(dir = %dir.display(), "key files changed: reloading");

@@ -184,6 +184,12 @@ pub struct Service {
     pub ready: AtomicBool,
     /// Who we are in audit records.
     pub replica: String,
+    /// Rate limit for log lines about requests refused before the nonce check (they are not audited).
+    pub junk_log: super::http::LogLimiter,
+    /// Per-client token buckets on /v1/* (fixed at start).
+    pub admission: super::admission::Admission,
+    /// Minimum body rate: a body's deadline is 2 s plus its length at this rate.
+    pub body_min_bytes_per_sec: u64,
 }
 
 impl Service {
@@ -203,6 +209,13 @@ impl Service {
             max_body_bytes: cfg.server.max_body_bytes,
             ready: AtomicBool::new(true),
             replica,
+            junk_log: Default::default(),
+            admission: super::admission::Admission::new(
+                cfg.server.rate_limit_per_second,
+                cfg.server.rate_limit_burst,
+                cfg.server.trusted_proxies.clone(),
+            ),
+            body_min_bytes_per_sec: cfg.server.body_min_bytes_per_sec,
         }
     }
 
@@ -239,8 +252,9 @@ impl Service {
         }
     }
 
+    /// Ready: not draining, and the audit log can be made durable (nothing can be issued otherwise).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.audit.is_healthy()
     }
 }
 
