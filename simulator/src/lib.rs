@@ -18,6 +18,7 @@ pub mod intel_bridge;
 pub mod keys;
 pub mod profile;
 pub mod server;
+pub mod tls;
 pub mod world;
 pub mod x509;
 
