@@ -18,7 +18,7 @@ use common::{
     uds_request, FakeVerifier,
 };
 use locus_agent::client::VerifierClient;
-use locus_agent::run::{start, system_clock, RunConfig, RunParams, RunningAgent};
+use locus_agent::run::{start, system_clock, PeerAllowList, RunConfig, RunParams, RunningAgent};
 use locus_agent::select::{open_attester, AttesterOptions, TeeChoice};
 use locus_wimse::wpt::token_hash;
 use locus_wimse::{RelyingParty, RpConfig};
@@ -38,6 +38,7 @@ fn params(fv: &FakeVerifier, socket: &Path, tee: TeeChoice) -> RunParams {
             ..RunConfig::default()
         },
         socket: socket.to_path_buf(),
+        peers: PeerAllowList::default(),
         clock: system_clock(),
     }
 }
