@@ -4,7 +4,10 @@
 //! 3. report_data = SHA-512("locus-attest-v1" ‖ 0 ‖ nonce ‖ RFC 7638 thumbprint of the public JWK);
 //! 4. evidence from the attester (blocking hardware call, run off the async workers);
 //! 5. `POST /v1/attest` with nonce, TEE, evidence, certificates, public JWK and workload;
-//! 6. the WIT is accepted only if its `cnf.jwk` is our key; the credential keeps the key.
+//! 6. the WIT is accepted only if it verifies against the verifier's JWKS (signature, `kid`, ES256, lifetime, no
+//!    `aud`: [`VerifierClient::verify_wit`]), names the workload asked for (`sub_mismatch`), and its `cnf.jwk` is our
+//!    key (`cnf_mismatch`); the credential keeps the key. A WIT failing any of this is dropped here, so `run` keeps
+//!    serving the credential it has.
 
 use std::sync::Arc;
 
@@ -56,7 +59,17 @@ pub async fn obtain_credential(
         workload: workload.map(str::to_string),
     };
     let response = client.attest(&request).await?;
-    Credential::from_response(response, key, now())
+    let received_at = now();
+    let verified = client.verify_wit(&response.wit, received_at).await?;
+    if let Some(asked) = workload {
+        if verified.id().as_str() != asked {
+            return Err(AgentError::SubMismatch {
+                expected: asked.to_string(),
+                got: verified.id().as_str().to_string(),
+            });
+        }
+    }
+    Credential::from_response(response, key, received_at)
 }
 
 /// Unix seconds from the system clock (the one place the agent reads it for credentials).

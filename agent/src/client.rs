@@ -1,13 +1,29 @@
-//! The verifier's HTTP API (DESIGN §7), client side: `POST /v1/challenge` and `POST /v1/attest`.
+//! The verifier's HTTP API (DESIGN §7), client side: `POST /v1/challenge`, `POST /v1/attest`, and
+//! `GET /.well-known/jwks.json` to verify every WIT it issues before the agent serves it.
 //!
+//! Transport: `https://` (rustls) only; plain `http://` only to a loopback host (127.0.0.0/8, `::1`, `localhost`)
+//! or through [`VerifierClient::danger_insecure_http`] (`--insecure-http`). Redirects are never followed.
 //! Refusals arrive as RFC 9457 problem documents with a stable `code`, which is kept verbatim. Answers are read with
 //! a size cap, and a request that does not complete within the timeout is a transport failure.
+//!
+//! WIT check ([`VerifierClient::verify_wit`]): the verifier's keys are cached in a `locus_wimse::JwksCache` shared by
+//! every clone of the client (so renewals reuse them), refreshed when stale (`Cache-Control`) or when a WIT names an
+//! unknown `kid` (at most once per 30 s), and the WIT must pass `locus_wimse`'s strict `WitVerifier` under them.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use locus_wimse::jws::CompactJws;
+use locus_wimse::{
+    JwksCache, JwksCachePolicy, TrustStore, VerifiedWit, WitPolicy, WitVerifier, WorkloadId,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AgentError;
+
+/// Where the verifier publishes its WIT signing keys (DESIGN §5, §7).
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// Largest answer body read from the verifier.
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -73,17 +89,46 @@ struct Problem {
 pub struct VerifierClient {
     base: String,
     http: reqwest::Client,
+    /// The verifier's WIT signing keys, shared by every clone so that renewals reuse them. An async mutex held
+    /// across the fetch: concurrent checks wait for one fetch instead of each starting their own.
+    keys: Arc<tokio::sync::Mutex<JwksCache>>,
+}
+
+/// Whether `host` (as in a URL: IPv6 in brackets) is a loopback address or `localhost`.
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 impl VerifierClient {
-    /// A client for the verifier at `base` (`http(s)://host[:port][/prefix]`), with a per-request timeout.
+    /// A client for the verifier at `base` (`https://host[:port][/prefix]`, or `http://` to a loopback host), with a
+    /// per-request timeout.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, AgentError> {
+        Self::build(base, timeout, false)
+    }
+
+    /// **Weakens transport security.** Like [`VerifierClient::new`], but plain `http://` to any host: whoever is on
+    /// the path sees the evidence and can answer in the verifier's place (the WIT check against the JWKS fetched
+    /// over the same channel does not help then). For test networks only (`--insecure-http`); logs at `warn`.
+    pub fn danger_insecure_http(base: &str, timeout: Duration) -> Result<Self, AgentError> {
+        let client = Self::build(base, timeout, true)?;
+        if client.base.starts_with("http://") {
+            tracing::warn!(verifier = %client.base, "--insecure-http: talking to the verifier over plain HTTP");
+        }
+        Ok(client)
+    }
+
+    fn build(base: &str, timeout: Duration, insecure_http: bool) -> Result<Self, AgentError> {
         let trimmed = base.trim_end_matches('/');
         let parsed = reqwest::Url::parse(trimmed)
             .map_err(|e| AgentError::Config(format!("verifier URL {base:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        let host = parsed.host_str().unwrap_or_default();
+        if !matches!(parsed.scheme(), "http" | "https") || host.is_empty() {
             return Err(AgentError::Config(format!(
-                "verifier URL {base:?}: must be http(s)://host[:port]"
+                "verifier URL {base:?}: must be https://host[:port]"
             )));
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
@@ -91,14 +136,26 @@ impl VerifierClient {
                 "verifier URL {base:?}: no query or fragment"
             )));
         }
+        let https = parsed.scheme() == "https";
+        if !https && !insecure_http && !is_loopback_host(host) {
+            return Err(AgentError::Config(format!(
+                "verifier URL {base:?}: must be https:// (plain http:// only to a loopback host, or with \
+                 --insecure-http)"
+            )));
+        }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(https)
             .build()
             .map_err(|e| AgentError::Internal(format!("HTTP client: {e}")))?;
         Ok(Self {
             base: trimmed.to_string(),
             http,
+            keys: Arc::new(tokio::sync::Mutex::new(JwksCache::new(
+                JwksCachePolicy::default(),
+            ))),
         })
     }
 
@@ -130,20 +187,89 @@ impl VerifierClient {
         serde_json::from_slice(&body).map_err(|e| AgentError::BadResponse(format!("attest: {e}")))
     }
 
+    /// `GET /.well-known/jwks.json`: the body and its `Cache-Control` value.
+    pub async fn jwks(&self) -> Result<(Vec<u8>, Option<String>), AgentError> {
+        let url = format!("{}{JWKS_PATH}", self.base);
+        self.call(&url, self.http.get(&url)).await
+    }
+
+    /// Verify a WIT the verifier issued, at `now` (Unix seconds), against the verifier's JWKS with the strict
+    /// `locus_wimse` policy (ES256, `kid`, no `aud`, bounded lifetime). The keys come from the cache, fetched when
+    /// missing, stale or lacking the WIT's `kid` (rate-limited). The agent trusts this verifier for whatever trust
+    /// domain it issues in, so the keys are anchored at the WIT's own trust domain.
+    pub async fn verify_wit(&self, wit: &str, now: u64) -> Result<VerifiedWit, AgentError> {
+        let invalid = |e: locus_wimse::WimseError| AgentError::WitInvalid {
+            code: e.code(),
+            detail: e.to_string(),
+        };
+        let jws = CompactJws::parse(wit)
+            .map_err(|e| AgentError::BadResponse(format!("WIT is not a compact JWS: {e}")))?;
+        let claims = jws
+            .claims()
+            .map_err(|e| AgentError::BadResponse(format!("WIT claims: {e}")))?;
+        let sub = claims
+            .get("sub")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| AgentError::BadResponse("WIT has no string sub".into()))?;
+        let sub = WorkloadId::parse(sub).map_err(invalid)?;
+        let keys = {
+            let mut cache = self.keys.lock().await;
+            let mut fetch_error = None;
+            if cache.needs_fetch(now, jws.header.kid.as_deref()) {
+                match self.jwks().await {
+                    Ok((body, cache_control)) => {
+                        if let Err(e) = cache.on_fetched(now, &body, cache_control.as_deref()) {
+                            tracing::warn!(code = e.code(), error = %e, "the verifier's JWKS does not parse");
+                            fetch_error = Some(AgentError::BadResponse(format!("JWKS: {e}")));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(code = e.code(), error = %e, "fetching the verifier's JWKS failed");
+                        cache.on_fetch_failed(now, e.to_string());
+                        fetch_error = Some(e);
+                    }
+                }
+            }
+            match (cache.keys(now), fetch_error) {
+                (Ok(keys), _) => keys.clone(),
+                // No usable keys: the fetch's own error says more than "unavailable".
+                (Err(_), Some(e)) => return Err(e),
+                (Err(e), None) => return Err(AgentError::BadResponse(e.to_string())),
+            }
+        };
+        let trust = TrustStore::new().with_keys(sub.trust_domain(), keys);
+        WitVerifier::new(trust, WitPolicy::default())
+            .verify(wit, now)
+            .map_err(invalid)
+    }
+
     async fn post<T: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &T,
     ) -> Result<Vec<u8>, AgentError> {
         let url = format!("{}{path}", self.base);
-        let mut resp = self
-            .http
-            .post(&url)
-            .json(body)
+        let (body, _) = self.call(&url, self.http.post(&url).json(body)).await?;
+        Ok(body)
+    }
+
+    /// Send, read the answer with the size cap, and map a refusal to its code. Returns the body and the
+    /// `Cache-Control` value of a successful answer.
+    async fn call(
+        &self,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(Vec<u8>, Option<String>), AgentError> {
+        let mut resp = req
             .send()
             .await
             .map_err(|e| AgentError::Unreachable(format!("{url}: {}", error_chain(&e))))?;
         let status = resp.status();
+        let cache_control = resp
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut bytes = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| {
             AgentError::Unreachable(format!("{url}: reading the answer: {}", error_chain(&e)))
@@ -156,7 +282,7 @@ impl VerifierClient {
             bytes.extend_from_slice(&chunk);
         }
         if status.is_success() {
-            return Ok(bytes);
+            return Ok((bytes, cache_control));
         }
         match serde_json::from_slice::<Problem>(&bytes) {
             Ok(Problem {
@@ -200,9 +326,45 @@ mod tests {
                 .ok(),
             Some("https://v.example".into())
         );
-        for bad in ["ftp://x", "not a url", "http://x/?a=b", "unix:/tmp/s"] {
+        for bad in ["ftp://x", "not a url", "https://x/?a=b", "unix:/tmp/s"] {
             let err = VerifierClient::new(bad, t).expect_err(bad);
             assert_eq!(err.code(), "config_invalid", "{bad}");
         }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_insecure_http() {
+        let t = Duration::from_secs(1);
+        for loopback in [
+            "http://127.0.0.1:8080",
+            "http://127.9.8.7",
+            "http://[::1]:8443/",
+            "http://localhost:8443",
+            "http://LOCALHOST",
+        ] {
+            assert!(VerifierClient::new(loopback, t).is_ok(), "{loopback}");
+        }
+        for remote in [
+            "http://verifier.example:8443",
+            "http://10.0.0.1",
+            "http://[2001:db8::1]",
+            "http://localhost.example",
+            "http://128.0.0.1",
+        ] {
+            let err = VerifierClient::new(remote, t).expect_err(remote);
+            assert_eq!(err.code(), "config_invalid", "{remote}");
+            assert!(err.to_string().contains("--insecure-http"), "{err}");
+            assert!(
+                VerifierClient::danger_insecure_http(remote, t).is_ok(),
+                "{remote}"
+            );
+        }
+        // The danger constructor keeps every other rule.
+        assert_eq!(
+            VerifierClient::danger_insecure_http("ftp://x", t)
+                .expect_err("ftp")
+                .code(),
+            "config_invalid"
+        );
     }
 }

@@ -2,9 +2,10 @@
 //! names. The key is a `locus_wimse::Es256SigningKey`: generated in memory, its PKCS#8 kept in a `Zeroizing` buffer
 //! (wiped on drop), never exported or written anywhere. Dropping the credential drops the key.
 //!
-//! The agent does not verify the WIT's signature (it has the verifier's answer over the channel it chose); it does
-//! check that the token is a compact JWS whose `cnf.jwk` is *our* key and whose `exp` lies ahead, because serving a
-//! token bound to someone else's key, or an expired one, would be useless at best.
+//! [`crate::attest::obtain_credential`] verifies the WIT against the verifier's JWKS first
+//! ([`crate::client::VerifierClient::verify_wit`]); [`Credential::from_response`] then checks that its `cnf.jwk` is
+//! *our* key and its `exp` lies ahead, because serving a token bound to someone else's key, or an expired one, would
+//! be useless at best.
 
 use std::fmt;
 

@@ -11,6 +11,13 @@ pub const VERIFIER_UNREACHABLE: &str = "verifier_unreachable";
 pub const VERIFIER_RESPONSE_INVALID: &str = "verifier_response_invalid";
 /// The issued WIT is not bound to the key this agent generated.
 pub const CNF_MISMATCH: &str = "cnf_mismatch";
+/// The issued WIT does not verify against the verifier's JWKS (signature, `kid`, algorithm, lifetime, `aud`); the
+/// message carries the `locus-wimse` code.
+pub const WIT_INVALID: &str = "wit_invalid";
+/// The issued WIT names another Workload Identifier than the one asked for.
+pub const SUB_MISMATCH: &str = "sub_mismatch";
+/// A Workload API client whose uid and gid are not on the allow-list.
+pub const PEER_NOT_ALLOWED: &str = "peer_not_allowed";
 /// The Workload API has no valid credential to serve.
 pub const CREDENTIAL_UNAVAILABLE: &str = "credential_unavailable";
 /// Bad configuration or arguments.
@@ -54,6 +61,22 @@ pub enum AgentError {
         /// The WIT's cnf thumbprint (base64url).
         got: String,
     },
+    /// The WIT does not verify against the verifier's published keys.
+    #[error("the issued WIT does not verify against the verifier's JWKS: {code}: {detail}")]
+    WitInvalid {
+        /// The `locus-wimse` code (`signature_invalid`, `kid_unknown`, …).
+        code: &'static str,
+        /// Its message.
+        detail: String,
+    },
+    /// The WIT's `sub` is not the Workload Identifier asked for.
+    #[error("the issued WIT is for {got}, not the workload asked for ({expected})")]
+    SubMismatch {
+        /// Asked for.
+        expected: String,
+        /// The WIT's `sub`.
+        got: String,
+    },
     /// Bad arguments or configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -72,6 +95,8 @@ impl AgentError {
             AgentError::Unreachable(_) => VERIFIER_UNREACHABLE,
             AgentError::BadResponse(_) => VERIFIER_RESPONSE_INVALID,
             AgentError::CnfMismatch { .. } => CNF_MISMATCH,
+            AgentError::WitInvalid { .. } => WIT_INVALID,
+            AgentError::SubMismatch { .. } => SUB_MISMATCH,
             AgentError::Config(_) => CONFIG_INVALID,
             AgentError::Internal(_) => INTERNAL,
         }
@@ -112,6 +137,22 @@ mod tests {
             }
             .code(),
             "cnf_mismatch"
+        );
+        assert_eq!(
+            AgentError::WitInvalid {
+                code: "signature_invalid",
+                detail: "d".into()
+            }
+            .code(),
+            "wit_invalid"
+        );
+        assert_eq!(
+            AgentError::SubMismatch {
+                expected: "a".into(),
+                got: "b".into()
+            }
+            .code(),
+            "sub_mismatch"
         );
         assert_eq!(
             AgentError::from(AttestError::Busy("b".into())).code(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use locus_agent::attest::{obtain_credential, system_now};
 use locus_agent::client::VerifierClient;
-use locus_agent::run::{self, RunConfig, RunParams};
+use locus_agent::run::{self, PeerAllowList, RunConfig, RunParams};
 use locus_agent::select::{open_attester, AttesterOptions, TeeChoice};
 use locus_agent::AgentError;
 use locus_hw::backend::configfs_tsm::{RealTsmFs, DEFAULT_ROOT};
@@ -49,6 +49,13 @@ enum Command {
         /// Longest retry delay, milliseconds.
         #[arg(long, default_value_t = 60_000)]
         retry_max_ms: u64,
+        /// Serve Workload API peers with this uid (repeatable). Default, when neither --allow-uid nor --allow-gid
+        /// is given: the agent's own uid and root.
+        #[arg(long = "allow-uid", value_name = "UID")]
+        allow_uid: Vec<u32>,
+        /// Serve Workload API peers whose effective gid is this one (repeatable; supplementary groups do not count).
+        #[arg(long = "allow-gid", value_name = "GID")]
+        allow_gid: Vec<u32>,
     },
 }
 
@@ -75,6 +82,10 @@ struct Common {
     /// Per-request timeout towards the verifier, seconds.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
+    /// DANGER: allow a plain http:// verifier URL to a non-loopback host (without it: https://, or http:// to
+    /// 127.0.0.0/8, ::1 or localhost only).
+    #[arg(long)]
+    insecure_http: bool,
 }
 
 impl Common {
@@ -91,10 +102,12 @@ impl Common {
     }
 
     fn client(&self) -> Result<VerifierClient, AgentError> {
-        VerifierClient::new(
-            &self.verifier,
-            Duration::from_secs(self.timeout_secs.max(1)),
-        )
+        let timeout = Duration::from_secs(self.timeout_secs.max(1));
+        if self.insecure_http {
+            VerifierClient::danger_insecure_http(&self.verifier, timeout)
+        } else {
+            VerifierClient::new(&self.verifier, timeout)
+        }
     }
 }
 
@@ -146,6 +159,7 @@ async fn run_agent(
     socket: PathBuf,
     retry_initial_ms: u64,
     retry_max_ms: u64,
+    peers: PeerAllowList,
 ) -> Result<(), AgentError> {
     if retry_initial_ms == 0 || retry_max_ms < retry_initial_ms {
         return Err(AgentError::Config(
@@ -162,6 +176,7 @@ async fn run_agent(
             ..RunConfig::default()
         },
         socket,
+        peers,
         clock: run::system_clock(),
     };
     run::run(params, shutdown_signal()).await
@@ -190,9 +205,15 @@ async fn main() -> ExitCode {
             socket,
             retry_initial_ms,
             retry_max_ms,
+            allow_uid,
+            allow_gid,
         } => {
             init_tracing("info");
-            match run_agent(&common, socket, retry_initial_ms, retry_max_ms).await {
+            let peers = PeerAllowList {
+                uids: allow_uid,
+                gids: allow_gid,
+            };
+            match run_agent(&common, socket, retry_initial_ms, retry_max_ms, peers).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(code = e.code(), error = %e, "locus-agent stopped");

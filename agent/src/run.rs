@@ -10,6 +10,12 @@
 //!
 //! The socket is bound inside a private 0700 directory, set to 0660, then renamed into place, so it is never
 //! reachable with looser permissions. Nothing else is written to disk: the private key lives only in memory.
+//!
+//! File permissions decide who may connect; the peer's credentials (`SO_PEERCRED`, read when the connection is
+//! accepted) decide who is served: a peer whose uid is not in [`PeerAllowList::uids`] and whose gid is not in
+//! [`PeerAllowList::gids`] gets 403 `peer_not_allowed` before any handler runs. The default list is the agent's own
+//! uid and root; `--allow-uid` / `--allow-gid` replace it. `SO_PEERCRED` gives the peer's effective uid and gid
+//! only: membership in a supplementary group does not count.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,10 +26,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use axum::Router;
 use locus_hw::Attester;
 use locus_wimse::wpt::{token_hash, WptRequest};
@@ -33,7 +42,7 @@ use tokio::sync::watch;
 use crate::attest::obtain_credential;
 use crate::client::VerifierClient;
 use crate::credential::Credential;
-use crate::error::{AgentError, CREDENTIAL_UNAVAILABLE, INTERNAL};
+use crate::error::{AgentError, CREDENTIAL_UNAVAILABLE, INTERNAL, PEER_NOT_ALLOWED};
 
 /// Wall-clock time as Unix seconds with a fraction (scheduling) — validity checks use its floor.
 pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
@@ -441,6 +450,95 @@ pub fn workload_api(slot: CredentialSlot, clock: Clock, wpt_lifetime: u64) -> Ro
         .with_state(state)
 }
 
+/// Who may use the Workload API: a peer is served when its uid is in `uids` or its gid in `gids`. Both empty means
+/// the default: the agent's own uid and root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerAllowList {
+    /// Allowed peer uids.
+    pub uids: Vec<u32>,
+    /// Allowed peer (effective, primary) gids.
+    pub gids: Vec<u32>,
+}
+
+impl PeerAllowList {
+    /// The list in force for an agent running as `own_uid`.
+    pub fn resolve(&self, own_uid: u32) -> PeerAllowList {
+        if self.uids.is_empty() && self.gids.is_empty() {
+            let mut uids = vec![own_uid];
+            if own_uid != 0 {
+                uids.push(0);
+            }
+            PeerAllowList {
+                uids,
+                gids: Vec::new(),
+            }
+        } else {
+            self.clone()
+        }
+    }
+
+    /// Whether a peer with these credentials is served (no credentials: never).
+    pub fn allows(&self, peer: &PeerCred) -> bool {
+        match (peer.uid, peer.gid) {
+            (Some(uid), Some(gid)) => self.uids.contains(&uid) || self.gids.contains(&gid),
+            _ => false,
+        }
+    }
+}
+
+/// The credentials of a Workload API peer, read from the socket (`SO_PEERCRED`) when its connection is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCred {
+    /// Effective uid, if the kernel told us.
+    pub uid: Option<u32>,
+    /// Effective gid, if the kernel told us.
+    pub gid: Option<u32>,
+    /// Process id, for the logs.
+    pub pid: Option<i32>,
+}
+
+impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for PeerCred {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        match stream.io().peer_cred() {
+            Ok(c) => PeerCred {
+                uid: Some(c.uid()),
+                gid: Some(c.gid()),
+                pid: c.pid(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the Workload API peer's credentials failed");
+                PeerCred {
+                    uid: None,
+                    gid: None,
+                    pid: None,
+                }
+            }
+        }
+    }
+}
+
+/// Middleware: refuse a peer that is not on the allow-list, before the request reaches a handler.
+async fn check_peer(
+    State(allow): State<Arc<PeerAllowList>>,
+    ConnectInfo(peer): ConnectInfo<PeerCred>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if allow.allows(&peer) {
+        return next.run(req).await;
+    }
+    tracing::warn!(uid = ?peer.uid, gid = ?peer.gid, pid = ?peer.pid, "Workload API peer refused: not on the allow-list");
+    let who = match (peer.uid, peer.gid) {
+        (Some(uid), Some(gid)) => format!("uid {uid} gid {gid}"),
+        _ => "a peer with unknown credentials".to_string(),
+    };
+    problem(
+        StatusCode::FORBIDDEN,
+        PEER_NOT_ALLOWED,
+        format!("{who} may not use this Workload API (see --allow-uid / --allow-gid)"),
+    )
+}
+
 /// The bound socket's path; removes the socket on drop if it is still the one we bound.
 #[derive(Debug)]
 pub struct SocketGuard {
@@ -522,6 +620,8 @@ pub struct RunParams {
     pub cfg: RunConfig,
     /// The Workload API socket path.
     pub socket: PathBuf,
+    /// Who may use the Workload API (default: the agent's own uid and root).
+    pub peers: PeerAllowList,
     /// The clock.
     pub clock: Clock,
 }
@@ -533,6 +633,7 @@ impl std::fmt::Debug for RunParams {
             .field("attester", &self.attester.name())
             .field("cfg", &self.cfg)
             .field("socket", &self.socket)
+            .field("peers", &self.peers)
             .finish_non_exhaustive()
     }
 }
@@ -576,6 +677,12 @@ impl RunningAgent {
 /// Bind the socket and start the renewal loop and the Workload API.
 pub async fn start(params: RunParams) -> Result<RunningAgent, AgentError> {
     let (listener, guard) = bind_socket(&params.socket)?;
+    // We created the socket, so its owner is the uid we run as.
+    let own_uid = std::fs::symlink_metadata(&params.socket)
+        .map_err(|e| AgentError::Config(format!("{}: {e}", params.socket.display())))?
+        .uid();
+    let peers = Arc::new(params.peers.resolve(own_uid));
+    tracing::info!(uids = ?peers.uids, gids = ?peers.gids, "Workload API peers allowed");
     let slot = CredentialSlot::default();
     let (tx, rx) = watch::channel(false);
     let renewal = tokio::spawn(renewal_loop(
@@ -586,7 +693,9 @@ pub async fn start(params: RunParams) -> Result<RunningAgent, AgentError> {
         params.clock.clone(),
         rx.clone(),
     ));
-    let app = workload_api(slot.clone(), params.clock, params.cfg.wpt_lifetime);
+    let app = workload_api(slot.clone(), params.clock, params.cfg.wpt_lifetime)
+        .layer(axum::middleware::from_fn_with_state(peers, check_peer))
+        .into_make_service_with_connect_info::<PeerCred>();
     let mut server_rx = rx;
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -649,6 +758,33 @@ mod tests {
             retry_delay(&cfg, 30, Some(0.01), 1.0),
             Duration::from_millis(50)
         );
+    }
+
+    #[test]
+    fn peer_allow_list_defaults_to_own_uid_and_root_and_explicit_lists_replace_it() {
+        let peer = |uid, gid| PeerCred {
+            uid: Some(uid),
+            gid: Some(gid),
+            pid: None,
+        };
+        let default = PeerAllowList::default().resolve(1000);
+        assert_eq!(default.uids, vec![1000, 0]);
+        assert!(default.allows(&peer(1000, 5)) && default.allows(&peer(0, 0)));
+        assert!(!default.allows(&peer(1001, 1000)));
+        assert_eq!(PeerAllowList::default().resolve(0).uids, vec![0]);
+        let explicit = PeerAllowList {
+            uids: vec![],
+            gids: vec![77],
+        }
+        .resolve(0);
+        assert!(explicit.allows(&peer(5, 77)));
+        assert!(!explicit.allows(&peer(0, 0)), "root is not implied");
+        let unknown = PeerCred {
+            uid: None,
+            gid: None,
+            pid: None,
+        };
+        assert!(!explicit.allows(&unknown) && !default.allows(&unknown));
     }
 
     #[test]

@@ -272,3 +272,101 @@ fn unknown_or_mismatched_simulator_profile_is_a_config_error() {
         assert_eq!(err.code(), "config_invalid", "{profile}");
     }
 }
+
+// ---------------- The WIT is checked against the verifier's JWKS before it is accepted ----------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wit_signed_with_a_key_the_verifier_does_not_publish_is_wit_invalid() {
+    let fv = FakeVerifier::start(600).await;
+    fv.sign_with_an_unpublished_key();
+    let err = obtain_credential(&client(&fv), sim(TeeChoice::SimSnp, None), None, &now_secs)
+        .await
+        .expect_err("signature under an unpublished key");
+    assert_eq!(err.code(), "wit_invalid");
+    assert!(err.to_string().contains("signature_invalid"), "{err}");
+    // Signed with the published key again: accepted.
+    fv.sign_with_the_published_key();
+    obtain_credential(&client(&fv), sim(TeeChoice::SimSnp, None), None, &now_secs)
+        .await
+        .expect("published key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wit_for_another_workload_than_asked_is_sub_mismatch() {
+    let fv = FakeVerifier::start(600).await;
+    fv.issue_for_sub("spiffe://example.org/someone-else");
+    let err = obtain_credential(
+        &client(&fv),
+        sim(TeeChoice::SimSnp, None),
+        Some("spiffe://example.org/payments"),
+        &now_secs,
+    )
+    .await
+    .expect_err("another sub");
+    assert_eq!(err.code(), "sub_mismatch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wit_lifetime_above_the_maximum_is_wit_invalid() {
+    // 25 h: above the strict default (24 h, the verifier's own ceiling).
+    let fv = FakeVerifier::start(25 * 3600).await;
+    let err = obtain_credential(&client(&fv), sim(TeeChoice::SimSnp, None), None, &now_secs)
+        .await
+        .expect_err("too long");
+    assert_eq!(err.code(), "wit_invalid");
+    assert!(err.to_string().contains("lifetime_too_long"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifier_without_a_jwks_is_verifier_response_invalid() {
+    let fv = FakeVerifier::start(600).await;
+    fv.hide_jwks();
+    let err = obtain_credential(&client(&fv), sim(TeeChoice::SimSnp, None), None, &now_secs)
+        .await
+        .expect_err("no JWKS");
+    assert_eq!(err.code(), "verifier_response_invalid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_is_cached_and_refreshed_on_an_unknown_kid_at_most_once_per_interval() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let fv = FakeVerifier::start(600).await;
+    let client = client(&fv);
+    let attester = sim(TeeChoice::SimSnp, None);
+    // The agent's clock, shifted by `offset` seconds (the WITs keep the real time).
+    let offset = AtomicU64::new(0);
+    let now = || now_secs() + offset.load(Ordering::Relaxed);
+
+    obtain_credential(&client, attester.clone(), None, &now)
+        .await
+        .expect("first");
+    obtain_credential(&client, attester.clone(), None, &now)
+        .await
+        .expect("second");
+    assert_eq!(
+        fv.jwks_fetches(),
+        1,
+        "the second round used the cached JWKS"
+    );
+
+    // Rotation right after a fetch: the new kid is unknown and the rate limit holds the refresh back.
+    fv.rotate_key("fake-2");
+    let err = obtain_credential(&client, attester.clone(), None, &now)
+        .await
+        .expect_err("unknown kid within the refresh interval");
+    assert_eq!(err.code(), "wit_invalid");
+    assert!(err.to_string().contains("kid_unknown"), "{err}");
+    assert_eq!(fv.jwks_fetches(), 1);
+
+    // 30 s later (the interval): one refresh, and the new key verifies.
+    offset.store(30, Ordering::Relaxed);
+    obtain_credential(&client, attester.clone(), None, &now)
+        .await
+        .expect("after the refresh");
+    assert_eq!(fv.jwks_fetches(), 2);
+    // Clones of the client share the cache.
+    obtain_credential(&client.clone(), attester, None, &now)
+        .await
+        .expect("clone");
+    assert_eq!(fv.jwks_fetches(), 2);
+}

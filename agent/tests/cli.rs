@@ -240,3 +240,87 @@ async fn run_serves_the_workload_api_and_cleans_up_on_sigterm() {
         .collect();
     assert!(left.is_empty(), "the agent wrote nothing else: {left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_a_remote_verifier_needs_insecure_http() {
+    for cmd in ["attest", "run"] {
+        let mut args = vec![
+            cmd,
+            "--verifier",
+            "http://verifier.example:8443",
+            "--tee",
+            "sim-snp",
+        ];
+        if cmd == "attest" {
+            args.push("--json");
+        } else {
+            args.extend(["--socket", "/nonexistent/agent.sock"]);
+        }
+        let out = agent(&args).await;
+        assert_ne!(out.status.code(), Some(0), "{cmd}");
+        let shown = if cmd == "attest" {
+            stdout_json(&out)["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            String::from_utf8_lossy(&out.stderr).to_string()
+        };
+        assert!(shown.contains("config_invalid"), "{cmd}: {shown}");
+    }
+    // Loopback over http needs no flag, and the flag is accepted by both commands.
+    let fv = FakeVerifier::start(600).await;
+    let url = fv.url();
+    for extra in [&[][..], &["--insecure-http"][..]] {
+        let mut args = vec!["attest", "--verifier", &url, "--tee", "sim-snp", "--json"];
+        args.extend_from_slice(extra);
+        let out = agent(&args).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout_json(&out)["wit"].is_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_an_allow_list_without_our_uid_refuses_us_with_peer_not_allowed() {
+    let fv = FakeVerifier::start(600).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("agent.sock");
+    // Neither this uid nor gid (we may be root: root is not implied once a list is given).
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--verifier",
+            &fv.url(),
+            "--tee",
+            "sim-snp",
+            "--insecure-http",
+            "--allow-uid",
+            "4242420",
+            "--allow-uid",
+            "4242421",
+            "--allow-gid",
+            "4242422",
+            "--socket",
+        ])
+        .arg(&socket)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let deadline = now_f64() + 60.0;
+    // Wait until the agent holds a credential (it attested), then ask for it.
+    while fv.records().is_empty() || !socket.exists() {
+        assert!(now_f64() < deadline, "the agent never attested");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, ctype, body) = uds_request(&socket, "GET", "/v1/wit", None).await;
+    assert_eq!((status, ctype.as_str()), (403, "application/problem+json"));
+    assert_eq!(body["code"], "peer_not_allowed");
+    child.start_kill().expect("kill");
+    let _ = child.wait().await;
+}

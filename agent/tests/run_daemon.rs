@@ -18,7 +18,7 @@ use common::{
     uds_request, FakeVerifier,
 };
 use locus_agent::client::VerifierClient;
-use locus_agent::run::{start, system_clock, RunConfig, RunParams, RunningAgent};
+use locus_agent::run::{start, system_clock, PeerAllowList, RunConfig, RunParams, RunningAgent};
 use locus_agent::select::{open_attester, AttesterOptions, TeeChoice};
 use locus_wimse::wpt::token_hash;
 use locus_wimse::{RelyingParty, RpConfig};
@@ -38,6 +38,7 @@ fn params(fv: &FakeVerifier, socket: &Path, tee: TeeChoice) -> RunParams {
             ..RunConfig::default()
         },
         socket: socket.to_path_buf(),
+        peers: PeerAllowList::default(),
         clock: system_clock(),
     }
 }
@@ -446,4 +447,140 @@ fn key_scanner_finds_planted_key_bytes_in_every_encoding() {
         );
         std::fs::remove_file(&f).expect("rm");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_wit_failing_the_jwks_check_is_never_served_and_the_valid_one_is_kept() {
+    // 6-second WITs: renewal at 4 s.
+    let fv = FakeVerifier::start(6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("agent.sock");
+    let agent = start(params(&fv, &socket, TeeChoice::SimSnp))
+        .await
+        .expect("start");
+    let (w0, exp0) = first_wit(&socket).await;
+
+    fv.sign_with_an_unpublished_key();
+    let failures_before = agent.slot().stats().failures();
+    // Until w0 expires, every poll serves w0 (never a forged one); then 503.
+    let deadline = now_f64() + 15.0;
+    loop {
+        match poll_wit(&socket).await {
+            Ok((wit, _)) => assert_eq!(wit, w0, "only the verified WIT is served"),
+            Err(code) => {
+                assert_eq!(code, "credential_unavailable");
+                assert!(now_secs() >= exp0);
+                break;
+            }
+        }
+        assert!(now_f64() < deadline, "w0 never expired?");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(agent.slot().stats().failures() > failures_before);
+    let (code, message) = agent.slot().stats().last_error().expect("recorded");
+    assert_eq!(code, "wit_invalid");
+    assert!(message.contains("signature_invalid"), "{message}");
+
+    // The verifier signs with its published key again: recovery.
+    fv.sign_with_the_published_key();
+    let (w1, _) = first_wit(&socket).await;
+    assert_ne!(w1, w0);
+    agent.stop().await.expect("stop");
+}
+
+/// The uid and gid of this test process (owner of a file it creates).
+fn own_ids(dir: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let probe = dir.join("probe");
+    std::fs::write(&probe, b"").expect("probe file");
+    let m = std::fs::metadata(&probe).expect("metadata");
+    (m.uid(), m.gid())
+}
+
+async fn start_with_peers(fv: &FakeVerifier, socket: &Path, peers: PeerAllowList) -> RunningAgent {
+    let mut p = params(fv, socket, TeeChoice::SimSnp);
+    p.peers = peers;
+    start(p).await.expect("start")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_api_serves_only_peers_on_the_uid_gid_allow_list() {
+    let fv = FakeVerifier::start(600).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (uid, gid) = own_ids(dir.path());
+    let other = |id: u32| id.wrapping_add(4242);
+
+    // Default (own uid, root): this process is served.
+    let socket = dir.path().join("default.sock");
+    let agent = start_with_peers(&fv, &socket, PeerAllowList::default()).await;
+    first_wit(&socket).await;
+    agent.stop().await.expect("stop");
+
+    // Allowed by uid, or by gid alone.
+    for peers in [
+        PeerAllowList {
+            uids: vec![uid],
+            gids: vec![],
+        },
+        PeerAllowList {
+            uids: vec![other(uid)],
+            gids: vec![gid],
+        },
+    ] {
+        let socket = dir.path().join("allowed.sock");
+        let agent = start_with_peers(&fv, &socket, peers.clone()).await;
+        first_wit(&socket).await;
+        let (status, _, body) = uds_request(
+            &socket,
+            "POST",
+            "/v1/wpt",
+            Some(json!({"aud": "https://svc.example/orders"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{peers:?}: {body}");
+        agent.stop().await.expect("stop");
+    }
+
+    // A list that names neither our uid nor our gid (root is not implied): 403 peer_not_allowed on every route,
+    // before any handler runs, while the agent holds a valid credential.
+    let socket = dir.path().join("refused.sock");
+    let agent = start_with_peers(
+        &fv,
+        &socket,
+        PeerAllowList {
+            uids: vec![other(uid)],
+            gids: vec![other(gid)],
+        },
+    )
+    .await;
+    let deadline = now_f64() + 30.0;
+    while agent.slot().valid_at(now_secs()).is_none() {
+        assert!(now_f64() < deadline, "no credential");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (method, uri, body) in [
+        ("GET", "/v1/wit", None),
+        (
+            "POST",
+            "/v1/wpt",
+            Some(json!({"aud": "https://svc.example/orders"})),
+        ),
+        ("GET", "/nope", None),
+    ] {
+        let (status, ctype, body) = uds_request(&socket, method, uri, body).await;
+        assert_eq!(
+            (status, ctype.as_str()),
+            (403, "application/problem+json"),
+            "{method} {uri}"
+        );
+        assert_eq!(body["code"], "peer_not_allowed");
+        assert!(body.get("wit").is_none() && body.get("wpt").is_none());
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(&format!("uid {uid}"))),
+            "{body}"
+        );
+    }
+    agent.stop().await.expect("stop");
 }

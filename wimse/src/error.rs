@@ -22,7 +22,8 @@
 //! | `claim_invalid` | a claim has the wrong type or value |
 //! | `token_expired` | `exp` passed (beyond the allowed clock skew) |
 //! | `token_not_yet_valid` | `nbf` / `iat` in the future (beyond the allowed clock skew) |
-//! | `exp_too_far` | WPT `exp` further ahead than the configured maximum lifetime |
+//! | `exp_too_far` | WPT (or WIT) `exp` further ahead of now than the configured maximum lifetime (plus clock skew) |
+//! | `lifetime_too_long` | WIT `exp` − `iat` above the configured maximum WIT lifetime (default 24 h) |
 //! | `cnf_invalid` | WIT `cnf.jwk` missing its `alg`, holding a private key, or with an algorithm unfit for the key |
 //! | `key_invalid` | a JWK or key document is malformed or of an unsupported type |
 //! | `aud_mismatch` | WPT `aud` is neither the target URI (on a configured authority) nor a configured alias |
@@ -32,6 +33,9 @@
 //! | `oth_missing` / `oth_mismatch` / `oth_unknown` | a configured context token not covered, a listed token that does not match or is absent, an `oth` entry naming a header the relying party does not know |
 //! | `replayed` | the WPT `jti` was already seen from this sender |
 //! | `overloaded` | the replay cache is full of unexpired entries (fail closed) |
+//! | `replay_quota_exceeded` | this sender (WIT `sub`) already holds its quota of live replay-cache entries |
+//! | `jti_too_long` | WPT `jti` longer than the replay cache accepts (default 128 bytes) |
+//! | `jwks_unavailable` | no usable key set: never fetched, or the last good one is older than the stale limit |
 //! | `ear_invalid` | an EAR claims-set breaks draft-ietf-rats-ear-03 |
 //! | `request_invalid` | caller misuse (e.g. a reserved claim passed as an extra claim, a signing key without `kid`) |
 //! | `internal` | our own failure (random generator, signing) |
@@ -214,6 +218,34 @@ pub enum WimseError {
     /// The replay cache is full of unexpired entries.
     #[error("replay cache full")]
     Overloaded,
+    /// This sender holds its quota of live replay-cache entries; other senders are unaffected.
+    #[error("replay quota of {quota} live proofs exceeded for this sender")]
+    ReplayQuotaExceeded {
+        /// The per-sender quota.
+        quota: usize,
+    },
+    /// The WPT `jti` is longer than the replay cache stores.
+    #[error("jti of {len} bytes is longer than {max}")]
+    JtiTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// WIT `exp` − `iat` above the configured maximum.
+    #[error("WIT lifetime {lifetime} s above the maximum {max_lifetime} s")]
+    LifetimeTooLong {
+        /// `exp` − `iat`.
+        lifetime: u64,
+        /// Configured maximum.
+        max_lifetime: u64,
+    },
+    /// No usable JWKS.
+    #[error("JWKS unavailable: {detail}")]
+    JwksUnavailable {
+        /// Why.
+        detail: String,
+    },
     /// An EAR breaks draft-ietf-rats-ear-03.
     #[error("EAR invalid: {detail}")]
     EarInvalid {
@@ -269,6 +301,10 @@ impl WimseError {
             Self::OthUnknown { .. } => "oth_unknown",
             Self::Replayed => "replayed",
             Self::Overloaded => "overloaded",
+            Self::ReplayQuotaExceeded { .. } => "replay_quota_exceeded",
+            Self::JtiTooLong { .. } => "jti_too_long",
+            Self::LifetimeTooLong { .. } => "lifetime_too_long",
+            Self::JwksUnavailable { .. } => "jwks_unavailable",
             Self::EarInvalid { .. } => "ear_invalid",
             Self::RequestInvalid { .. } => "request_invalid",
             Self::Internal { .. } => "internal",
@@ -336,4 +372,8 @@ pub const ALL_CODES: &[&str] = &[
     "ear_invalid",
     "request_invalid",
     "internal",
+    "replay_quota_exceeded",
+    "jti_too_long",
+    "lifetime_too_long",
+    "jwks_unavailable",
 ];

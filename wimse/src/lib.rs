@@ -6,7 +6,8 @@
 //! - [`wit`]: Workload Identity Tokens, issue ([`WitIssuer`]) and verify ([`WitVerifier`]).
 //! - [`wpt`]: Workload Proof Tokens, create ([`create_wpt`]) and verify.
 //! - [`rp`]: the relying-party entry point ([`RelyingParty::verify_request`]) applying every check of both drafts.
-//! - [`replay`]: the bounded `jti` replay cache.
+//! - [`replay`]: the bounded `jti` replay cache (per-sender quota, `jti` length cap).
+//! - [`jwks_cache`]: a sans-I/O JWKS cache (`Cache-Control`, refresh on unknown `kid`, rate-limited, stale limit).
 //! - [`ear`]: EAT Attestation Results (draft-ietf-rats-ear-03) as JWT and CWT.
 //! - [`error`]: [`WimseError`] and its stable codes.
 //!
@@ -56,6 +57,7 @@ pub mod error;
 pub mod id;
 pub mod json;
 pub mod jwk;
+pub mod jwks_cache;
 pub mod jws;
 pub mod replay;
 pub mod rp;
@@ -66,11 +68,12 @@ pub use ear::{Ear, EarAppraisal, TrustTier, TrustVector, VerifierId, EAR_PROFILE
 pub use error::WimseError;
 pub use id::{IdReason, Scheme, TrustDomain, WorkloadId};
 pub use jwk::{Alg, Jwk, Jwks, PublicKey, USE_WIT_SVID};
+pub use jwks_cache::{CacheControl, JwksCache, JwksCachePolicy};
 pub use jws::{Ed25519SigningKey, Es256SigningKey, JwsSigner};
-pub use replay::ReplayCache;
+pub use replay::{ReplayCache, ReplayLimits};
 pub use rp::{Authenticated, RelyingParty, RpConfig};
 pub use wit::{TrustAnchor, TrustStore, VerifiedWit, WitClaims, WitIssuer, WitPolicy, WitVerifier};
-pub use wpt::{create_wpt, token_hash, WptClaims, WptRequest};
+pub use wpt::{create_wpt, token_hash, WptClaims, WptPolicy, WptRequest};
 
 /// base64url without padding, strict on input (no padding, canonical trailing bits).
 pub mod b64 {

@@ -8,7 +8,11 @@
 //! 3. compute acceptable audiences from *configuration* and the target URI — never from `Host` or
 //!    `X-Forwarded-Host`;
 //! 4. verify the WPT (spec §2.2, [`verify_wpt`]);
-//! 5. record `(sub, jti)` in the replay cache until `exp` + skew; a second use is `replayed`.
+//! 5. record `(sub, jti)` in the replay cache until `exp` + skew; a second use is `replayed`; each `sub` holds at
+//!    most a quota of live entries and a `jti` has a length cap ([`crate::replay`]).
+//!
+//! The defaults are strict ([`WitPolicy::default`], [`WptPolicy::default`]): ES256, `kid` required, no `aud` in the
+//! WIT, WIT lifetime ≤ 24 h, WPT `exp` ≤ 5 min (+ skew) ahead.
 //!
 //! Only then is the identity returned. Every failure is a [`WimseError`] whose `code()` the caller puts in its 400
 //! problem document.
@@ -17,7 +21,7 @@ use std::collections::BTreeMap;
 
 use crate::error::WimseError;
 use crate::id::WorkloadId;
-use crate::replay::{ReplayCache, DEFAULT_CAPACITY};
+use crate::replay::{ReplayCache, ReplayLimits};
 use crate::wit::{TrustStore, WitClaims, WitPolicy, WitVerifier, MAX_CLOCK_SKEW};
 use crate::wpt::{strip_query_fragment, verify_wpt, WptClaims, WptExpectations, WptPolicy};
 
@@ -38,12 +42,13 @@ pub struct RpConfig {
     pub wit_policy: WitPolicy,
     /// WPT policy.
     pub wpt_policy: WptPolicy,
-    /// Replay cache capacity (live entries).
-    pub replay_capacity: usize,
+    /// Replay cache bounds: total live entries, live entries per sender (WIT `sub`), longest `jti`.
+    pub replay: ReplayLimits,
 }
 
 impl RpConfig {
-    /// Defaults: all implemented algorithms, 60 s skew, WPT lifetime ≤ 300 s, no aliases or context tokens.
+    /// Defaults: the strict WIT and WPT policies (ES256 only, `kid` required, no WIT `aud`, WIT lifetime ≤ 24 h,
+    /// WPT lifetime ≤ 300 s, 60 s skew), default replay bounds, no aliases or context tokens.
     pub fn new(trust: TrustStore, authorities: Vec<String>) -> Self {
         Self {
             trust,
@@ -52,7 +57,7 @@ impl RpConfig {
             context_token_headers: Vec::new(),
             wit_policy: WitPolicy::default(),
             wpt_policy: WptPolicy::default(),
-            replay_capacity: DEFAULT_CAPACITY,
+            replay: ReplayLimits::default(),
         }
     }
 }
@@ -109,8 +114,8 @@ impl RelyingParty {
                 detail: "no authority or audience configured".into(),
             });
         }
-        if config.wit_policy.clock_skew > MAX_CLOCK_SKEW
-            || config.wpt_policy.clock_skew > MAX_CLOCK_SKEW
+        if config.wit_policy.clock_skew() > MAX_CLOCK_SKEW
+            || config.wpt_policy.clock_skew() > MAX_CLOCK_SKEW
         {
             return Err(WimseError::RequestInvalid {
                 detail: format!("clock skew above {MAX_CLOCK_SKEW} s"),
@@ -127,8 +132,13 @@ impl RelyingParty {
             authorities,
             aliases: config.audience_aliases,
             context_headers,
-            replay: ReplayCache::new(config.replay_capacity),
+            replay: ReplayCache::with_limits(config.replay),
         })
+    }
+
+    /// The replay cache (for its counters).
+    pub fn replay_cache(&self) -> &ReplayCache {
+        &self.replay
     }
 
     /// The WIT verifier (for callers that check a WIT alone, e.g. with HTTP message signatures).
@@ -204,11 +214,9 @@ impl RelyingParty {
         let claims = verify_wpt(&wpt_token, &verified, &expect, &self.wpt_policy, now)?;
 
         // Step 5: replay, per sender, for as long as the token could be accepted.
-        let key = format!("{}\n{}", verified.id().as_str(), claims.jti);
-        let until = claims
-            .exp
-            .saturating_add(self.wpt_policy.clock_skew.min(MAX_CLOCK_SKEW));
-        self.replay.check_and_insert(&key, until, now)?;
+        let until = claims.exp.saturating_add(self.wpt_policy.skew());
+        self.replay
+            .check_and_insert(verified.id().as_str(), &claims.jti, until, now)?;
 
         let wit_kid = verified.kid().map(str::to_owned);
         let wit_token = verified.raw().to_owned();

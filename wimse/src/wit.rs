@@ -10,8 +10,11 @@
 //! 3. `sub` parsed as a Workload Identifier before any lookup;
 //! 4. keys configured for that trust domain, selected by `kid` (never fetched from the token);
 //! 5. signature over the received `header.payload`;
-//! 6. `exp` (bounded skew), `nbf`/`iat` not in the future, `cnf.jwk` with an allowed `alg` fitting the key;
-//!    issuer allow-list when configured. Unknown claims are kept, not interpreted.
+//! 6. `exp` (bounded skew), `nbf`/`iat` not in the future, lifetime (`exp` − `iat`, and `exp` − now) within the
+//!    policy's maximum, `cnf.jwk` with an allowed `alg` fitting the key; issuer allow-list when configured; no `aud`
+//!    unless allowed. Unknown claims are kept, not interpreted.
+//!
+//! The default [`WitPolicy`] is strict (ES256, `kid`, no `aud`, 24 h at most); loosening it takes a `danger_` method.
 
 use std::collections::BTreeMap;
 
@@ -236,40 +239,113 @@ impl TrustStore {
     }
 }
 
-/// Verification policy.
+/// Default longest WIT lifetime (`exp` − `iat`), seconds: 24 h, the longest `ttl` the verifier issues.
+pub const DEFAULT_MAX_WIT_LIFETIME: u64 = 86_400;
+/// Default clock skew, seconds.
+pub const DEFAULT_CLOCK_SKEW: u64 = 60;
+
+/// WIT verification policy. The default is strict, and is what Locus issues: ES256 only (signature and
+/// `cnf.jwk.alg`), `kid` required, no `aud`, lifetime at most [`DEFAULT_MAX_WIT_LIFETIME`], 60 s clock skew.
+/// Every way to loosen it is a method whose name starts with `danger_`.
 #[derive(Debug, Clone)]
 pub struct WitPolicy {
     /// Algorithms accepted for the WIT signature and for `cnf.jwk.alg`.
-    pub allowed_algs: Vec<Alg>,
+    allowed_algs: Vec<Alg>,
     /// Clock skew tolerated on `exp`, `nbf`, `iat` (capped at [`MAX_CLOCK_SKEW`]).
-    pub clock_skew: u64,
+    clock_skew: u64,
     /// Refuse a WIT without `kid` even when the trust domain has a single key (SPIFFE WIT-SVID rule).
-    pub require_kid: bool,
+    require_kid: bool,
     /// Refuse a WIT carrying `aud` (SPIFFE WIT-SVID rule: the audience belongs in the proof of possession).
-    pub reject_aud: bool,
+    reject_aud: bool,
+    /// Longest `exp` − `iat`, and longest `exp` − now (plus skew), seconds.
+    max_lifetime: u64,
 }
 
 impl Default for WitPolicy {
     fn default() -> Self {
         Self {
-            allowed_algs: Alg::ALL.to_vec(),
-            clock_skew: 60,
-            require_kid: false,
-            reject_aud: false,
+            allowed_algs: vec![Alg::Es256],
+            clock_skew: DEFAULT_CLOCK_SKEW,
+            require_kid: true,
+            reject_aud: true,
+            max_lifetime: DEFAULT_MAX_WIT_LIFETIME,
         }
     }
 }
 
 impl WitPolicy {
-    /// The SPIFFE WIT-SVID profile: `kid` required, no `aud`, and only RS/ES/PS algorithms (no EdDSA) for both the
-    /// WIT and `cnf.jwk.alg`.
+    /// The SPIFFE WIT-SVID profile: the defaults, with the other algorithms the profile names (ES384, RS256, PS256;
+    /// never EdDSA) for both the WIT and `cnf.jwk.alg`.
     pub fn wit_svid() -> Self {
-        Self {
-            allowed_algs: vec![Alg::Es256, Alg::Es384, Alg::Rs256, Alg::Ps256],
-            clock_skew: 60,
-            require_kid: true,
-            reject_aud: true,
+        Self::default().danger_allow_algs(&[Alg::Es384, Alg::Rs256, Alg::Ps256])
+    }
+
+    /// Tolerate `secs` of clock skew (a relying party refuses a value above [`MAX_CLOCK_SKEW`]).
+    pub fn with_clock_skew(mut self, secs: u64) -> Self {
+        self.clock_skew = secs;
+        self
+    }
+
+    /// Shorten the longest accepted lifetime to `secs` (values above the current maximum are ignored: use
+    /// [`WitPolicy::danger_allow_lifetime`] to lengthen it).
+    pub fn with_max_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime = self.max_lifetime.min(secs);
+        self
+    }
+
+    /// **Weakens checks.** Accept these algorithms too, for the WIT signature and `cnf.jwk.alg` (e.g. EdDSA
+    /// proof-of-possession keys of other WIMSE issuers).
+    pub fn danger_allow_algs(mut self, algs: &[Alg]) -> Self {
+        for a in algs {
+            if !self.allowed_algs.contains(a) {
+                self.allowed_algs.push(*a);
+            }
         }
+        self
+    }
+
+    /// **Weakens checks.** Accept a WIT without `kid` when its trust domain has exactly one usable key.
+    pub fn danger_allow_missing_kid(mut self) -> Self {
+        self.require_kid = false;
+        self
+    }
+
+    /// **Weakens checks.** Accept a WIT carrying `aud` (not a WIT-SVID; `aud` is still not interpreted).
+    pub fn danger_allow_aud(mut self) -> Self {
+        self.reject_aud = false;
+        self
+    }
+
+    /// **Weakens checks.** Set the longest accepted lifetime to `secs`, above the default if asked: a stolen WIT
+    /// stays usable (with its key) for that long.
+    pub fn danger_allow_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime = secs;
+        self
+    }
+
+    /// Algorithms accepted.
+    pub fn allowed_algs(&self) -> &[Alg] {
+        &self.allowed_algs
+    }
+
+    /// Clock skew tolerated, as configured.
+    pub fn clock_skew(&self) -> u64 {
+        self.clock_skew
+    }
+
+    /// Whether `kid` is required.
+    pub fn requires_kid(&self) -> bool {
+        self.require_kid
+    }
+
+    /// Whether `aud` is refused.
+    pub fn rejects_aud(&self) -> bool {
+        self.reject_aud
+    }
+
+    /// Longest accepted lifetime, seconds.
+    pub fn max_lifetime(&self) -> u64 {
+        self.max_lifetime
     }
 
     pub(crate) fn skew(&self) -> u64 {
@@ -353,6 +429,25 @@ impl WitVerifier {
                     now,
                 });
             }
+            let lifetime = exp.saturating_sub(iat);
+            if lifetime > self.policy.max_lifetime {
+                return Err(WimseError::LifetimeTooLong {
+                    lifetime,
+                    max_lifetime: self.policy.max_lifetime,
+                });
+            }
+        }
+        // Without (or with a back-dated) iat, exp itself may lie no further ahead than one lifetime.
+        if exp
+            > now
+                .saturating_add(self.policy.max_lifetime)
+                .saturating_add(skew)
+        {
+            return Err(WimseError::ExpTooFar {
+                exp,
+                now,
+                max_lifetime: self.policy.max_lifetime,
+            });
         }
         let cnf = parse_cnf(claims.remove("cnf"), &self.policy.allowed_algs)?;
         let iss = opt_string(&mut claims, "iss")?;

@@ -152,24 +152,78 @@ pub struct WptClaims {
     pub extra: Map<String, Value>,
 }
 
-/// WPT policy.
+/// WPT policy. The default is strict: ES256 only, `exp` at most [`DEFAULT_MAX_LIFETIME`] (plus the clock skew)
+/// ahead, 60 s clock skew. Loosening it takes a `danger_` method.
 #[derive(Debug, Clone)]
 pub struct WptPolicy {
-    /// Longest accepted `exp` − now, seconds (default 300).
-    pub max_lifetime: u64,
-    /// Clock skew tolerated on `exp` (capped at 300 s).
-    pub clock_skew: u64,
+    /// Longest accepted `exp` − now, seconds, before the clock skew is added.
+    max_lifetime: u64,
+    /// Clock skew tolerated on `exp`, both ways (capped at [`MAX_CLOCK_SKEW`]).
+    clock_skew: u64,
     /// Algorithms accepted (the WPT must also use exactly `cnf.jwk.alg`).
-    pub allowed_algs: Vec<Alg>,
+    allowed_algs: Vec<Alg>,
 }
 
 impl Default for WptPolicy {
     fn default() -> Self {
         Self {
             max_lifetime: DEFAULT_MAX_LIFETIME,
-            clock_skew: 60,
-            allowed_algs: Alg::ALL.to_vec(),
+            clock_skew: crate::wit::DEFAULT_CLOCK_SKEW,
+            allowed_algs: vec![Alg::Es256],
         }
+    }
+}
+
+impl WptPolicy {
+    /// Tolerate `secs` of clock skew (a relying party refuses a value above [`MAX_CLOCK_SKEW`]).
+    pub fn with_clock_skew(mut self, secs: u64) -> Self {
+        self.clock_skew = secs;
+        self
+    }
+
+    /// Shorten the longest accepted lifetime to `secs` (values above the current maximum are ignored: use
+    /// [`WptPolicy::danger_allow_lifetime`] to lengthen it).
+    pub fn with_max_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime = self.max_lifetime.min(secs);
+        self
+    }
+
+    /// **Weakens checks.** Accept these algorithms too (the WPT must still use exactly `cnf.jwk.alg`).
+    pub fn danger_allow_algs(mut self, algs: &[Alg]) -> Self {
+        for a in algs {
+            if !self.allowed_algs.contains(a) {
+                self.allowed_algs.push(*a);
+            }
+        }
+        self
+    }
+
+    /// **Weakens checks.** Set the longest accepted lifetime to `secs`, above the default if asked: a captured proof
+    /// stays replayable elsewhere (other audiences' caches do not know it) for that long, and replay-cache entries
+    /// live that long.
+    pub fn danger_allow_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime = secs;
+        self
+    }
+
+    /// Longest accepted `exp` − now before skew, seconds.
+    pub fn max_lifetime(&self) -> u64 {
+        self.max_lifetime
+    }
+
+    /// Clock skew, as configured.
+    pub fn clock_skew(&self) -> u64 {
+        self.clock_skew
+    }
+
+    /// Algorithms accepted.
+    pub fn allowed_algs(&self) -> &[Alg] {
+        &self.allowed_algs
+    }
+
+    /// The clock skew in force (capped at [`MAX_CLOCK_SKEW`]).
+    pub(crate) fn skew(&self) -> u64 {
+        self.clock_skew.min(MAX_CLOCK_SKEW)
     }
 }
 
@@ -239,13 +293,14 @@ pub fn verify_wpt(
     if !aud_ok {
         return Err(WimseError::AudMismatch { aud: aud.join(" ") });
     }
-    // Check 6: exp present, not passed, not unreasonably far.
-    let skew = policy.clock_skew.min(MAX_CLOCK_SKEW);
+    // Check 6: exp present, not passed, not unreasonably far. The skew applies both ways: a workload whose clock
+    // runs ahead by up to the skew still gets its full lifetime, and no further.
+    let skew = policy.skew();
     let exp = numeric_date(&mut claims, "exp")?.ok_or(WimseError::ClaimMissing { claim: "exp" })?;
     if now >= exp.saturating_add(skew) {
         return Err(WimseError::TokenExpired { exp, now });
     }
-    if exp > now.saturating_add(policy.max_lifetime) {
+    if exp > now.saturating_add(policy.max_lifetime).saturating_add(skew) {
         return Err(WimseError::ExpTooFar {
             exp,
             now,

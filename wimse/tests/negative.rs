@@ -78,22 +78,28 @@ fn wit_hs256_with_public_key_as_secret_is_alg_not_allowed() {
 
 #[test]
 fn wit_alg_outside_configured_list_is_alg_not_allowed() {
-    let mut cfg = config();
-    cfg.wit_policy.allowed_algs = vec![Alg::Es384];
-    let rp = RelyingParty::new(cfg).unwrap();
-    let wit = good_wit();
-    assert_eq!(refused(&rp, &wit, &good_wpt(&wit)), "alg_not_allowed");
+    // ES384 is implemented but not on the allow-list (ES256, plus EdDSA opted in by `config()`).
+    let claims = wit_claims(sub().as_str(), &world().workload_ed.public_jwk());
+    let h = locus_wimse::b64::encode(br#"{"alg":"ES384","kid":"issuer-1","typ":"wit+jwt"}"#);
+    let t = unsigned_with_alg("ES384", "wit+jwt", &claims);
+    let t = format!("{h}.{}", t.split_once('.').unwrap().1);
+    assert_eq!(wit_refused(&t), "alg_not_allowed");
 }
 
 #[test]
 fn wit_alg_differing_from_the_trust_anchor_key_is_alg_mismatch() {
     let w = world();
     let claims = wit_claims(sub().as_str(), &w.workload_ed.public_jwk());
-    // ES384 named in the header, while the anchor key says ES256.
+    // ES384 named in the header (and allowed), while the anchor key says ES256.
     let t = unsigned_with_alg("ES384", "wit+jwt", &claims);
     let h = locus_wimse::b64::encode(br#"{"alg":"ES384","kid":"issuer-1","typ":"wit+jwt"}"#);
     let t = format!("{h}.{}", t.split_once('.').unwrap().1);
-    assert_eq!(wit_refused(&t), "alg_mismatch");
+    let mut cfg = config();
+    cfg.wit_policy = cfg.wit_policy.danger_allow_algs(&[Alg::Es384]);
+    assert_eq!(
+        refused(&RelyingParty::new(cfg).unwrap(), &t, &good_wpt(&t)),
+        "alg_mismatch"
+    );
 }
 
 #[test]
@@ -181,11 +187,16 @@ fn wit_without_kid_needs_an_unambiguous_key() {
         json!({"alg":"ES256","typ":"wit+jwt"}),
         claims,
     );
-    // One key for the trust domain: unambiguous, accepted.
-    rp().verify_request(headers(&t, &good_wpt(&t)), TARGET, NOW)
-        .unwrap();
-    // Two keys (rotation): kid required.
+    // The default requires a kid.
+    assert_eq!(wit_refused(&t), "kid_missing");
+    // Opted out: one key for the trust domain is unambiguous, accepted.
     let mut cfg = config();
+    cfg.wit_policy = cfg.wit_policy.danger_allow_missing_kid();
+    RelyingParty::new(cfg.clone())
+        .unwrap()
+        .verify_request(headers(&t, &good_wpt(&t)), TARGET, NOW)
+        .unwrap();
+    // Two keys (rotation): kid required even then.
     let rotated = Es256SigningKey::generate().unwrap().with_kid("issuer-0");
     cfg.trust.insert(
         TrustDomain::parse("example.com").unwrap(),
@@ -426,11 +437,29 @@ fn wpt_expired_is_token_expired() {
 #[test]
 fn wpt_expiring_too_far_ahead_is_exp_too_far() {
     let wit = good_wit();
-    let t = create_wpt(&world().workload_ed, &WptRequest::new(AUD, &wit, NOW + 301)).unwrap();
+    // 300 s plus 60 s of skew (a workload clock ahead by the skew still gets its full lifetime) …
+    let edge = create_wpt(&world().workload_ed, &WptRequest::new(AUD, &wit, NOW + 360)).unwrap();
+    rp().verify_request(headers(&wit, &edge), TARGET, NOW)
+        .unwrap();
+    // … and not one second more.
+    let t = create_wpt(&world().workload_ed, &WptRequest::new(AUD, &wit, NOW + 361)).unwrap();
     assert_eq!(wpt_refused(&t, &wit), "exp_too_far");
-    // The limit is configurable.
+    // Shortening is plain; lengthening is a danger_ opt-in.
     let mut cfg = config();
-    cfg.wpt_policy.max_lifetime = 600;
+    cfg.wpt_policy = cfg.wpt_policy.with_max_lifetime(100);
+    assert_eq!(
+        refused(&RelyingParty::new(cfg).unwrap(), &wit, &edge),
+        "exp_too_far"
+    );
+    let mut cfg = config();
+    cfg.wpt_policy = cfg.wpt_policy.with_max_lifetime(600);
+    assert_eq!(
+        refused(&RelyingParty::new(cfg).unwrap(), &wit, &t),
+        "exp_too_far",
+        "with_max_lifetime never lengthens"
+    );
+    let mut cfg = config();
+    cfg.wpt_policy = cfg.wpt_policy.danger_allow_lifetime(600);
     RelyingParty::new(cfg)
         .unwrap()
         .verify_request(headers(&wit, &t), TARGET, NOW)

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use locus_wimse::jws::CompactJws;
-use locus_wimse::{Ear, Jwk, Jwks, WorkloadId};
+use locus_wimse::{CacheControl, Ear, Jwk, Jwks, JwksCache, JwksCachePolicy, WorkloadId};
 use proptest::prelude::*;
 
 proptest! {
@@ -47,6 +47,28 @@ proptest! {
     #[test]
     fn compact_jws_parse_never_panics(s in "[A-Za-z0-9_.=-]{0,200}") {
         let _ = CompactJws::parse(&s);
+    }
+
+    #[test]
+    fn cache_control_parse_never_panics_and_freshness_stays_in_the_policy_bounds(
+        s in "[ -~\t]{0,80}", now in 0u64..u64::MAX / 2
+    ) {
+        let _ = CacheControl::parse(&s);
+        let policy = JwksCachePolicy::default();
+        let mut c = JwksCache::new(policy);
+        c.on_fetched(now, br#"{"keys":[]}"#, Some(&s)).unwrap();
+        prop_assert!(c.is_fresh(now + policy.min_max_age - 1));
+        prop_assert!(!c.is_fresh(now + policy.max_max_age));
+    }
+
+    #[test]
+    fn cache_control_directive_lists_never_panic(
+        s in "(max-age|MAX-AGE|no-store|no-cache|public|s-maxage)(=[0-9\"]{0,25})?( ?, ?(max-age|no-store|private)(=[0-9\"]{0,25})?){0,3}"
+    ) {
+        let cc = CacheControl::parse(&s);
+        if cc.no_store || cc.no_cache {
+            prop_assert_eq!(cc.freshness(), Some(0));
+        }
     }
 
     #[test]

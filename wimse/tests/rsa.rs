@@ -6,7 +6,9 @@ mod common;
 use std::sync::OnceLock;
 
 use common::*;
-use locus_wimse::{b64, Jwk, Jwks, PublicKey, TrustDomain, TrustStore, WitPolicy, WitVerifier};
+use locus_wimse::{
+    b64, Alg, Jwk, Jwks, PublicKey, TrustDomain, TrustStore, WitPolicy, WitVerifier,
+};
 use rand_chacha::rand_core::SeedableRng;
 use rsa::traits::PublicKeyParts;
 use serde_json::json;
@@ -53,7 +55,11 @@ fn verifier(jwk: Jwk) -> WitVerifier {
         TrustDomain::parse("example.com").unwrap(),
         Jwks::new(vec![jwk]),
     );
-    WitVerifier::new(trust, WitPolicy::default())
+    // RS256 / PS256 signatures and an EdDSA cnf: beyond the ES256-only default, opted in explicitly.
+    WitVerifier::new(
+        trust,
+        WitPolicy::default().danger_allow_algs(&[Alg::Rs256, Alg::Ps256, Alg::EdDsa]),
+    )
 }
 
 #[test]

@@ -16,7 +16,7 @@ fn spec_wit_verifies_with_the_identity_server_key() {
         TrustDomain::parse("example.com").unwrap(),
         Jwks::new(vec![Jwk::from_json(SPEC_IS_JWK).unwrap()]),
     );
-    let wit = WitVerifier::new(trust, WitPolicy::default())
+    let wit = WitVerifier::new(trust, spec_wit_policy())
         .verify(SPEC_WIT, SPEC_NOW)
         .unwrap();
     let c = wit.claims();
@@ -34,6 +34,19 @@ fn spec_workload_key_jwk() -> Jwk {
         r#"{{"alg":"EdDSA","crv":"Ed25519","kty":"OKP","x":"{SPEC_WORKLOAD_X}"}}"#
     ))
     .unwrap()
+}
+
+#[test]
+fn spec_wit_is_refused_by_the_strict_default_for_its_eddsa_cnf() {
+    // The draft's WIT names an Ed25519 proof-of-possession key; the defaults accept ES256 only.
+    let trust = TrustStore::new().with_keys(
+        TrustDomain::parse("example.com").unwrap(),
+        Jwks::new(vec![Jwk::from_json(SPEC_IS_JWK).unwrap()]),
+    );
+    let e = WitVerifier::new(trust, WitPolicy::default())
+        .verify(SPEC_WIT, SPEC_NOW)
+        .unwrap_err();
+    assert_eq!(e.code(), "cnf_invalid");
 }
 
 #[test]
@@ -112,7 +125,7 @@ fn spec_identity_server_private_key_matches_its_public_key_and_signs_wits() {
         TrustDomain::parse("example.com").unwrap(),
         Jwks::new(vec![Jwk::from_json(SPEC_IS_JWK).unwrap()]),
     );
-    let v = WitVerifier::new(trust, WitPolicy::default())
+    let v = WitVerifier::new(trust, spec_wit_policy())
         .verify(&resigned, SPEC_NOW)
         .unwrap();
     assert_eq!(v.id().as_str(), "wimse://example.com/specific-workload");

@@ -1,6 +1,7 @@
 //! Test support: an in-process fake verifier (axum on 127.0.0.1:0) that speaks the DESIGN §7 API, checks the
-//! DESIGN §2 binding in the evidence it receives, and issues WITs signed with a test key; and a small HTTP client for
-//! the agent's Unix-socket Workload API.
+//! DESIGN §2 binding in the evidence it receives, issues WITs signed with a test key and publishes its keys at
+//! `/.well-known/jwks.json` (with knobs to rotate the key, sign with an unpublished one, name another `sub`, or hide
+//! the JWKS); and a small HTTP client for the agent's Unix-socket Workload API.
 #![allow(dead_code)]
 
 use std::collections::HashSet;
@@ -14,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -24,6 +25,11 @@ use locus_wimse::{
     Es256SigningKey, Jwk, Jwks, TrustDomain, TrustStore, WitIssuer, WitPolicy, WitVerifier,
     WorkloadId,
 };
+
+fn issuer(kid: &str) -> WitIssuer {
+    let key = Es256SigningKey::generate().expect("key").with_kid(kid);
+    WitIssuer::new(key, Some("https://fake-verifier.test".into())).expect("issuer")
+}
 use serde_json::{json, Value};
 
 pub const TRUST_DOMAIN: &str = "example.org";
@@ -53,7 +59,14 @@ pub struct AttestRecord {
 }
 
 struct FvState {
-    issuer: WitIssuer,
+    /// Published keys; the last one signs.
+    issuers: Mutex<Vec<WitIssuer>>,
+    /// When set, signs instead, and is not published (a verifier impersonator, or a key mix-up).
+    rogue: Mutex<Option<WitIssuer>>,
+    /// When set, WITs name this `sub` whatever was asked for.
+    sub_override: Mutex<Option<String>>,
+    hide_jwks: AtomicBool,
+    jwks_fetches: AtomicU64,
     ttl: AtomicU64,
     nonces: Mutex<HashSet<String>>,
     refuse: Mutex<Option<(u16, String)>>,
@@ -150,7 +163,13 @@ async fn attest(State(st): State<Arc<FvState>>, body: Bytes) -> Response {
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     let workload = field("workload");
-    let sub = match WorkloadId::parse(workload.as_deref().unwrap_or(DEFAULT_SUB)) {
+    let asked = st
+        .sub_override
+        .lock()
+        .expect("lock")
+        .clone()
+        .or_else(|| workload.clone());
+    let sub = match WorkloadId::parse(asked.as_deref().unwrap_or(DEFAULT_SUB)) {
         Ok(s) => s,
         Err(_) => return problem(400, "identifier_invalid", "workload"),
     };
@@ -165,10 +184,15 @@ async fn attest(State(st): State<Arc<FvState>>, body: Bytes) -> Response {
     let Value::Object(extra) = extra else {
         unreachable!()
     };
-    let (wit, _) = st
-        .issuer
-        .issue(&sub, &cnf, iat, exp, &extra)
-        .expect("issue");
+    let wit = {
+        let rogue = st.rogue.lock().expect("lock");
+        let issuers = st.issuers.lock().expect("lock");
+        let signer = rogue
+            .as_ref()
+            .or_else(|| issuers.last())
+            .expect("an issuer");
+        signer.issue(&sub, &cnf, iat, exp, &extra).expect("issue").0
+    };
     st.records.lock().expect("lock").push(AttestRecord {
         tee,
         certs,
@@ -178,14 +202,37 @@ async fn attest(State(st): State<Arc<FvState>>, body: Bytes) -> Response {
     axum::Json(json!({"wit": wit, "ear": "fake.ear.token", "expires_at": exp})).into_response()
 }
 
+async fn jwks(State(st): State<Arc<FvState>>) -> Response {
+    st.jwks_fetches.fetch_add(1, Ordering::Relaxed);
+    if st.hide_jwks.load(Ordering::Relaxed) {
+        return (StatusCode::NOT_FOUND, "not here").into_response();
+    }
+    let keys = st
+        .issuers
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(WitIssuer::public_jwk)
+        .collect();
+    (
+        [
+            ("content-type", "application/json"),
+            ("cache-control", "public, max-age=300"),
+        ],
+        Jwks::new(keys).to_json(),
+    )
+        .into_response()
+}
+
 impl FakeVerifier {
     /// Start on 127.0.0.1:0 issuing WITs valid for `ttl` seconds.
     pub async fn start(ttl: u64) -> Self {
-        let key = Es256SigningKey::generate().expect("key").with_kid("fake-1");
-        let issuer =
-            WitIssuer::new(key, Some("https://fake-verifier.test".into())).expect("issuer");
         let state = Arc::new(FvState {
-            issuer,
+            issuers: Mutex::new(vec![issuer("fake-1")]),
+            rogue: Mutex::new(None),
+            sub_override: Mutex::new(None),
+            hide_jwks: AtomicBool::new(false),
+            jwks_fetches: AtomicU64::new(0),
             ttl: AtomicU64::new(ttl),
             nonces: Mutex::new(HashSet::new()),
             refuse: Mutex::new(None),
@@ -210,6 +257,7 @@ impl FakeVerifier {
         let app = Router::new()
             .route("/v1/challenge", post(challenge))
             .route("/v1/attest", post(attest))
+            .route("/.well-known/jwks.json", get(jwks))
             .with_state(self.state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -263,6 +311,36 @@ impl FakeVerifier {
         self.state.wrong_cnf.store(true, Ordering::Relaxed);
     }
 
+    /// Sign with a fresh key under the published kid, without publishing it.
+    pub fn sign_with_an_unpublished_key(&self) {
+        *self.state.rogue.lock().expect("lock") = Some(issuer("fake-1"));
+    }
+
+    /// Sign with the published key again.
+    pub fn sign_with_the_published_key(&self) {
+        *self.state.rogue.lock().expect("lock") = None;
+    }
+
+    /// Rotate: a new key with kid `kid` signs from now on; both are published.
+    pub fn rotate_key(&self, kid: &str) {
+        self.state.issuers.lock().expect("lock").push(issuer(kid));
+    }
+
+    /// Name `sub` in every WIT, whatever was asked for.
+    pub fn issue_for_sub(&self, sub: &str) {
+        *self.state.sub_override.lock().expect("lock") = Some(sub.to_string());
+    }
+
+    /// Answer 404 at the JWKS path.
+    pub fn hide_jwks(&self) {
+        self.state.hide_jwks.store(true, Ordering::Relaxed);
+    }
+
+    /// How many times the JWKS was asked for.
+    pub fn jwks_fetches(&self) -> u64 {
+        self.state.jwks_fetches.load(Ordering::Relaxed)
+    }
+
     pub fn records(&self) -> Vec<AttestRecord> {
         self.state.records.lock().expect("lock").clone()
     }
@@ -272,20 +350,22 @@ impl FakeVerifier {
     }
 
     pub fn trust(&self) -> TrustStore {
+        let keys = self
+            .state
+            .issuers
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(WitIssuer::public_jwk)
+            .collect();
         TrustStore::new().with_keys(
             TrustDomain::parse(TRUST_DOMAIN).expect("td"),
-            Jwks::new(vec![self.state.issuer.public_jwk()]),
+            Jwks::new(keys),
         )
     }
 
     pub fn wit_verifier(&self) -> WitVerifier {
-        WitVerifier::new(
-            self.trust(),
-            WitPolicy {
-                clock_skew: 0,
-                ..WitPolicy::default()
-            },
-        )
+        WitVerifier::new(self.trust(), WitPolicy::default().with_clock_skew(0))
     }
 }
 

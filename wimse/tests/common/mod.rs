@@ -7,8 +7,8 @@ use locus_wimse::b64;
 use locus_wimse::jws::sign_compact;
 use locus_wimse::wpt::WptRequest;
 use locus_wimse::{
-    create_wpt, Ed25519SigningKey, Es256SigningKey, Jwk, Jwks, JwsSigner, RelyingParty, RpConfig,
-    TrustDomain, TrustStore, WitIssuer, WorkloadId,
+    create_wpt, Alg, Ed25519SigningKey, Es256SigningKey, Jwk, Jwks, JwsSigner, RelyingParty,
+    RpConfig, TrustDomain, TrustStore, WitIssuer, WitPolicy, WorkloadId,
 };
 use serde_json::{Map, Value};
 
@@ -43,18 +43,36 @@ pub fn spec_workload_key() -> Ed25519SigningKey {
     .unwrap()
 }
 
+/// The spec's vectors and most negative tests use an Ed25519 proof-of-possession key, which the strict defaults
+/// (ES256 only) refuse: they opt in to EdDSA explicitly, for the WIT's `cnf.jwk.alg` and the WPT.
+pub fn allowing_eddsa(mut c: RpConfig) -> RpConfig {
+    c.wit_policy = c.wit_policy.danger_allow_algs(&[Alg::EdDsa]);
+    c.wpt_policy = c.wpt_policy.danger_allow_algs(&[Alg::EdDsa]);
+    c
+}
+
+/// The WIT policy for the spec's WIT (`cnf.jwk.alg` EdDSA).
+pub fn spec_wit_policy() -> WitPolicy {
+    WitPolicy::default().danger_allow_algs(&[Alg::EdDsa])
+}
+
 /// A relying party for the spec's request: trust domain example.com with the Identity Server key, authority
-/// https://workload.example.com.
+/// https://workload.example.com, EdDSA allowed (the spec's workload key).
 pub fn spec_rp() -> RelyingParty {
     let trust = TrustStore::new().with_keys(
         TrustDomain::parse("example.com").unwrap(),
         Jwks::new(vec![Jwk::from_json(SPEC_IS_JWK).unwrap()]),
     );
-    RelyingParty::new(RpConfig::new(
+    RelyingParty::new(allowing_eddsa(RpConfig::new(
         trust,
         vec!["https://workload.example.com".into()],
-    ))
+    )))
     .unwrap()
+}
+
+/// The strict defaults, nothing opted in.
+pub fn strict_rp() -> RelyingParty {
+    RelyingParty::new(RpConfig::new(trust(), vec![AUTHORITY.into()])).unwrap()
 }
 
 /// The request of spec §2.3 (header names as written there).
@@ -119,8 +137,9 @@ pub fn trust() -> TrustStore {
         )
 }
 
+/// The negative tests' configuration: defaults plus EdDSA ([`allowing_eddsa`]) and one context-token header.
 pub fn config() -> RpConfig {
-    let mut c = RpConfig::new(trust(), vec![AUTHORITY.into()]);
+    let mut c = allowing_eddsa(RpConfig::new(trust(), vec![AUTHORITY.into()]));
     c.context_token_headers = vec![CTX_HEADER.into()];
     c
 }
