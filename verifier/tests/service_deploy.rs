@@ -69,9 +69,11 @@ async fn manifests_parse_and_name_what_the_service_uses() {
     let pod = &deploy["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
     assert!(deploy["spec"]["replicas"].as_u64().expect("replicas") >= 2);
-    // Probes hit the service's real endpoints on the named container port.
+    // Probes hit the service's real endpoints on the named container port, over TLS.
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["scheme"], "HTTPS");
+    assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
     let port_name = c["livenessProbe"]["httpGet"]["port"]
         .as_str()
         .expect("named port");
@@ -108,6 +110,27 @@ async fn manifests_parse_and_name_what_the_service_uses() {
         cfg.server.keys_dir.to_str()
     );
     assert_eq!(keys_mount["readOnly"], true);
+
+    // TLS: the certificate and key come from a mounted Secret; the audit log is a file on a mounted volume.
+    let (tls_cert, tls_key) = cfg.server.tls.clone().expect("the deployment serves TLS");
+    let tls_dir = tls_cert.parent().expect("tls dir");
+    assert_eq!(tls_key.parent(), Some(tls_dir));
+    let tls_mount = mounts
+        .iter()
+        .find(|m| m["mountPath"].as_str() == tls_dir.to_str())
+        .expect("the TLS Secret is mounted where tls_cert points");
+    assert!(volumes
+        .iter()
+        .any(|v| v["name"] == tls_mount["name"] && v["secret"]["secretName"].is_string()));
+    let audit_path = match &cfg.server.audit {
+        config::AuditTarget::File(p) => p.clone(),
+        config::AuditTarget::Stdout => {
+            panic!("the manifests keep the audit log in a file on a volume")
+        }
+    };
+    assert!(mounts
+        .iter()
+        .any(|m| m["mountPath"].as_str() == audit_path.parent().and_then(|p| p.to_str())));
 
     // The ConfigMap is mounted where `--config` points.
     let cm_name = cm["metadata"]["name"].as_str().expect("cm name");
@@ -150,22 +173,42 @@ async fn manifests_parse_and_name_what_the_service_uses() {
         .expect("state volume");
     assert!(state_vol["emptyDir"].is_object());
 
-    // And the binary serves that config, answering the probe paths.
+    // And the binary serves that config over TLS, answering the probe paths.
     let dir = tempdir();
+    let tls = locus_simulator::tls::test_tls(
+        3,
+        &["localhost"],
+        &["127.0.0.1".parse().expect("ip")],
+        1_700_000_000,
+        4_102_444_800,
+    )
+    .expect("test TLS");
+    let tls_dir = dir.path().join("tls");
+    std::fs::create_dir_all(&tls_dir).expect("mkdir");
+    std::fs::write(tls_dir.join("tls.crt"), &tls.chain_pem).expect("cert");
+    std::fs::write(tls_dir.join("tls.key"), &tls.key_pem).expect("key");
     let text = toml
         .replace(
             "/var/lib/locus",
             &dir.path().join("state").display().to_string(),
         )
+        .replace("/var/run/secrets/locus-tls", &tls_dir.display().to_string())
         .replace(
             "/var/run/secrets/locus",
             &dir.path().join("keys").display().to_string(),
         )
-        .replace("audit_log = \"-\"", "");
+        .replace(
+            "/var/log/locus",
+            &dir.path().join("audit").display().to_string(),
+        );
     let v = Verifier::start(dir.path(), &text);
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).expect("ca"))
+        .build()
+        .expect("client");
     for path in ["/healthz", "/readyz"] {
-        let resp = client()
-            .get(format!("{}{path}", v.base))
+        let resp = https
+            .get(format!("{}{path}", v.base.replace("http://", "https://")))
             .send()
             .await
             .expect("probe");
