@@ -378,8 +378,8 @@ pub async fn active_kid(base: &str) -> String {
         .to_string()
 }
 
-/// `locus_config_reloads_total{result="ok"}` of the verifier at `base`.
-pub async fn reloads_ok(base: &str) -> u64 {
+/// `locus_config_reloads_total{result="<result>"}` (`ok` or `failed`) of the verifier at `base`.
+pub async fn reloads(base: &str, result: &str) -> u64 {
     let text = client()
         .get(format!("{base}/metrics"))
         .send()
@@ -388,8 +388,13 @@ pub async fn reloads_ok(base: &str) -> u64 {
         .text()
         .await
         .expect("metrics text");
+    let prefix = format!("locus_config_reloads_total{{result=\"{result}\"}} ");
     text.lines()
-        .find_map(|l| l.strip_prefix("locus_config_reloads_total{result=\"ok\"} "))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no reload counter in /metrics:\n{text}"))
+        .unwrap_or_else(|| panic!("no {prefix:?} in /metrics:\n{text}"))
+}
+
+pub async fn reloads_ok(base: &str) -> u64 {
+    reloads(base, "ok").await
 }
