@@ -107,9 +107,7 @@ async fn replicas_publish_a_rotated_key_before_it_signs_and_all_switch_at_its_no
         not_before > now() && not_before <= now() + ACTIVATE_IN,
         "{rotated}"
     );
-    assert!(keys
-        .join(format!("es256-{not_before:010}.pk8"))
-        .exists());
+    assert!(keys.join(format!("es256-{not_before:010}.pk8")).exists());
 
     // A reloads on SIGHUP, B notices the new file by itself (key_rescan_secs = 1); both publish the new key at once,
     // beside the old one, while the old one still signs.
@@ -189,11 +187,8 @@ fn made_by(nonce: &[u8], old: &ChallengeKey, new: &ChallengeKey) -> &'static str
 
 async fn redeem(base: &str, nonce: &[u8]) -> (u16, Value) {
     let agent = Agent::new();
-    let (s, body, _) = post_attest(
-        base,
-        &agent.request("tdx-fra-1", nonce, Some(EU_WORKLOAD)),
-    )
-    .await;
+    let (s, body, _) =
+        post_attest(base, &agent.request("tdx-fra-1", nonce, Some(EU_WORKLOAD))).await;
     (s, body)
 }
 
@@ -205,7 +200,11 @@ async fn a_rotated_challenge_key_loses_no_challenge_in_flight_across_replicas() 
     let first = challenge(&a.base).await;
 
     let rotated = keys_cli(
-        &["rotate-challenge", "--activate-in", &ACTIVATE_IN.to_string()],
+        &[
+            "rotate-challenge",
+            "--activate-in",
+            &ACTIVATE_IN.to_string(),
+        ],
         &a.config_path,
     )
     .report();
