@@ -24,7 +24,7 @@ enum Command {
     Appraise(cli::AppraiseArgs),
     /// Run the verifier HTTP service (DESIGN §7); prints `listening on ADDR` once bound.
     Serve(locus_verifier::service::ServeArgs),
-    /// Manage the WIT signing keys in the configured keys directory.
+    /// Manage the WIT signing keys and the challenge MAC key in the configured keys directory.
     Keys(locus_verifier::service::KeysArgs),
 }
 

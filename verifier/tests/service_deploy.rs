@@ -6,7 +6,7 @@ mod service_support;
 
 use std::process::Command;
 
-use locus_verifier::service::config;
+use locus_verifier::service::{config, keys};
 use serde_json::Value;
 use service_support::*;
 
@@ -110,6 +110,22 @@ async fn manifests_parse_and_name_what_the_service_uses() {
         cfg.server.keys_dir.to_str()
     );
     assert_eq!(keys_mount["readOnly"], true);
+    // The Secret's files pass the verifier's permission check at load (group/other write and other read are
+    // refused), also with the group read that Kubernetes adds to them when the pod sets `fsGroup`.
+    let mode = keys_vol["secret"]["defaultMode"]
+        .as_u64()
+        .and_then(|m| u32::try_from(m).ok())
+        .expect("the Secret volume sets defaultMode (YAML octal, e.g. 0400)");
+    let file = std::path::Path::new("challenge.key");
+    keys::check_mode(file, mode).unwrap_or_else(|e| panic!("defaultMode: {e}"));
+    if pod["securityContext"]["fsGroup"].is_u64() {
+        keys::check_mode(file, mode | 0o440)
+            .unwrap_or_else(|e| panic!("defaultMode with fsGroup: {e}"));
+    }
+    assert!(
+        keys::check_mode(file, mode | 0o004).is_err(),
+        "the check this relies on"
+    );
 
     // TLS: the certificate and key come from a mounted Secret; the audit log is a file on a mounted volume.
     let (tls_cert, tls_key) = cfg.server.tls.clone().expect("the deployment serves TLS");

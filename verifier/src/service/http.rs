@@ -543,8 +543,8 @@ async fn attest_inner(svc: &Service, rt: &Arc<Runtime>, bytes: &[u8], now: u64) 
 
         // The credential.
         issue::issue(
-            &rt.issuer,
-            rt.issuer.key(),
+            rt.issuer(now),
+            rt.issuer(now).key(),
             &IssueRequest {
                 claims: &claims,
                 cnf: &jwk,
@@ -618,6 +618,8 @@ async fn appraise(
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The signing keys published at `now`: the active one, the next ones ahead of their not-before (so relying parties
+/// caching this document for `JWKS_MAX_AGE` hold a key before it signs), and superseded ones until their WITs expire.
 async fn jwks(State(svc): State<Arc<Service>>) -> Response {
     let rt = svc.runtime();
     let keys = rt
@@ -627,10 +629,10 @@ async fn jwks(State(svc): State<Arc<Service>>) -> Response {
         .map(|k| k.jwk.clone())
         .collect();
     let mut r = json_response(StatusCode::OK, &Jwks::new(keys).to_value());
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
+    let cache = format!("public, max-age={}", super::keys::JWKS_MAX_AGE.as_secs());
+    if let Ok(v) = HeaderValue::from_str(&cache) {
+        r.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
     r
 }
 
@@ -643,7 +645,7 @@ async fn readyz(State(svc): State<Arc<Service>>) -> Response {
     let body = json!({
         "status": if svc.is_ready() { "ready" } else { "not ready" },
         "audit": if svc.audit.is_healthy() { "durable" } else { "unavailable" },
-        "active_kid": rt.keys.active().kid,
+        "active_kid": rt.keys.active(now_unix()).kid,
         "workloads": rt.config.workloads.len(),
         "simulator_trusted": rt.config.trust.simulator,
     });

@@ -12,6 +12,7 @@ pub mod http;
 pub mod issue;
 pub mod keys;
 pub mod metrics;
+pub mod schedule;
 pub mod state;
 pub mod transport;
 
@@ -194,11 +195,28 @@ pub struct KeysArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
-    /// Create a new signing key that becomes active; the old one stays published until its tokens expire.
-    /// Running replicas pick it up on SIGHUP or restart.
+    /// Create a new WIT signing key, published in the JWKS at once and signing from `--activate-in` seconds later
+    /// (its not-before, in the file name), so relying parties' cached JWKS hold it before the first WIT it signs.
+    /// The old key signs until then and stays published until its tokens expire; later rotations prune it.
+    /// Running replicas pick the file up on SIGHUP, restart or key rescan, and all switch at the not-before.
+    /// Prints {"kid", "not_before", "activates_at", "active_kid", "removed"}.
     Rotate {
         #[arg(long)]
         config: PathBuf,
+        /// Seconds from now until the new key signs. Below the JWKS cache lifetime plus key rescan plus skew,
+        /// relying parties may see WITs from a key they do not have yet (a warning says so); 0 for an emergency.
+        #[arg(long, default_value_t = keys::DEFAULT_ACTIVATE_IN.as_secs())]
+        activate_in: u64,
+    },
+    /// Create a new challenge MAC key that makes nonces from `--activate-in` seconds later; until then the current
+    /// one does, and it keeps verifying nonces for the challenge ttl plus skew after the switch, so no challenge
+    /// in flight is lost. Prints {"not_before", "activates_at", "removed"}.
+    RotateChallenge {
+        #[arg(long)]
+        config: PathBuf,
+        /// Seconds from now until the new MAC key makes nonces (every replica must have loaded it by then).
+        #[arg(long, default_value_t = keys::DEFAULT_ACTIVATE_IN.as_secs())]
+        activate_in: u64,
     },
 }
 
@@ -272,39 +290,71 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-/// Run `keys ...`; returns the exit code.
+/// Run `keys ...`; returns the exit code (0 done, 1 key error, 2 bad config).
 pub fn run_keys(args: &KeysArgs) -> u8 {
-    match &args.command {
-        KeysCommand::Rotate { config: path } => {
-            let cfg = match config::load(path) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprint!("{e}");
-                    return 2;
-                }
-            };
-            let dir = &cfg.server.keys_dir;
-            if let Err(e) = keys::KeySet::ensure(dir) {
-                eprintln!("keys: {e}");
-                return 1;
+    let (path, activate_in) = match &args.command {
+        KeysCommand::Rotate {
+            config,
+            activate_in,
+        }
+        | KeysCommand::RotateChallenge {
+            config,
+            activate_in,
+        } => (config, std::time::Duration::from_secs(*activate_in)),
+    };
+    let cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return 2;
+        }
+    };
+    let dir = &cfg.server.keys_dir;
+    if let Err(e) = keys::KeySet::ensure(dir) {
+        eprintln!("keys: {e}");
+        return 1;
+    }
+    let now = http::now_unix();
+    let safe = keys::safe_activate_in(cfg.server.key_rescan);
+    if activate_in < safe {
+        eprintln!(
+            "warning: --activate-in {}s is shorter than {}s (JWKS max-age + key rescan + skew): replicas or \
+             relying parties may not have the new key when it starts",
+            activate_in.as_secs(),
+            safe.as_secs()
+        );
+    }
+    let result = match &args.command {
+        KeysCommand::Rotate { .. } => {
+            keys::KeySet::rotate(dir, now, activate_in, cfg.longest_ttl() + keys::RETAIN_SKEW)
+                .and_then(|r| Ok((r, Some(keys::KeySet::load(dir)?.active(now).kid.clone()))))
+        }
+        KeysCommand::RotateChallenge { .. } => keys::rotate_challenge(
+            dir,
+            now,
+            activate_in,
+            challenge::retention(cfg.server.challenge_ttl),
+        )
+        .map(|r| (r, None)),
+    };
+    match result {
+        Ok((r, active_kid)) => {
+            let mut report = serde_json::json!({
+                "not_before": r.not_before,
+                "activates_at": http::rfc3339(r.not_before),
+                "removed": r.removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            });
+            if let (Some(kid), Some(active)) = (r.kid, active_kid) {
+                // `active_kid`: the key signing now (the new one only with --activate-in 0).
+                report["kid"] = kid.into();
+                report["active_kid"] = active.into();
             }
-            let retain = cfg.longest_ttl() + keys::RETAIN_SKEW;
-            match keys::KeySet::rotate(dir, http::now_unix(), retain) {
-                Ok((kid, removed)) => {
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "active_kid": kid,
-                            "removed": removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-                        })
-                    );
-                    0
-                }
-                Err(e) => {
-                    eprintln!("keys rotate: {e}");
-                    1
-                }
-            }
+            println!("{report}");
+            0
+        }
+        Err(e) => {
+            eprintln!("keys: {e}");
+            1
         }
     }
 }

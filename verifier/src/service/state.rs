@@ -37,8 +37,10 @@ pub struct Runtime {
     /// Endorsements from `server.endorsements_dir` whose signature verified under a configured endorser.
     pub endorsements: Vec<Endorsement>,
     pub keys: KeySet,
-    /// Signs WITs (and EARs) with the active key.
-    pub issuer: WitIssuer,
+    /// One WIT (and EAR) issuer per signing key, in the order of `keys.all()`; [`Runtime::issuer`] picks the one
+    /// active at the request's time, so a key scheduled ahead starts signing at its not-before without a reload.
+    issuers: Vec<WitIssuer>,
+    /// The challenge MAC keys (current, next and previous, by not-before).
     pub challenge: ChallengeKey,
 }
 
@@ -46,6 +48,12 @@ impl Runtime {
     /// How long a superseded key stays in the JWKS: the longest credential lifetime plus skew.
     pub fn key_retention(&self) -> Duration {
         self.config.longest_ttl() + RETAIN_SKEW
+    }
+
+    /// The issuer signing with the key active at `now` (the same on every replica reading the same keys).
+    pub fn issuer(&self, now: u64) -> &WitIssuer {
+        // One issuer per key, and a key set is never empty.
+        &self.issuers[self.keys.active_index(now)]
     }
 }
 
@@ -107,21 +115,26 @@ pub fn build_runtime(cfg: Config, create_keys: bool) -> Result<Runtime, BuildErr
     } else {
         KeySet::load(&cfg.server.keys_dir)?
     };
-    let secret = keys::read_challenge_key(&cfg.server.keys_dir)?;
-    let challenge = ChallengeKey::new(&secret)
+    let secrets = keys::load_challenge_keys(&cfg.server.keys_dir)?;
+    let schedule: Vec<(u64, &[u8])> = secrets.iter().map(|(nb, s)| (*nb, s.as_slice())).collect();
+    let challenge = ChallengeKey::with_schedule(&schedule)
         .map_err(|_| BuildError::Other("challenge key: random source failed".into()))?;
-    let issuer = WitIssuer::new(
-        keys.active().to_owned_key()?,
-        Some(cfg.server.issuer.clone()),
-    )
-    .map_err(|e| BuildError::Other(format!("WIT issuer: {e}")))?;
+    let issuers = keys
+        .all()
+        .iter()
+        .map(|k| {
+            let key = k.to_owned_key()?;
+            WitIssuer::new(key, Some(cfg.server.issuer.clone()))
+                .map_err(|e| BuildError::Other(format!("WIT issuer: {e}")))
+        })
+        .collect::<Result<Vec<_>, BuildError>>()?;
     Ok(Runtime {
         config: Arc::new(cfg),
         anchors,
         collateral: Arc::new(collateral),
         endorsements,
         keys,
-        issuer,
+        issuers,
         challenge,
     })
 }
@@ -238,10 +251,11 @@ impl Service {
         };
         match result {
             Ok(rt) => {
-                let kid = rt.keys.active().kid.clone();
+                // No clock here: which key is active is decided per request; log the newest and when it signs.
+                let newest = rt.keys.all().last().map(|k| (k.kid.clone(), k.not_before));
                 *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rt);
                 self.metrics.reload(true);
-                tracing::info!(active_kid = %kid, "configuration reloaded");
+                tracing::info!(newest_key = ?newest, "configuration reloaded");
                 Ok(())
             }
             Err(e) => {

@@ -303,3 +303,98 @@ pub fn warm() {
         let _ = world();
     });
 }
+
+/// `examples/verifier.toml` for replica `name`: its own state dir under `dir`, the shared `keys` directory, and a
+/// key rescan every second so a new key file is picked up without a signal.
+pub fn replica_config(dir: &Path, name: &str, keys: &Path) -> String {
+    let out = example_config(&dir.join(format!("state-{name}")))
+        .replace("key_rescan_secs = 30", "key_rescan_secs = 1")
+        .replace(
+            "# keys_dir = \"/var/run/secrets/locus\"",
+            &format!("keys_dir = {:?}", keys.display().to_string()),
+        );
+    assert!(
+        out.contains("key_rescan_secs = 1") && out.contains("\nkeys_dir = "),
+        "example config placeholders for replicas not found"
+    );
+    out
+}
+
+/// What `locus-verifier keys ...` did.
+pub struct KeysRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl KeysRun {
+    /// The JSON report on stdout (panics with stderr when the command failed).
+    pub fn report(&self) -> Value {
+        assert_eq!(self.code, 0, "keys failed: {}", self.stderr);
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("keys printed no JSON ({e}): {:?}", self.stdout))
+    }
+}
+
+/// Run `locus-verifier keys <args...> --config <config>`.
+pub fn keys_cli(args: &[&str], config: &Path) -> KeysRun {
+    let out = Command::new(env!("CARGO_BIN_EXE_locus-verifier"))
+        .arg("keys")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run locus-verifier keys");
+    KeysRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// A JWS's protected header and claims, without checking anything.
+pub fn jws_parts(jws: &str) -> (Value, Value) {
+    let mut parts = jws.split('.');
+    let header = serde_json::from_slice(&b64d(parts.next().expect("header"))).expect("header json");
+    let claims = serde_json::from_slice(&b64d(parts.next().expect("claims"))).expect("claims json");
+    (header, claims)
+}
+
+/// The `kid` values of the JWKS served at `base`.
+pub async fn jwks_kids(base: &str) -> Vec<String> {
+    get_json(base, "/.well-known/jwks.json").await["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The `active_kid` a replica reports on `/readyz`.
+pub async fn active_kid(base: &str) -> String {
+    get_json(base, "/readyz").await["active_kid"]
+        .as_str()
+        .expect("kid")
+        .to_string()
+}
+
+/// `locus_config_reloads_total{result="<result>"}` (`ok` or `failed`) of the verifier at `base`.
+pub async fn reloads(base: &str, result: &str) -> u64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let prefix = format!("locus_config_reloads_total{{result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix:?} in /metrics:\n{text}"))
+}
+
+pub async fn reloads_ok(base: &str) -> u64 {
+    reloads(base, "ok").await
+}
