@@ -31,6 +31,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
+/// The largest request head accepted (request line and headers).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
 /// Connection limits and timers (`[server]` keys; defaults in [`crate::config`]).
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -287,6 +290,9 @@ pub async fn serve(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
+                // A request head larger than this gets 431 (hyper's default buffer would accept ~400 KB).
+                .max_buf_size(MAX_HEAD_BYTES)
+                .max_headers(64)
                 .keep_alive(true);
             let io_result: Result<Pin<Box<dyn Io>>, String> = match &tls {
                 None => Ok(Box::pin(Activity {
