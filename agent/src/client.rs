@@ -107,21 +107,32 @@ impl VerifierClient {
     /// A client for the verifier at `base` (`https://host[:port][/prefix]`, or `http://` to a loopback host), with a
     /// per-request timeout.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, AgentError> {
-        Self::build(base, timeout, false)
+        Self::build(base, timeout, false, None)
+    }
+
+    /// Like [`VerifierClient::new`], but the verifier's TLS certificate must chain to `ca_pem` (one or more PEM
+    /// certificates) and to nothing else: a private CA for the verifier, pinned (`--verifier-ca FILE`).
+    pub fn with_ca(base: &str, timeout: Duration, ca_pem: &[u8]) -> Result<Self, AgentError> {
+        Self::build(base, timeout, false, Some(ca_pem))
     }
 
     /// **Weakens transport security.** Like [`VerifierClient::new`], but plain `http://` to any host: whoever is on
     /// the path sees the evidence and can answer in the verifier's place (the WIT check against the JWKS fetched
     /// over the same channel does not help then). For test networks only (`--insecure-http`); logs at `warn`.
     pub fn danger_insecure_http(base: &str, timeout: Duration) -> Result<Self, AgentError> {
-        let client = Self::build(base, timeout, true)?;
+        let client = Self::build(base, timeout, true, None)?;
         if client.base.starts_with("http://") {
             tracing::warn!(verifier = %client.base, "--insecure-http: talking to the verifier over plain HTTP");
         }
         Ok(client)
     }
 
-    fn build(base: &str, timeout: Duration, insecure_http: bool) -> Result<Self, AgentError> {
+    fn build(
+        base: &str,
+        timeout: Duration,
+        insecure_http: bool,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, AgentError> {
         let trimmed = base.trim_end_matches('/');
         let parsed = reqwest::Url::parse(trimmed)
             .map_err(|e| AgentError::Config(format!("verifier URL {base:?}: {e}")))?;
@@ -143,11 +154,23 @@ impl VerifierClient {
                  --insecure-http)"
             )));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
-            .https_only(https)
+            .https_only(https);
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| AgentError::Config(format!("verifier CA: {e}")))?;
+            if certs.is_empty() {
+                return Err(AgentError::Config("verifier CA: no PEM certificate".into()));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| AgentError::Internal(format!("HTTP client: {e}")))?;
         Ok(Self {

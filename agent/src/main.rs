@@ -86,6 +86,9 @@ struct Common {
     /// 127.0.0.0/8, ::1 or localhost only).
     #[arg(long)]
     insecure_http: bool,
+    /// PEM file of the CA (or CAs) the verifier's TLS certificate must chain to, instead of the system roots.
+    #[arg(long, value_name = "FILE")]
+    verifier_ca: Option<PathBuf>,
 }
 
 impl Common {
@@ -105,6 +108,11 @@ impl Common {
         let timeout = Duration::from_secs(self.timeout_secs.max(1));
         if self.insecure_http {
             VerifierClient::danger_insecure_http(&self.verifier, timeout)
+        } else if let Some(path) = &self.verifier_ca {
+            let pem = std::fs::read(path).map_err(|e| {
+                AgentError::Config(format!("--verifier-ca {}: {e}", path.display()))
+            })?;
+            VerifierClient::with_ca(&self.verifier, timeout, &pem)
         } else {
             VerifierClient::new(&self.verifier, timeout)
         }
