@@ -72,12 +72,29 @@ pub fn tdx_attester(
     profile: &str,
     faults: &[Fault],
 ) -> Result<SimTdxAttester, SimError> {
+    tdx_attester_with_mr_td(world, profile, faults, None)
+}
+
+/// A TDX attester for a built-in profile with faults, its TD launched with `mr_td` instead of the demo image's MRTD
+/// when given (a reference value computed from a firmware image, e.g. by `locus-verifier measure tdx`).
+pub fn tdx_attester_with_mr_td(
+    world: &World,
+    profile: &str,
+    faults: &[Fault],
+    mr_td: Option<[u8; 48]>,
+) -> Result<SimTdxAttester, SimError> {
     let p = world.require_profile(profile)?;
-    let tdx = p.tdx().ok_or_else(|| SimError::WrongTee {
-        name: profile.to_string(),
-        tee: "sev-snp",
-    })?;
-    let mut attester = world.intel().attester(tdx);
+    let mut tdx = p
+        .tdx()
+        .ok_or_else(|| SimError::WrongTee {
+            name: profile.to_string(),
+            tee: "sev-snp",
+        })?
+        .clone();
+    if let Some(m) = mr_td {
+        tdx.mr_td = m;
+    }
+    let mut attester = world.intel().attester(&tdx);
     for f in faults {
         attester = attester.with_fault(tdx_fault(*f));
     }
@@ -92,7 +109,18 @@ pub fn tdx_quote(
     report_data: &[u8; 64],
     faults: &[Fault],
 ) -> Result<(Vec<u8>, TdxCollateralFiles), SimError> {
-    let attester = tdx_attester(world, profile, faults)?;
+    tdx_quote_with_mr_td(world, profile, report_data, faults, None)
+}
+
+/// [`tdx_quote`] from a TD launched with `mr_td` when given (see [`tdx_attester_with_mr_td`]).
+pub fn tdx_quote_with_mr_td(
+    world: &World,
+    profile: &str,
+    report_data: &[u8; 64],
+    faults: &[Fault],
+    mr_td: Option<[u8; 48]>,
+) -> Result<(Vec<u8>, TdxCollateralFiles), SimError> {
+    let attester = tdx_attester_with_mr_td(world, profile, faults, mr_td)?;
     Ok((attester.quote(report_data), attester.collateral()))
 }
 

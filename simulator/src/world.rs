@@ -328,6 +328,26 @@ impl World {
         SimSnpAttester::new(self.clone(), profile)
     }
 
+    /// An SNP attester for a built-in profile whose guest was launched with `measurement` instead of the demo image's
+    /// (a reference value computed from a firmware image, e.g. by `locus-verifier measure snp`).
+    pub fn snp_attester_with_measurement(
+        self: &Arc<Self>,
+        name: &str,
+        measurement: [u8; 48],
+    ) -> Result<SimSnpAttester, SimError> {
+        let mut profile = self.require_profile(name)?.clone();
+        match &mut profile.tee_profile {
+            crate::profile::TeeProfile::Snp(snp) => snp.measurement = measurement,
+            crate::profile::TeeProfile::Tdx(_) => {
+                return Err(SimError::WrongTee {
+                    name: name.to_string(),
+                    tee: "tdx",
+                })
+            }
+        }
+        SimSnpAttester::new(self.clone(), profile)
+    }
+
     /// The current TDX collateral (TCB info, QE identity, CRLs, chains, root) every simulated TDX platform
     /// verifies with; one FMSPC covers them all.
     pub fn tdx_collateral(&self) -> crate::intel::TdxCollateralFiles {

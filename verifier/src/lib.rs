@@ -8,6 +8,7 @@ pub mod appraisal;
 pub mod cli;
 pub mod collateral;
 pub mod error;
+pub mod measure;
 pub mod service;
 
 pub use error::{ErrorCode, Refusal};
