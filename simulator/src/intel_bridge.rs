@@ -129,3 +129,33 @@ pub fn write_collateral(files: &TdxCollateralFiles, dir: &Path) -> Result<Vec<Pa
     files.write_dir(dir).map_err(|e| SimError::io(dir, e))?;
     Ok(COLLATERAL_FILES.iter().map(|f| dir.join(f)).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_td_launched_with_a_given_mr_td_reports_it_and_otherwise_the_profiles() {
+        let world = World::shared();
+        let mr_td = [0x42; 48];
+        // MRTD sits at quote offset 184 (48-byte header + TD report body offset 136).
+        let (quote, _) =
+            tdx_quote_with_mr_td(&world, "tdx-fra-1", &[0; 64], &[], Some(mr_td)).expect("quote");
+        assert_eq!(&quote[184..232], &mr_td);
+        let (quote, _) = tdx_quote(&world, "tdx-fra-1", &[0; 64], &[]).expect("quote");
+        let profile_mr_td = world
+            .require_profile("tdx-fra-1")
+            .ok()
+            .and_then(|p| p.tdx())
+            .map(|t| t.mr_td)
+            .expect("TDX profile");
+        assert_eq!(&quote[184..232], &profile_mr_td);
+    }
+
+    #[test]
+    fn an_mr_td_for_an_snp_profile_is_wrong_tee() {
+        let err = tdx_attester_with_mr_td(&World::shared(), "snp-fra-1", &[], Some([0; 48]))
+            .expect_err("SNP profile");
+        assert!(matches!(err, SimError::WrongTee { .. }), "{err}");
+    }
+}

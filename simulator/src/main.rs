@@ -362,3 +362,30 @@ fn serve(world: Arc<World>, listen: &str, faults: Faults) -> Result<(), Failure>
             .map_err(|e| Failure::Run(format!("server: {e}")))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(r: Result<[u8; 48], Failure>) -> String {
+        match r {
+            Err(Failure::Usage(m)) => m,
+            Err(Failure::Run(m)) => panic!("a run failure, not a usage error: {m}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn measurements_are_96_hex_digits() {
+        assert_eq!(
+            parse_measurement("--measurement", &"ab".repeat(48)).ok(),
+            Some([0xab; 48])
+        );
+        assert_eq!(
+            usage(parse_measurement("--mr-td", "abcd")),
+            "--mr-td is 2 bytes; a measurement is 48 (96 hex digits)"
+        );
+        assert!(usage(parse_measurement("--measurement", "xyz"))
+            .starts_with("--measurement is not hex: "));
+    }
+}

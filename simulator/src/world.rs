@@ -406,3 +406,33 @@ pub fn snp_of(profile: &Profile) -> Result<&SnpProfile, SimError> {
         tee: "tdx",
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_launched_with_a_given_measurement_reports_it_on_the_same_platform() {
+        let world = World::shared();
+        let measurement = [0x5a; 48];
+        let attester = world
+            .snp_attester_with_measurement("snp-fra-1", measurement)
+            .expect("SNP profile");
+        let fields = attester.report_fields(&[0; 64]);
+        assert_eq!(fields.measurement, measurement);
+        let built_in = world.snp_attester("snp-fra-1").expect("SNP profile");
+        assert_eq!(fields.chip_id, built_in.report_fields(&[0; 64]).chip_id);
+        assert_ne!(
+            fields.measurement,
+            built_in.report_fields(&[0; 64]).measurement
+        );
+    }
+
+    #[test]
+    fn a_measurement_for_a_tdx_profile_is_wrong_tee() {
+        let err = World::shared()
+            .snp_attester_with_measurement("tdx-fra-1", [0; 48])
+            .expect_err("TDX profile");
+        assert!(matches!(err, SimError::WrongTee { .. }), "{err}");
+    }
+}

@@ -162,12 +162,27 @@ fn snp_cli_prints_the_oracles_digest_as_hex_and_as_json() {
     let path = images[0].to_str().expect("utf-8 path");
     let want = oracle_digest(&["--ovmf", path, "--vcpus", "4", "--vcpu-type", "EPYC-Milan"]);
     let out = verifier(&[
-        "snp", "--ovmf", path, "--vcpus", "4", "--vcpu-type", "EPYC-Milan",
+        "snp",
+        "--ovmf",
+        path,
+        "--vcpus",
+        "4",
+        "--vcpu-type",
+        "EPYC-Milan",
     ]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{want}\n"));
 
-    let out = verifier(&["snp", "--ovmf", path, "--vcpus", "2", "--vmm-type", "gce", "--json"]);
+    let out = verifier(&[
+        "snp",
+        "--ovmf",
+        path,
+        "--vcpus",
+        "2",
+        "--vmm-type",
+        "gce",
+        "--json",
+    ]);
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let want = oracle_digest(&["--ovmf", path, "--vcpus", "2", "--vmm-type", "gce"]);
@@ -232,7 +247,14 @@ fn snp_measured_direct_boot_equals_sev_snp_measure_on_an_image_with_a_hashes_sec
     let cases: &[&[&str]] = &[
         &["--kernel", kernel],
         &["--kernel", kernel, "--initrd", initrd],
-        &["--kernel", kernel, "--initrd", initrd, "--append", "console=ttyS0 root=/dev/vda1 "],
+        &[
+            "--kernel",
+            kernel,
+            "--initrd",
+            initrd,
+            "--append",
+            "console=ttyS0 root=/dev/vda1 ",
+        ],
         &["--kernel", kernel, "--append", "quiet", "--vmm-type", "ec2"],
     ];
     let mut seen = std::collections::BTreeSet::new();
@@ -245,7 +267,11 @@ fn snp_measured_direct_boot_equals_sev_snp_measure_on_an_image_with_a_hashes_sec
         ours.extend_from_slice(&args);
         let out = verifier(&ours);
         assert!(out.status.success(), "{extra:?}: {out:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want, "{extra:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want,
+            "{extra:?}"
+        );
         seen.insert(want);
     }
     assert_eq!(seen.len(), cases.len());
@@ -328,7 +354,10 @@ fn tdx_mrtd_of_debian_ovmf_fd_equals_td_shims_independent_computation() {
     let image = std::fs::read(&images[0]).expect("read");
     let single = tdx_mrtd(&image, PageAddOrder::SinglePass).expect("TDVF metadata");
     let two = tdx_mrtd(&image, PageAddOrder::TwoPass).expect("TDVF metadata");
-    assert_ne!(single, two, "the BFV spans many pages, so the order matters");
+    assert_ne!(
+        single, two,
+        "the BFV spans many pages, so the order matters"
+    );
     let path = images[0].to_str().expect("utf-8");
     let out = verifier(&["tdx", "--ovmf", path]);
     assert!(out.status.success(), "{out:?}");

@@ -95,9 +95,11 @@ pub fn measure_output(args: &MeasureArgs) -> Result<String, UsageError> {
     let bad = |e: measure::MeasureError| UsageError(e.to_string());
     let workload_id = |id: &Option<String>| -> Result<(), UsageError> {
         match id {
-            Some(id) => locus_wimse::WorkloadId::parse(id)
-                .map(drop)
-                .map_err(|e| UsageError(format!("--as-workload {id:?} is not a workload identifier: {e}"))),
+            Some(id) => locus_wimse::WorkloadId::parse(id).map(drop).map_err(|e| {
+                UsageError(format!(
+                    "--as-workload {id:?} is not a workload identifier: {e}"
+                ))
+            }),
             None => Ok(()),
         }
     };
@@ -120,11 +122,20 @@ pub fn measure_output(args: &MeasureArgs) -> Result<String, UsageError> {
             let guest_features = u64::from_str_radix(digits, 16).map_err(|_| {
                 UsageError(format!("--guest-features {features:?} is not a hex number"))
             })?;
-            let vcpu_type = a.vcpu_type.as_deref().map(VcpuType::parse).transpose().map_err(bad)?;
+            let vcpu_type = a
+                .vcpu_type
+                .as_deref()
+                .map(VcpuType::parse)
+                .transpose()
+                .map_err(bad)?;
             let hashes = match &a.kernel {
                 Some(k) => {
                     let initrd = a.initrd.as_deref().map(read).transpose()?;
-                    Some(KernelHashes::new(&read(k)?, initrd.as_deref(), a.append.as_deref()))
+                    Some(KernelHashes::new(
+                        &read(k)?,
+                        initrd.as_deref(),
+                        a.append.as_deref(),
+                    ))
                 }
                 None => None,
             };
@@ -141,7 +152,11 @@ pub fn measure_output(args: &MeasureArgs) -> Result<String, UsageError> {
                     vcpu_name.unwrap_or("no vCPU type"),
                     a.vmm_type.as_str(),
                     guest_features,
-                    if a.kernel.is_some() { ", measured direct boot" } else { "" },
+                    if a.kernel.is_some() {
+                        ", measured direct boot"
+                    } else {
+                        ""
+                    },
                 );
                 provenance.push_str(", from `locus-verifier measure snp`");
                 Ok(workload::snp_workload_block(id, &digest, &provenance))
@@ -315,7 +330,10 @@ mod tests {
         let image = synthetic_image(
             2,
             &[
-                (SEV_ES_RESET_BLOCK_GUID, 0x0080_b004u32.to_le_bytes().to_vec()),
+                (
+                    SEV_ES_RESET_BLOCK_GUID,
+                    0x0080_b004u32.to_le_bytes().to_vec(),
+                ),
                 (
                     crate::measure::ovmf::SEV_METADATA_GUID,
                     (8192u32 - 0x100).to_le_bytes().to_vec(),

@@ -13,7 +13,8 @@ pub const fn guid(a: u32, b: u16, c: u16, d: [u8; 8]) -> GuidLe {
     let b = b.to_le_bytes();
     let c = c.to_le_bytes();
     [
-        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
+        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6],
+        d[7],
     ]
 }
 
@@ -180,14 +181,20 @@ mod tests {
         let image = synthetic_image(
             2,
             &[
-                (SEV_ES_RESET_BLOCK_GUID, 0x0080_b004u32.to_le_bytes().to_vec()),
+                (
+                    SEV_ES_RESET_BLOCK_GUID,
+                    0x0080_b004u32.to_le_bytes().to_vec(),
+                ),
                 (TDX_METADATA_GUID, vec![1, 2, 3, 4, 5, 6]),
             ],
             &[],
         );
         let ovmf = OvmfImage::parse(&image).expect("parses");
         assert_eq!(ovmf.entry_u32(&SEV_ES_RESET_BLOCK_GUID), Some(0x0080_b004));
-        assert_eq!(ovmf.entry(&TDX_METADATA_GUID), Some(&[1, 2, 3, 4, 5, 6][..]));
+        assert_eq!(
+            ovmf.entry(&TDX_METADATA_GUID),
+            Some(&[1, 2, 3, 4, 5, 6][..])
+        );
         assert_eq!(ovmf.entry(&SEV_METADATA_GUID), None);
         assert_eq!(ovmf.gpa(), (1 << 32) - 2 * 4096);
     }

@@ -12,9 +12,7 @@ use sev::launch::PageType;
 use sev::measurement::vcpu_types::CpuType;
 use sha2::{Digest, Sha256, Sha384};
 
-use super::ovmf::{
-    OvmfImage, SEV_ES_RESET_BLOCK_GUID, SEV_HASH_TABLE_RV_GUID, SEV_METADATA_GUID,
-};
+use super::ovmf::{OvmfImage, SEV_ES_RESET_BLOCK_GUID, SEV_HASH_TABLE_RV_GUID, SEV_METADATA_GUID};
 use super::{le_u32, MeasureError, PAGE_SIZE};
 
 /// The vCPU type names `sev-snp-measure` 0.0.13 accepts (QEMU's EPYC models), spelled as it spells them.
@@ -263,11 +261,15 @@ fn sev_metadata(ovmf: &OvmfImage<'_>) -> Result<Vec<Section>, MeasureError> {
         .entry_u32(&SEV_METADATA_GUID)
         .ok_or(MeasureError::NoSevMetadata)?;
     let data = ovmf.data();
-    let start = ovmf
-        .offset_from_end(offset)
-        .ok_or_else(|| bad(format!("offset {offset:#x} from the end is outside the image")))?;
+    let start = ovmf.offset_from_end(offset).ok_or_else(|| {
+        bad(format!(
+            "offset {offset:#x} from the end is outside the image"
+        ))
+    })?;
     if data.get(start..start + 4) != Some(&b"ASEV"[..]) {
-        return Err(bad(format!("no \"ASEV\" signature at image offset {start:#x}")));
+        return Err(bad(format!(
+            "no \"ASEV\" signature at image offset {start:#x}"
+        )));
     }
     let field = |at: usize, what: &str| {
         le_u32(data, start + at).ok_or_else(|| bad(format!("{what} is past the end of the image")))
@@ -358,31 +360,31 @@ fn vmsa_page(eip: u32, launch: &SnpLaunch) -> [u8; PAGE_SIZE] {
     };
     let bsp = eip == 0xffff_fff0;
     // (CS, SS, TR attributes, RDX, MXCSR, x87 FCW, G_PAT) per VMM, as `sev-snp-measure` 0.0.13 sets them.
-    let (cs, ss, tr, rdx, mxcsr, fcw, g_pat): (u16, u16, u16, u64, u32, u16, u64) =
-        match launch.vmm {
-            VmmType::Qemu => (
-                0x9b,
-                0x93,
-                0x8b,
-                launch
-                    .vcpu_type
-                    .map(|t| u64::from(t.signature()))
-                    .unwrap_or(0),
-                0x1f80,
-                0x37f,
-                0x0007_0406_0007_0406,
-            ),
-            VmmType::Ec2 => (
-                if bsp { 0x9a } else { 0x9b },
-                0x92,
-                0x83,
-                0x600,
-                0,
-                0,
-                0x0007_0406_0007_0406,
-            ),
-            VmmType::Gce => (0x9b, 0x93, 0x8b, 0x600, 0, 0, 0x0007_0106),
-        };
+    let (cs, ss, tr, rdx, mxcsr, fcw, g_pat): (u16, u16, u16, u64, u32, u16, u64) = match launch.vmm
+    {
+        VmmType::Qemu => (
+            0x9b,
+            0x93,
+            0x8b,
+            launch
+                .vcpu_type
+                .map(|t| u64::from(t.signature()))
+                .unwrap_or(0),
+            0x1f80,
+            0x37f,
+            0x0007_0406_0007_0406,
+        ),
+        VmmType::Ec2 => (
+            if bsp { 0x9a } else { 0x9b },
+            0x92,
+            0x83,
+            0x600,
+            0,
+            0,
+            0x0007_0406_0007_0406,
+        ),
+        VmmType::Gce => (0x9b, 0x93, 0x8b, 0x600, 0, 0, 0x0007_0106),
+    };
     put(0x00, &seg(0, 0x93, 0xffff, 0)); // ES
     put(0x10, &seg(0xf000, cs, 0xffff, u64::from(eip & 0xffff_0000))); // CS
     put(0x20, &seg(0, ss, 0xffff, 0)); // SS
@@ -413,9 +415,7 @@ fn vmsa_page(eip: u32, launch: &SnpLaunch) -> [u8; PAGE_SIZE] {
 pub fn snp_launch_digest(image: &[u8], launch: &SnpLaunch) -> Result<[u8; 48], MeasureError> {
     let ovmf = OvmfImage::parse(image)?;
     let sections = sev_metadata(&ovmf)?;
-    let has_hashes_section = sections
-        .iter()
-        .any(|s| s.kind == SectionType::KernelHashes);
+    let has_hashes_section = sections.iter().any(|s| s.kind == SectionType::KernelHashes);
     // Step 0: refuse before measuring anything the launch cannot do.
     let hashes_page = match &launch.kernel_hashes {
         None => None,
@@ -506,7 +506,9 @@ mod tests {
             ),
             (
                 SEV_METADATA_GUID,
-                ((pages * PAGE_SIZE - meta_at) as u32).to_le_bytes().to_vec(),
+                ((pages * PAGE_SIZE - meta_at) as u32)
+                    .to_le_bytes()
+                    .to_vec(),
             ),
         ];
         if let Some(gpa) = hashes_gpa {
@@ -544,7 +546,10 @@ mod tests {
         let err = VcpuType::parse("EPYC-Zen9").expect_err("unknown");
         assert_eq!(err, MeasureError::UnknownVcpuType("EPYC-Zen9".into()));
         let msg = err.to_string();
-        assert!(msg.starts_with("unknown vCPU type \"EPYC-Zen9\": expected one of EPYC, EPYC-v1,"), "{msg}");
+        assert!(
+            msg.starts_with("unknown vCPU type \"EPYC-Zen9\": expected one of EPYC, EPYC-v1,"),
+            "{msg}"
+        );
         // The names are `sev-snp-measure`'s, spelled exactly.
         assert!(VcpuType::parse("epyc-v4").is_err());
     }
@@ -584,7 +589,9 @@ mod tests {
         let hashes = KernelHashes::new(b"kernel", None, None);
         let err = snp_launch_digest(&img, &launch(1, Some(hashes))).expect_err("no section");
         assert_eq!(err, MeasureError::NoKernelHashesSection);
-        assert!(err.to_string().starts_with("--kernel needs an image with an SNP kernel-hashes section"));
+        assert!(err
+            .to_string()
+            .starts_with("--kernel needs an image with an SNP kernel-hashes section"));
         // Without a kernel the same image measures.
         assert!(snp_launch_digest(&img, &launch(1, None)).is_ok());
     }
@@ -594,7 +601,9 @@ mod tests {
         let img = image(&[(0x80_0000, 0x1000, 7)], None);
         assert_eq!(
             snp_launch_digest(&img, &launch(1, None)).err(),
-            Some(MeasureError::SevMetadata("section 0 has unknown type 0x7".into()))
+            Some(MeasureError::SevMetadata(
+                "section 0 has unknown type 0x7".into()
+            ))
         );
         let img = image(&[(0x80_0000, 0x800, 1)], None);
         assert_eq!(
@@ -669,7 +678,12 @@ mod tests {
         let mut page = vec![0u8; 4096];
         page[0x10..0x10 + 176].copy_from_slice(&hashes.table());
         ld = step(ld, 1, 0x80_f000, Sha384::digest(&page).into());
-        ld = step(ld, 2, 0xFFFF_FFFF_F000, Sha384::digest(vmsa_page(0xffff_fff0, &launch)).into());
+        ld = step(
+            ld,
+            2,
+            0xFFFF_FFFF_F000,
+            Sha384::digest(vmsa_page(0xffff_fff0, &launch)).into(),
+        );
         assert_eq!(hex::encode(got), hex::encode(ld));
 
         // Without the kernel the section is a zero page, so the digests differ.

@@ -67,11 +67,15 @@ fn tdvf_sections(ovmf: &OvmfImage<'_>) -> Result<Vec<Section>, MeasureError> {
         .entry_u32(&TDX_METADATA_GUID)
         .ok_or(MeasureError::NoTdvfMetadata)?;
     let data = ovmf.data();
-    let start = ovmf
-        .offset_from_end(offset)
-        .ok_or_else(|| bad(format!("offset {offset:#x} from the end is outside the image")))?;
+    let start = ovmf.offset_from_end(offset).ok_or_else(|| {
+        bad(format!(
+            "offset {offset:#x} from the end is outside the image"
+        ))
+    })?;
     if data.get(start..start + 4) != Some(&b"TDVF"[..]) {
-        return Err(bad(format!("no \"TDVF\" signature at image offset {start:#x}")));
+        return Err(bad(format!(
+            "no \"TDVF\" signature at image offset {start:#x}"
+        )));
     }
     let field = |at: usize, what: &str| {
         le_u32(data, start + at).ok_or_else(|| bad(format!("{what} is past the end of the image")))
@@ -131,7 +135,9 @@ fn tdvf_sections(ovmf: &OvmfImage<'_>) -> Result<Vec<Section>, MeasureError> {
                 return Err(bad(format!("{what} has no data")))
             }
             SectionType::TdHob | SectionType::TempMem if raw_size != 0 => {
-                return Err(bad(format!("{what} must have no data, has {raw_size:#x} bytes")))
+                return Err(bad(format!(
+                    "{what} must have no data, has {raw_size:#x} bytes"
+                )))
             }
             _ => {}
         }
@@ -223,9 +229,11 @@ mod tests {
     use super::*;
     use crate::measure::ovmf::synthetic_image;
 
-    /// A 4-page image whose TDVF descriptor (at image offset 0x200) lists `sections`
-    /// (data offset, raw size, GPA, memory size, type, attributes).
-    fn image(sections: &[(u32, u32, u64, u64, u32, u32)]) -> Vec<u8> {
+    /// A TDVF section as (data offset, raw size, GPA, memory size, type, attributes).
+    type RawSection = (u32, u32, u64, u64, u32, u32);
+
+    /// A 4-page image whose TDVF descriptor (at image offset 0x200) lists `sections`.
+    fn image(sections: &[RawSection]) -> Vec<u8> {
         let pages = 4;
         let at = 0x200usize;
         let mut meta = b"TDVF".to_vec();
@@ -278,7 +286,10 @@ mod tests {
         let mut stream = page_add(0xffff_0000);
         for c in 0..16 {
             let from = 0x1000 + c * 256;
-            stream.extend(mr_extend(0xffff_0000 + c as u64 * 256, &img[from..from + 256]));
+            stream.extend(mr_extend(
+                0xffff_0000 + c as u64 * 256,
+                &img[from..from + 256],
+            ));
         }
         stream.extend(page_add(0x80_0000));
         stream.extend(page_add(0x80_1000));
@@ -296,7 +307,11 @@ mod tests {
             let mut out = Vec::new();
             for c in 0..16u64 {
                 let from = 0x1000 + (page * 4096 + c * 256) as usize;
-                let data = if page == 0 { img[from..from + 256].to_vec() } else { vec![0; 256] };
+                let data = if page == 0 {
+                    img[from..from + 256].to_vec()
+                } else {
+                    vec![0; 256]
+                };
                 out.extend(mr_extend(0xffff_0000 + page * 4096 + c * 256, &data));
             }
             out
@@ -345,7 +360,7 @@ mod tests {
 
     #[test]
     fn sections_qemu_would_refuse_are_refused() {
-        let cases: &[((u32, u32, u64, u64, u32, u32), &str)] = &[
+        let cases: &[(RawSection, &str)] = &[
             (
                 (0, 0, 0x80_0000, 0x1000, 4, 0),
                 "section 0 has type 4, which QEMU does not load (it loads BFV 0, CFV 1, TD_HOB 2, TempMem 3)",
