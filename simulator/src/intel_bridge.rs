@@ -72,12 +72,29 @@ pub fn tdx_attester(
     profile: &str,
     faults: &[Fault],
 ) -> Result<SimTdxAttester, SimError> {
+    tdx_attester_with_mr_td(world, profile, faults, None)
+}
+
+/// A TDX attester for a built-in profile with faults, its TD launched with `mr_td` instead of the demo image's MRTD
+/// when given (a reference value computed from a firmware image, e.g. by `locus-verifier measure tdx`).
+pub fn tdx_attester_with_mr_td(
+    world: &World,
+    profile: &str,
+    faults: &[Fault],
+    mr_td: Option<[u8; 48]>,
+) -> Result<SimTdxAttester, SimError> {
     let p = world.require_profile(profile)?;
-    let tdx = p.tdx().ok_or_else(|| SimError::WrongTee {
-        name: profile.to_string(),
-        tee: "sev-snp",
-    })?;
-    let mut attester = world.intel().attester(tdx);
+    let mut tdx = p
+        .tdx()
+        .ok_or_else(|| SimError::WrongTee {
+            name: profile.to_string(),
+            tee: "sev-snp",
+        })?
+        .clone();
+    if let Some(m) = mr_td {
+        tdx.mr_td = m;
+    }
+    let mut attester = world.intel().attester(&tdx);
     for f in faults {
         attester = attester.with_fault(tdx_fault(*f));
     }
@@ -92,7 +109,18 @@ pub fn tdx_quote(
     report_data: &[u8; 64],
     faults: &[Fault],
 ) -> Result<(Vec<u8>, TdxCollateralFiles), SimError> {
-    let attester = tdx_attester(world, profile, faults)?;
+    tdx_quote_with_mr_td(world, profile, report_data, faults, None)
+}
+
+/// [`tdx_quote`] from a TD launched with `mr_td` when given (see [`tdx_attester_with_mr_td`]).
+pub fn tdx_quote_with_mr_td(
+    world: &World,
+    profile: &str,
+    report_data: &[u8; 64],
+    faults: &[Fault],
+    mr_td: Option<[u8; 48]>,
+) -> Result<(Vec<u8>, TdxCollateralFiles), SimError> {
+    let attester = tdx_attester_with_mr_td(world, profile, faults, mr_td)?;
     Ok((attester.quote(report_data), attester.collateral()))
 }
 
@@ -100,4 +128,34 @@ pub fn tdx_quote(
 pub fn write_collateral(files: &TdxCollateralFiles, dir: &Path) -> Result<Vec<PathBuf>, SimError> {
     files.write_dir(dir).map_err(|e| SimError::io(dir, e))?;
     Ok(COLLATERAL_FILES.iter().map(|f| dir.join(f)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_td_launched_with_a_given_mr_td_reports_it_and_otherwise_the_profiles() {
+        let world = World::shared();
+        let mr_td = [0x42; 48];
+        // MRTD sits at quote offset 184 (48-byte header + TD report body offset 136).
+        let (quote, _) =
+            tdx_quote_with_mr_td(&world, "tdx-fra-1", &[0; 64], &[], Some(mr_td)).expect("quote");
+        assert_eq!(&quote[184..232], &mr_td);
+        let (quote, _) = tdx_quote(&world, "tdx-fra-1", &[0; 64], &[]).expect("quote");
+        let profile_mr_td = world
+            .require_profile("tdx-fra-1")
+            .ok()
+            .and_then(|p| p.tdx())
+            .map(|t| t.mr_td)
+            .expect("TDX profile");
+        assert_eq!(&quote[184..232], &profile_mr_td);
+    }
+
+    #[test]
+    fn an_mr_td_for_an_snp_profile_is_wrong_tee() {
+        let err = tdx_attester_with_mr_td(&World::shared(), "snp-fra-1", &[], Some([0; 48]))
+            .expect_err("SNP profile");
+        assert!(matches!(err, SimError::WrongTee { .. }), "{err}");
+    }
 }

@@ -94,6 +94,10 @@ enum SnpCommand {
         /// Evidence fault: bad-signature, foreign-chain, expired-certificate, debug, low-tcb.
         #[arg(long = "fault")]
         faults: Vec<String>,
+        /// Launch the profile's platform with this launch digest (96 hex digits) instead of the demo image's, e.g.
+        /// the output of `locus-verifier measure snp`.
+        #[arg(long, value_name = "HEX")]
+        measurement: Option<String>,
     },
 }
 
@@ -117,6 +121,10 @@ enum TdxCommand {
         /// low-tcb.
         #[arg(long = "fault")]
         faults: Vec<String>,
+        /// Launch the profile's platform with this MRTD (96 hex digits) instead of the demo image's, e.g. the output
+        /// of `locus-verifier measure tdx`.
+        #[arg(long = "mr-td", value_name = "HEX")]
+        mr_td: Option<String>,
     },
 }
 
@@ -191,11 +199,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     out,
                     certs_out,
                     faults,
+                    measurement,
                 },
         } => {
             let rd = parse_report_data(&report_data)?;
             let faults = parse_evidence_faults(&faults)?;
-            let mut attester = world.snp_attester(&profile)?;
+            let mut attester = match measurement {
+                Some(hex_str) => {
+                    let m = parse_measurement("--measurement", &hex_str)?;
+                    world.snp_attester_with_measurement(&profile, m)?
+                }
+                None => world.snp_attester(&profile)?,
+            };
             for f in faults {
                 attester = attester.with_fault(f);
             }
@@ -224,12 +239,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     out,
                     collateral_out,
                     faults,
+                    mr_td,
                 },
         } => {
             let rd = parse_report_data(&report_data)?;
             let faults = parse_evidence_faults(&faults)?;
-            let (quote, collateral) =
-                locus_simulator::intel_bridge::tdx_quote(&world, &profile, &rd, &faults)?;
+            let mr_td = mr_td
+                .map(|h| parse_measurement("--mr-td", &h))
+                .transpose()?;
+            let (quote, collateral) = locus_simulator::intel_bridge::tdx_quote_with_mr_td(
+                &world, &profile, &rd, &faults, mr_td,
+            )?;
             write(&out, &quote)?;
             if let Some(dir) = collateral_out {
                 locus_simulator::intel_bridge::write_collateral(&collateral, &dir)?;
@@ -287,6 +307,18 @@ fn parse_report_data(hex_str: &str) -> Result<[u8; 64], Failure> {
     Ok(rd)
 }
 
+/// A 48-byte measurement (SNP launch digest, TDX MRTD) given as 96 hex digits.
+fn parse_measurement(flag: &str, hex_str: &str) -> Result<[u8; 48], Failure> {
+    let bytes = hex::decode(hex_str.trim())
+        .map_err(|e| Failure::Usage(format!("{flag} is not hex: {e}")))?;
+    <[u8; 48]>::try_from(bytes.as_slice()).map_err(|_| {
+        Failure::Usage(format!(
+            "{flag} is {} bytes; a measurement is 48 (96 hex digits)",
+            bytes.len()
+        ))
+    })
+}
+
 fn parse_evidence_faults(names: &[String]) -> Result<Vec<Fault>, Failure> {
     names
         .iter()
@@ -329,4 +361,31 @@ fn serve(world: Arc<World>, listen: &str, faults: Faults) -> Result<(), Failure>
             .await
             .map_err(|e| Failure::Run(format!("server: {e}")))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(r: Result<[u8; 48], Failure>) -> String {
+        match r {
+            Err(Failure::Usage(m)) => m,
+            Err(Failure::Run(m)) => panic!("a run failure, not a usage error: {m}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn measurements_are_96_hex_digits() {
+        assert_eq!(
+            parse_measurement("--measurement", &"ab".repeat(48)).ok(),
+            Some([0xab; 48])
+        );
+        assert_eq!(
+            usage(parse_measurement("--mr-td", "abcd")),
+            "--mr-td is 2 bytes; a measurement is 48 (96 hex digits)"
+        );
+        assert!(usage(parse_measurement("--measurement", "xyz"))
+            .starts_with("--measurement is not hex: "));
+    }
 }

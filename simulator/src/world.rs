@@ -328,6 +328,26 @@ impl World {
         SimSnpAttester::new(self.clone(), profile)
     }
 
+    /// An SNP attester for a built-in profile whose guest was launched with `measurement` instead of the demo image's
+    /// (a reference value computed from a firmware image, e.g. by `locus-verifier measure snp`).
+    pub fn snp_attester_with_measurement(
+        self: &Arc<Self>,
+        name: &str,
+        measurement: [u8; 48],
+    ) -> Result<SimSnpAttester, SimError> {
+        let mut profile = self.require_profile(name)?.clone();
+        match &mut profile.tee_profile {
+            crate::profile::TeeProfile::Snp(snp) => snp.measurement = measurement,
+            crate::profile::TeeProfile::Tdx(_) => {
+                return Err(SimError::WrongTee {
+                    name: name.to_string(),
+                    tee: "tdx",
+                })
+            }
+        }
+        SimSnpAttester::new(self.clone(), profile)
+    }
+
     /// The current TDX collateral (TCB info, QE identity, CRLs, chains, root) every simulated TDX platform
     /// verifies with; one FMSPC covers them all.
     pub fn tdx_collateral(&self) -> crate::intel::TdxCollateralFiles {
@@ -385,4 +405,34 @@ pub fn snp_of(profile: &Profile) -> Result<&SnpProfile, SimError> {
         name: profile.name.clone(),
         tee: "tdx",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_launched_with_a_given_measurement_reports_it_on_the_same_platform() {
+        let world = World::shared();
+        let measurement = [0x5a; 48];
+        let attester = world
+            .snp_attester_with_measurement("snp-fra-1", measurement)
+            .expect("SNP profile");
+        let fields = attester.report_fields(&[0; 64]);
+        assert_eq!(fields.measurement, measurement);
+        let built_in = world.snp_attester("snp-fra-1").expect("SNP profile");
+        assert_eq!(fields.chip_id, built_in.report_fields(&[0; 64]).chip_id);
+        assert_ne!(
+            fields.measurement,
+            built_in.report_fields(&[0; 64]).measurement
+        );
+    }
+
+    #[test]
+    fn a_measurement_for_a_tdx_profile_is_wrong_tee() {
+        let err = World::shared()
+            .snp_attester_with_measurement("tdx-fra-1", [0; 48])
+            .expect_err("TDX profile");
+        assert!(matches!(err, SimError::WrongTee { .. }), "{err}");
+    }
 }

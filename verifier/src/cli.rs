@@ -69,7 +69,7 @@ pub fn parse_rfc3339(s: &str) -> Result<u64, UsageError> {
     u64::try_from(t.unix_timestamp()).map_err(|_| UsageError(format!("--at {s:?} is before 1970")))
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, UsageError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, UsageError> {
     std::fs::read(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))
 }
 

@@ -26,6 +26,8 @@ enum Command {
     Serve(locus_verifier::service::ServeArgs),
     /// Manage the WIT signing keys and the challenge MAC key in the configured keys directory.
     Keys(locus_verifier::service::KeysArgs),
+    /// Compute a reference value from the firmware image: SEV-SNP launch digest or TDX MRTD (DESIGN §11).
+    Measure(locus_verifier::measure::command::MeasureArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,5 +54,8 @@ fn main() -> ExitCode {
             ExitCode::from(locus_verifier::service::run_serve(&args))
         }
         Command::Keys(args) => ExitCode::from(locus_verifier::service::run_keys(&args)),
+        Command::Measure(args) => {
+            ExitCode::from(locus_verifier::measure::command::run_measure(&args))
+        }
     }
 }
