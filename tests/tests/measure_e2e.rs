@@ -236,7 +236,6 @@ fn tdx_evidence(
 }
 
 #[test]
-#[ignore = "needs measurement_scope from the decision work; lead enables at merge"]
 fn tdx_measured_ovmf_as_workload_is_served_and_a_td_launched_with_it_gets_the_wit() {
     let test = "tdx_measured_ovmf_as_workload_is_served";
     let Some(ovmf) = debian_ovmf(test) else {
