@@ -1706,7 +1706,7 @@ fn matrix() -> Vec<Attack> {
             let c = credential(fx);
             c.present_pair(&c.wit, &c.wpt(&c.agent, &format!("{AUTHORITY}{TARGET}"), RP_NOW + 3600))
         };
-        wpt_signed_with_eddsa_for_an_es256_cnf => "alg_mismatch", |fx| {
+        wpt_signed_with_eddsa_for_an_es256_cnf => "alg_not_allowed", |fx| {
             let c = credential(fx);
             let ed = Ed25519SigningKey::generate().expect("key");
             c.present_pair(&c.wit, &c.wpt(&ed, &format!("{AUTHORITY}{TARGET}"), RP_NOW + 60))
