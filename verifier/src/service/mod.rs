@@ -65,9 +65,13 @@ pub async fn run(
             .store(false, std::sync::atomic::Ordering::Relaxed);
     };
     let app = http::router(service);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // The peer address reaches handlers as `ConnectInfo` (per-client collateral budgets).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 
