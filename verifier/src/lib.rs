@@ -11,6 +11,7 @@ pub mod config;
 pub mod decision;
 pub mod endorsement;
 pub mod error;
+pub mod lru;
 pub mod measure;
 pub mod service;
 

@@ -25,6 +25,9 @@ use locus_verifier::collateral::http::{RetryPolicy, Timeouts};
 use locus_verifier::collateral::{Collateral, CollateralConfig};
 use locus_verifier::ErrorCode;
 
+/// The requester these tests fetch for (its new-platform budget is the default, far above what a test spends).
+const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 const SNP_SET: &str = "snp/genoa-v3-azure-trustee";
 const TDX_SET: &str = "tdx/v4-b0c06f-uptodate-dcapqvl";
 /// 2026-01-01T00:00:00Z: inside the stand-in AMD CRL's window (the b0c06f root CA CRL, 2025-03-20..2026-04-03).
@@ -213,6 +216,16 @@ async fn root_ca_crl(State(stub): State<Arc<Stub>>) -> Response {
 struct Server {
     url: String,
     stub: Arc<Stub>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Stop listening (the URL then refuses connections) and return the URL: the same source, now unreachable.
+    async fn stop(self) -> String {
+        self.task.abort();
+        let _ = self.task.await;
+        self.url
+    }
 }
 
 async fn start(vectors: &Path) -> Server {
@@ -243,12 +256,13 @@ async fn start(vectors: &Path) -> Server {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     Server {
         url: format!("http://{addr}"),
         stub,
+        task,
     }
 }
 
@@ -313,7 +327,7 @@ async fn second_snp_request_fetches_nothing_from_memory_or_disk() {
     let report = snp_report(&v);
 
     let first = c
-        .snp_endorsements(&report, &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &report, &[], SNP_NOW)
         .await
         .expect("first");
     assert_eq!(
@@ -328,7 +342,7 @@ async fn second_snp_request_fetches_nothing_from_memory_or_disk() {
     assert_eq!(after_first, 3);
 
     let second = c
-        .snp_endorsements(&report, &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &report, &[], SNP_NOW)
         .await
         .expect("second");
     assert_eq!(second, first);
@@ -341,7 +355,7 @@ async fn second_snp_request_fetches_nothing_from_memory_or_disk() {
     // A new process on the same cache directory: served from disk.
     let restarted = Collateral::new(config(&server.url, cache.path())).expect("collateral");
     let third = restarted
-        .snp_endorsements(&report, &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &report, &[], SNP_NOW)
         .await
         .expect("third");
     assert_eq!(third, first);
@@ -366,7 +380,7 @@ async fn thirty_two_concurrent_cold_requests_make_one_vcek_fetch() {
         let c = c.clone();
         let report = report.clone();
         tasks.push(tokio::spawn(async move {
-            c.snp_endorsements(&report, &[], SNP_NOW).await
+            c.snp_endorsements(LOCAL, &report, &[], SNP_NOW).await
         }));
     }
     let mut results = Vec::new();
@@ -394,7 +408,7 @@ async fn rate_limited_fetch_waits_for_retry_after_then_succeeds() {
     let c = Collateral::new(cfg).expect("collateral");
     let started = Instant::now();
     let e = c
-        .snp_endorsements(&snp_report(&v), &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &snp_report(&v), &[], SNP_NOW)
         .await
         .expect("after 429");
     assert!(e.vek_der.is_some());
@@ -420,7 +434,7 @@ async fn persistent_rate_limit_gives_up_with_collateral_missing() {
     cfg.retry.max_429_retries = 1;
     let c = Collateral::new(cfg).expect("collateral");
     let err = c
-        .snp_endorsements(&snp_report(&v), &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &snp_report(&v), &[], SNP_NOW)
         .await
         .expect_err("must be refused");
     assert_eq!(err.code, ErrorCode::CollateralMissing);
@@ -441,7 +455,7 @@ async fn server_error_is_retried_a_bounded_number_of_times() {
     let mut cfg = config(&server.url, cache.path());
     cfg.fetch_snp_crl = false;
     let c = Collateral::new(cfg).expect("collateral");
-    c.snp_endorsements(&snp_report(&v), &[], SNP_NOW)
+    c.snp_endorsements(LOCAL, &snp_report(&v), &[], SNP_NOW)
         .await
         .expect("after one 503");
     assert_eq!(vcek_hits(&server.stub), 2);
@@ -451,7 +465,7 @@ async fn server_error_is_retried_a_bounded_number_of_times() {
     let cache = tempfile::tempdir().expect("tempdir");
     let c = Collateral::new(config(&server.url, cache.path())).expect("collateral");
     let err = c
-        .snp_endorsements(&snp_report(&v), &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &snp_report(&v), &[], SNP_NOW)
         .await
         .expect_err("must be refused");
     assert_eq!(err.code, ErrorCode::CollateralMissing);
@@ -472,7 +486,7 @@ async fn unknown_chip_is_collateral_missing_without_retry() {
     let mut report = snp_report(&v);
     report[0x1A0] ^= 0xFF; // another chip
     let err = c
-        .snp_endorsements(&report, &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &report, &[], SNP_NOW)
         .await
         .expect_err("must be refused");
     assert_eq!(err.code, ErrorCode::CollateralMissing);
@@ -487,24 +501,25 @@ async fn unreachable_service_with_warm_cache_still_gives_collateral() {
     let cache = tempfile::tempdir().expect("tempdir");
     let warm = Collateral::new(config(&server.url, cache.path())).expect("collateral");
     let snp = warm
-        .snp_endorsements(&snp_report(&v), &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &snp_report(&v), &[], SNP_NOW)
         .await
         .expect("snp");
     let tdx = warm
-        .tdx_collateral(&tdx_quote(&v), TDX_NOW)
+        .tdx_collateral(LOCAL, &tdx_quote(&v), TDX_NOW)
         .await
         .expect("tdx");
 
-    let dead = dead_url().await;
+    // The same service (the cache is keyed by source), now down.
+    let dead = server.stop().await;
     let c = Collateral::new(config(&dead, cache.path())).expect("collateral");
     assert_eq!(
-        c.snp_endorsements(&snp_report(&v), &[], SNP_NOW)
+        c.snp_endorsements(LOCAL, &snp_report(&v), &[], SNP_NOW)
             .await
             .expect("snp"),
         snp
     );
     assert_eq!(
-        c.tdx_collateral(&tdx_quote(&v), TDX_NOW)
+        c.tdx_collateral(LOCAL, &tdx_quote(&v), TDX_NOW)
             .await
             .expect("tdx"),
         tdx
@@ -519,12 +534,12 @@ async fn unreachable_service_with_cold_cache_is_collateral_missing() {
     let dead = dead_url().await;
     let c = Collateral::new(config(&dead, cache.path())).expect("collateral");
     let err = c
-        .snp_endorsements(&snp_report(&v), &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &snp_report(&v), &[], SNP_NOW)
         .await
         .expect_err("must be refused");
     assert_eq!(err.code, ErrorCode::CollateralMissing);
     let err = c
-        .tdx_collateral(&tdx_quote(&v), TDX_NOW)
+        .tdx_collateral(LOCAL, &tdx_quote(&v), TDX_NOW)
         .await
         .expect_err("must be refused");
     assert_eq!(err.code, ErrorCode::CollateralMissing);
@@ -537,7 +552,7 @@ async fn tdx_items_are_cached_until_their_next_update_then_refetched() {
     let cache = tempfile::tempdir().expect("tempdir");
     let c = Collateral::new(config(&server.url, cache.path())).expect("collateral");
     let quote = tdx_quote(&v);
-    let items = c.tdx_collateral(&quote, TDX_NOW).await.expect("tdx");
+    let items = c.tdx_collateral(LOCAL, &quote, TDX_NOW).await.expect("tdx");
     let dir = v.join(TDX_SET).join("collateral");
     assert_eq!(
         items.tcb_info_json.as_bytes(),
@@ -569,11 +584,11 @@ async fn tdx_items_are_cached_until_their_next_update_then_refetched() {
     }
 
     // Later, still well inside every window: nothing fetched (memory, then disk after a restart).
-    c.tdx_collateral(&quote, TDX_NOW + 86_400)
+    c.tdx_collateral(LOCAL, &quote, TDX_NOW + 86_400)
         .await
         .expect("tdx");
     c.cache().clear_memory();
-    c.tdx_collateral(&quote, TDX_NOW + 2 * 86_400)
+    c.tdx_collateral(LOCAL, &quote, TDX_NOW + 2 * 86_400)
         .await
         .expect("tdx");
     assert_eq!(server.stub.total(), 4);
@@ -581,7 +596,7 @@ async fn tdx_items_are_cached_until_their_next_update_then_refetched() {
     // Past the TCB info's (and QE identity's and PCK CRL's) nextUpdate: those are fetched again; the root CA CRL,
     // valid until 2026, is not.
     let after = TCB_NEXT_UPDATE + 1;
-    c.tdx_collateral(&quote, after).await.expect("tdx");
+    c.tdx_collateral(LOCAL, &quote, after).await.expect("tdx");
     assert_eq!(server.stub.hits(tcb_path), 2);
     assert_eq!(server.stub.hits("/tdx/certification/v4/qe/identity"), 2);
     assert_eq!(server.stub.hits("/sgx/certification/v4/pckcrl"), 2);
@@ -594,13 +609,14 @@ async fn expired_copy_that_cannot_be_refetched_is_collateral_expired() {
     let server = start(&v).await;
     let cache = tempfile::tempdir().expect("tempdir");
     let warm = Collateral::new(config(&server.url, cache.path())).expect("collateral");
-    warm.tdx_collateral(&tdx_quote(&v), TDX_NOW)
+    warm.tdx_collateral(LOCAL, &tdx_quote(&v), TDX_NOW)
         .await
         .expect("tdx");
 
-    let c = Collateral::new(config(&dead_url().await, cache.path())).expect("collateral");
+    let dead = server.stop().await;
+    let c = Collateral::new(config(&dead, cache.path())).expect("collateral");
     let err = c
-        .tdx_collateral(&tdx_quote(&v), TCB_NEXT_UPDATE + 1)
+        .tdx_collateral(LOCAL, &tdx_quote(&v), TCB_NEXT_UPDATE + 1)
         .await
         .expect_err("must be refused");
     assert_eq!(err.code, ErrorCode::CollateralExpired);
@@ -613,11 +629,11 @@ async fn item_near_next_update_is_served_and_refreshed_in_the_background() {
     let cache = tempfile::tempdir().expect("tempdir");
     let c = Collateral::new(config(&server.url, cache.path())).expect("collateral");
     let quote = tdx_quote(&v);
-    let first = c.tdx_collateral(&quote, TDX_NOW).await.expect("tdx");
+    let first = c.tdx_collateral(LOCAL, &quote, TDX_NOW).await.expect("tdx");
     // Twelve hours before nextUpdate: inside the 24 h refresh lead, still valid.
     let near = TCB_NEXT_UPDATE - 12 * 3600;
     let served = c
-        .tdx_collateral(&quote, near)
+        .tdx_collateral(LOCAL, &quote, near)
         .await
         .expect("served from cache");
     assert_eq!(served, first);
@@ -632,7 +648,9 @@ async fn item_near_next_update_is_served_and_refreshed_in_the_background() {
     assert!(c.stats().refreshes_started >= 1);
     // A second request in the lead window does not start another refresh of the same item.
     let before = c.stats().refreshes_started;
-    c.tdx_collateral(&quote, near + 60).await.expect("served");
+    c.tdx_collateral(LOCAL, &quote, near + 60)
+        .await
+        .expect("served");
     assert_eq!(c.stats().refreshes_started, before);
 }
 
@@ -646,7 +664,7 @@ async fn offline_mode_uses_the_collateral_directory_and_never_the_network() {
     cfg.collateral_dir = Some(v.join(TDX_SET));
     let c = Collateral::new(cfg).expect("collateral");
     let items = c
-        .tdx_collateral(&tdx_quote(&v), TDX_NOW)
+        .tdx_collateral(LOCAL, &tdx_quote(&v), TDX_NOW)
         .await
         .expect("tdx offline");
     let expected = locus_verifier::collateral::offline::read_tdx_collateral_dir(
@@ -661,7 +679,7 @@ async fn offline_mode_uses_the_collateral_directory_and_never_the_network() {
     cfg.collateral_dir = Some(v.join(SNP_SET));
     let c = Collateral::new(cfg).expect("collateral");
     let e = c
-        .snp_endorsements(&snp_report(&v), &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &snp_report(&v), &[], SNP_NOW)
         .await
         .expect("snp offline");
     assert_eq!(e.vek_der, Some(read(&v.join(SNP_SET).join("vcek.der"))));
@@ -671,7 +689,7 @@ async fn offline_mode_uses_the_collateral_directory_and_never_the_network() {
     let mut other = snp_report(&v);
     other[0x1A0] ^= 0xFF;
     let err = c
-        .snp_endorsements(&other, &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &other, &[], SNP_NOW)
         .await
         .expect_err("must be refused");
     assert_eq!(err.code, ErrorCode::CollateralMissing);
@@ -693,7 +711,7 @@ async fn shipped_certificates_are_preferred_over_the_kds() {
         read(&set.join("ark.pem")),
     ];
     let e = c
-        .snp_endorsements(&snp_report(&v), &shipped, SNP_NOW)
+        .snp_endorsements(LOCAL, &snp_report(&v), &shipped, SNP_NOW)
         .await
         .expect("snp");
     assert_eq!(e.vek_der.as_deref(), Some(&shipped[0][..]));
@@ -712,7 +730,7 @@ async fn vlek_report_without_its_certificate_is_collateral_missing() {
     let set = v.join("snp/milan-v3-vlek-trustee");
     let report = read(&set.join("report.bin"));
     let err = c
-        .snp_endorsements(&report, &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &report, &[], SNP_NOW)
         .await
         .expect_err("must be refused");
     assert_eq!(err.code, ErrorCode::CollateralMissing);
@@ -720,7 +738,12 @@ async fn vlek_report_without_its_certificate_is_collateral_missing() {
     // Shipped, the VLEK and its ASVK chain are used as is.
     let chain = read(&set.join("cert_chain.pem"));
     let e = c
-        .snp_endorsements(&report, &[read(&set.join("vlek.der")), chain], SNP_NOW)
+        .snp_endorsements(
+            LOCAL,
+            &report,
+            &[read(&set.join("vlek.der")), chain],
+            SNP_NOW,
+        )
         .await
         .expect("vlek shipped");
     assert_eq!(e.vek_der, Some(read(&set.join("vlek.der"))));
@@ -758,7 +781,7 @@ async fn vcek_request_follows_the_kds_format_for_every_vector_product() {
     // Turin (v5): fmcSPL first, 8-byte hwid.
     let turin = read(&v.join("snp/turin-v5-routex/report.bin"));
     let e = c
-        .snp_endorsements(&turin, &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &turin, &[], SNP_NOW)
         .await
         .expect("turin");
     assert_eq!(
@@ -790,7 +813,7 @@ async fn vcek_request_follows_the_kds_format_for_every_vector_product() {
     // Milan v2 (no CPUID): the product is found by asking the KDS, Milan first; Genoa is never asked.
     let milan = read(&v.join("snp/milan-v2-virtee/report.bin"));
     let e = c
-        .snp_endorsements(&milan, &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &milan, &[], SNP_NOW)
         .await
         .expect("milan v2");
     assert_eq!(
@@ -818,7 +841,7 @@ async fn fetched_endorsements_and_collateral_pass_appraisal_byte_exact() {
 
     let report = snp_report(&v);
     let e = c
-        .snp_endorsements(&report, &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &report, &[], SNP_NOW)
         .await
         .expect("snp");
     appraise_snp(&report, &e, &anchors, SNP_NOW)
@@ -827,7 +850,7 @@ async fn fetched_endorsements_and_collateral_pass_appraisal_byte_exact() {
     let quote = tdx_quote(&v);
     // Twice: once fetched, once from the disk cache after dropping memory.
     for _ in 0..2 {
-        let items = c.tdx_collateral(&quote, TDX_NOW).await.expect("tdx");
+        let items = c.tdx_collateral(LOCAL, &quote, TDX_NOW).await.expect("tdx");
         let collateral = items.to_appraisal().expect("collateral parts");
         appraise_tdx(&quote, &collateral, &anchors, TDX_NOW)
             .expect("TDX appraisal with fetched collateral");
@@ -847,10 +870,16 @@ async fn source_serving_expired_collateral_is_not_asked_again_during_the_backoff
     let quote = tdx_quote(&v);
     let late = TCB_NEXT_UPDATE + 1;
     // First request: the (expired) items are handed over as served, for appraisal to refuse.
-    let items = c.tdx_collateral(&quote, late).await.expect("served as is");
+    let items = c
+        .tdx_collateral(LOCAL, &quote, late)
+        .await
+        .expect("served as is");
     assert!(!items.tcb_info_json.is_empty());
     // Second request: answered from the remembered failure, no new fetch of the expired items.
-    let err = c.tdx_collateral(&quote, late).await.expect_err("expired");
+    let err = c
+        .tdx_collateral(LOCAL, &quote, late)
+        .await
+        .expect_err("expired");
     assert_eq!(err.code, ErrorCode::CollateralExpired);
     assert_eq!(server.stub.hits("/tdx/certification/v4/tcb"), 1);
 }
@@ -866,7 +895,7 @@ async fn slow_service_times_out_into_collateral_missing() {
     cfg.retry.max_retries = 1;
     let c = Collateral::new(cfg).expect("collateral");
     let err = c
-        .snp_endorsements(&snp_report(&v), &[], SNP_NOW)
+        .snp_endorsements(LOCAL, &snp_report(&v), &[], SNP_NOW)
         .await
         .expect_err("timed out");
     assert_eq!(err.code, ErrorCode::CollateralMissing);

@@ -12,12 +12,16 @@ use locus_verifier::collateral::http::{RetryPolicy, Timeouts};
 use locus_verifier::collateral::{Collateral, CollateralConfig};
 use locus_verifier::ErrorCode;
 
+/// The requester these tests fetch for (its new-platform budget is the default, far above what a test spends).
+const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 /// 2026-06-01T00:00:00Z: inside the simulated VCEK (2025..2032) and AMD CRL (2025..2049) windows.
 const NOW: u64 = 1_780_272_000;
 const PROFILE: &str = "snp-fra-1";
 
 struct Sim {
     url: String,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Sim {
@@ -30,8 +34,15 @@ impl Sim {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(locus_simulator::server::serve(listener, World::shared(), f));
-        Sim { url }
+        let task = tokio::spawn(locus_simulator::server::serve(listener, World::shared(), f));
+        Sim { url, task }
+    }
+
+    /// Stop listening and return the URL: the same source (the cache is keyed by source), now unreachable.
+    async fn stop(self) -> String {
+        self.task.abort();
+        let _ = self.task.await;
+        self.url
     }
 
     async fn stats(&self) -> serde_json::Value {
@@ -114,7 +125,7 @@ async fn first_snp_appraisal_fetches_and_the_second_fetches_nothing() {
     let anchors = anchors();
 
     let e = c
-        .snp_endorsements(&raw, &[], NOW)
+        .snp_endorsements(LOCAL, &raw, &[], NOW)
         .await
         .expect("endorsements");
     assert!(
@@ -128,7 +139,7 @@ async fn first_snp_appraisal_fetches_and_the_second_fetches_nothing() {
     assert_eq!(after_first, 3, "VCEK, cert chain, CRL");
 
     let again = c
-        .snp_endorsements(&raw, &[], NOW)
+        .snp_endorsements(LOCAL, &raw, &[], NOW)
         .await
         .expect("endorsements");
     appraise_snp(&raw, &again, &anchors, NOW).expect("second appraisal");
@@ -150,7 +161,7 @@ async fn thirty_two_concurrent_cold_requests_for_one_platform_make_one_vcek_fetc
         let c = c.clone();
         let raw = raw.clone();
         tasks.push(tokio::spawn(async move {
-            c.snp_endorsements(&raw, &[], NOW).await
+            c.snp_endorsements(LOCAL, &raw, &[], NOW).await
         }));
     }
     let mut all = Vec::new();
@@ -172,7 +183,7 @@ async fn kds_429_is_retried_after_retry_after_and_then_succeeds() {
     let raw = report();
     let started = Instant::now();
     let e = c
-        .snp_endorsements(&raw, &[], NOW)
+        .snp_endorsements(LOCAL, &raw, &[], NOW)
         .await
         .expect("endorsements after a 429");
     assert!(
@@ -191,17 +202,15 @@ async fn unreachable_kds_with_warm_cache_serves_and_with_cold_cache_is_collatera
     let cache = tempfile::tempdir().expect("tempdir");
     let raw = report();
     let warm = Collateral::new(config(&sim.url, cache.path())).expect("collateral");
-    let fetched = warm.snp_endorsements(&raw, &[], NOW).await.expect("warm");
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let fetched = warm
+        .snp_endorsements(LOCAL, &raw, &[], NOW)
         .await
-        .expect("bind");
-    let dead = format!("http://{}", listener.local_addr().expect("addr"));
-    drop(listener);
+        .expect("warm");
 
+    let dead = sim.stop().await;
     let c = Collateral::new(config(&dead, cache.path())).expect("collateral");
     let served = c
-        .snp_endorsements(&raw, &[], NOW)
+        .snp_endorsements(LOCAL, &raw, &[], NOW)
         .await
         .expect("from the warm cache");
     assert_eq!(served, fetched);
@@ -210,7 +219,7 @@ async fn unreachable_kds_with_warm_cache_serves_and_with_cold_cache_is_collatera
     let cold = tempfile::tempdir().expect("tempdir");
     let c = Collateral::new(config(&dead, cold.path())).expect("collateral");
     let err = c
-        .snp_endorsements(&raw, &[], NOW)
+        .snp_endorsements(LOCAL, &raw, &[], NOW)
         .await
         .expect_err("cold cache, no KDS");
     assert_eq!(err.code, ErrorCode::CollateralMissing);
@@ -264,7 +273,7 @@ async fn first_tdx_appraisal_fetches_and_the_second_fetches_nothing() {
     let q = quote();
     let anchors = tdx_anchors();
     for round in 0..2 {
-        let items = c.tdx_collateral(&q, NOW).await.expect("collateral");
+        let items = c.tdx_collateral(LOCAL, &q, NOW).await.expect("collateral");
         let collateral = items.to_appraisal().expect("parts");
         let verified = appraise_tdx(&q, &collateral, &anchors, NOW).expect("TDX appraisal");
         assert!(verified.simulated());
@@ -281,14 +290,14 @@ async fn tdx_items_are_refetched_once_past_their_next_update() {
     let cache = tempfile::tempdir().expect("tempdir");
     let c = Collateral::new(config(&sim.url, cache.path())).expect("collateral");
     let q = quote();
-    c.tdx_collateral(&q, NOW).await.expect("collateral");
+    c.tdx_collateral(LOCAL, &q, NOW).await.expect("collateral");
     // A day before nextUpdate minus the refresh lead: still served from the cache, nothing fetched.
-    c.tdx_collateral(&q, TDX_NEXT_UPDATE - 2 * 86_400)
+    c.tdx_collateral(LOCAL, &q, TDX_NEXT_UPDATE - 2 * 86_400)
         .await
         .expect("cached");
     assert_eq!(sim.path_requests(TCB_PATH).await, 1);
     // Past nextUpdate: fetched again.
-    let _ = c.tdx_collateral(&q, TDX_NEXT_UPDATE + 1).await;
+    let _ = c.tdx_collateral(LOCAL, &q, TDX_NEXT_UPDATE + 1).await;
     assert_eq!(sim.path_requests(TCB_PATH).await, 2);
     assert_eq!(sim.path_requests(QE_PATH).await, 2);
 }
@@ -302,13 +311,16 @@ async fn stale_collateral_from_the_source_is_refused_as_collateral_expired() {
     cfg.failure_backoff = Duration::from_secs(60);
     let c = Collateral::new(cfg).expect("collateral");
     let q = quote();
-    let items = c.tdx_collateral(&q, NOW).await.expect("served as is");
+    let items = c
+        .tdx_collateral(LOCAL, &q, NOW)
+        .await
+        .expect("served as is");
     let collateral = items.to_appraisal().expect("parts");
     let err = appraise_tdx(&q, &collateral, &tdx_anchors(), NOW).expect_err("stale collateral");
     assert_eq!(err.code, ErrorCode::CollateralExpired);
     // The next request does not hammer the source for the same stale item.
     let err = c
-        .tdx_collateral(&q, NOW)
+        .tdx_collateral(LOCAL, &q, NOW)
         .await
         .expect_err("stale, not re-fetched");
     assert_eq!(err.code, ErrorCode::CollateralExpired);
@@ -334,7 +346,7 @@ async fn exported_simulator_pki_serves_offline_with_no_server() {
         .report(&[7u8; 64])
         .expect("report");
     let e = c
-        .snp_endorsements(&ev.report, std::slice::from_ref(&ev.vcek_der), NOW)
+        .snp_endorsements(LOCAL, &ev.report, std::slice::from_ref(&ev.vcek_der), NOW)
         .await
         .expect("offline endorsements");
     assert_eq!(e.ask_der.as_deref(), Some(&ev.ask_der[..]));
@@ -344,7 +356,10 @@ async fn exported_simulator_pki_serves_offline_with_no_server() {
 
     // TDX: everything from `tdx/collateral/`.
     let q = quote();
-    let items = c.tdx_collateral(&q, NOW).await.expect("offline collateral");
+    let items = c
+        .tdx_collateral(LOCAL, &q, NOW)
+        .await
+        .expect("offline collateral");
     appraise_tdx(
         &q,
         &items.to_appraisal().expect("parts"),
@@ -374,7 +389,7 @@ async fn a_shipped_crl_is_passed_on_as_the_clients_and_the_verifiers_own_crl_is_
         crl.clone(),
     ];
     let e = c
-        .snp_endorsements(&ev.report, &shipped, NOW)
+        .snp_endorsements(LOCAL, &ev.report, &shipped, NOW)
         .await
         .expect("endorsements");
     assert_eq!(e.client_crl_der.as_deref(), Some(&crl[..]));
@@ -388,7 +403,7 @@ async fn a_shipped_crl_is_passed_on_as_the_clients_and_the_verifiers_own_crl_is_
     // Before the shipped CRL's thisUpdate (2025-01-01) it is not current: it is not even passed on.
     let early = 1_735_000_000;
     let e = c
-        .snp_endorsements(&ev.report, &shipped, early)
+        .snp_endorsements(LOCAL, &ev.report, &shipped, early)
         .await
         .expect("endorsements");
     assert_eq!(e.client_crl_der, None);

@@ -9,13 +9,22 @@
 //! window the full path checks. A hit re-verifies the quote signature (ring, P-256) over the received bytes; only
 //! successes are stored, and a hit outside its window falls back to the full path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-/// Entries kept before the memo is cleared (simple eviction).
+use crate::lru::Lru;
+
+/// Most verdicts kept; beyond it the least recently used entry is evicted (one at a time, never the whole memo).
 pub(crate) const CAPACITY: usize = 4096;
 
+/// Most verdicts kept per platform (PPID). A genuine TD can mint quotes with ever new bodies (it extends its own
+/// RTMRs), each a distinct key; this cap makes its host's oldest entry the one to go, so one platform can never push
+/// out the verdicts of others.
+pub(crate) const PER_PLATFORM: usize = 64;
+
+/// Most verified certificate links kept (least recently used evicted first).
+pub(crate) const LINK_CAPACITY: usize = 4096;
 /// An inclusive validity window `[not_before, not_after]` in Unix seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Window {
@@ -55,26 +64,97 @@ pub(crate) struct Entry {
 }
 
 /// The appraisal memos of one verifier instance.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Memos {
-    tdx: Mutex<HashMap<[u8; 32], Entry>>,
+    tdx: Mutex<TdxMemo>,
     /// Verified RSA-PSS certificate signatures, keyed by the exact bytes of issuer and subject.
-    links: Mutex<HashSet<[u8; 32]>>,
+    links: Mutex<Lru<[u8; 32], ()>>,
     hits: AtomicU64,
     misses: AtomicU64,
     stores: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl Default for Memos {
+    fn default() -> Self {
+        Memos::with_capacity(CAPACITY, PER_PLATFORM, LINK_CAPACITY)
+    }
+}
+
+/// The TDX verdicts, least recently used first, and per platform the keys it holds, oldest first.
+#[derive(Debug)]
+struct TdxMemo {
+    entries: Lru<[u8; 32], Entry>,
+    by_platform: HashMap<Vec<u8>, VecDeque<[u8; 32]>>,
+    per_platform: usize,
+}
+
+impl TdxMemo {
+    /// Forget `key` in its platform's list (after the entry left `entries`).
+    fn unlist(&mut self, ppid: &[u8], key: &[u8; 32]) {
+        if let Some(keys) = self.by_platform.get_mut(ppid) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.by_platform.remove(ppid);
+            }
+        }
+    }
+
+    /// Store `entry`; returns how many entries were evicted to make room.
+    fn store(&mut self, key: [u8; 32], entry: Entry) -> u64 {
+        let mut evicted = 0;
+        if let Some(old) = self.entries.remove(&key) {
+            self.unlist(&old.ppid, &key);
+        }
+        let keys = self.by_platform.entry(entry.ppid.clone()).or_default();
+        while keys.len() >= self.per_platform {
+            let Some(victim) = keys.pop_front() else {
+                break;
+            };
+            self.entries.remove(&victim);
+            evicted += 1;
+        }
+        keys.push_back(key);
+        if let Some((victim, old)) = self.entries.insert(key, entry) {
+            self.unlist(&old.ppid, &victim);
+            evicted += 1;
+        }
+        evicted
+    }
 }
 
 impl Memos {
-    fn tdx(&self) -> MutexGuard<'_, HashMap<[u8; 32], Entry>> {
-        // The map holds only complete entries (inserted under the lock), so a poisoned lock still guards a sound map.
+    /// Memos with explicit bounds (tests use small ones).
+    pub(crate) fn with_capacity(tdx: usize, per_platform: usize, links: usize) -> Self {
+        Memos {
+            tdx: Mutex::new(TdxMemo {
+                entries: Lru::new(tdx),
+                by_platform: HashMap::new(),
+                per_platform: per_platform.max(1),
+            }),
+            links: Mutex::new(Lru::new(links)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            stores: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    fn tdx(&self) -> MutexGuard<'_, TdxMemo> {
+        // Every mutation completes under the lock without panicking paths in between, so a poisoned lock still
+        // guards a sound memo.
         self.tdx.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn links(&self) -> MutexGuard<'_, Lru<[u8; 32], ()>> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The entry for `key` usable at `now`, counted as a hit; otherwise counted as a miss.
     pub(crate) fn lookup(&self, key: &[u8; 32], now: u64) -> Option<Entry> {
         let found = self
             .tdx()
+            .entries
             .get(key)
             .filter(|e| e.window.contains(now))
             .cloned();
@@ -87,27 +167,20 @@ impl Memos {
         found
     }
 
-    /// Remember a successful verdict (clearing the memo first when it is full).
+    /// Remember a successful verdict, evicting (one at a time) the platform's oldest entry when it holds
+    /// [`PER_PLATFORM`], else the least recently used entry when the memo is full.
     pub(crate) fn store(&self, key: [u8; 32], entry: Entry) {
-        let mut m = self.tdx();
-        if m.len() >= CAPACITY && !m.contains_key(&key) {
-            m.clear();
-        }
-        m.insert(key, entry);
+        let evicted = self.tdx().store(key, entry);
         self.stores.fetch_add(1, Ordering::Relaxed);
+        self.evictions.fetch_add(evicted, Ordering::Relaxed);
     }
 
     pub(crate) fn link_verified(&self, id: &[u8; 32]) -> bool {
-        self.links.lock().map(|m| m.contains(id)).unwrap_or(false)
+        self.links().get(id).is_some()
     }
 
     pub(crate) fn remember_link(&self, id: [u8; 32]) {
-        if let Ok(mut m) = self.links.lock() {
-            if m.len() >= CAPACITY {
-                m.clear();
-            }
-            m.insert(id);
-        }
+        self.links().insert(id, ());
     }
 
     /// This instance's TDX memo activity.
@@ -116,6 +189,7 @@ impl Memos {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             stores: self.stores.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
         }
     }
 }
@@ -130,6 +204,8 @@ pub struct TdxMemoStats {
     pub misses: u64,
     /// Successful full-path verdicts stored.
     pub stores: u64,
+    /// Verdicts evicted (one at a time) to keep the memo within its bounds.
+    pub evictions: u64,
 }
 
 #[cfg(test)]
@@ -137,13 +213,17 @@ mod tests {
     use super::*;
 
     fn entry(nb: u64, na: u64) -> Entry {
+        entry_on(&[2; 16], nb, na)
+    }
+
+    fn entry_on(ppid: &[u8], nb: u64, na: u64) -> Entry {
         Entry {
             window: Window {
                 not_before: nb,
                 not_after: na,
             },
             fmspc: [1; 6],
-            ppid: vec![2; 16],
+            ppid: ppid.to_vec(),
             tcb_status: "UpToDate".into(),
             advisory_ids: vec![],
             pck: super::super::tdx::PckFacts {
@@ -191,5 +271,92 @@ mod tests {
         a.store([1; 32], entry(0, 10));
         assert!(a.lookup(&[1; 32], 5).is_some());
         assert!(b.lookup(&[1; 32], 5).is_none());
+    }
+
+    fn key(platform: u8, n: u32) -> [u8; 32] {
+        let mut k = [platform; 32];
+        k[..4].copy_from_slice(&n.to_be_bytes());
+        k
+    }
+
+    #[test]
+    fn one_platform_minting_distinct_quotes_never_evicts_another_platforms_verdicts() {
+        let memos = Memos::default();
+        // A fleet of 60 genuine platforms, one verdict each.
+        for p in 0..60u8 {
+            memos.store(key(p, 0), entry_on(&[p; 16], 0, 1_000));
+        }
+        // One genuine TD on platform 0xee mints ten times the memo's capacity of distinct valid quotes.
+        for n in 0..(CAPACITY as u32 * 10) {
+            memos.store(key(0xee, n), entry_on(&[0xee; 16], 0, 1_000));
+        }
+        for p in 0..60u8 {
+            assert!(
+                memos.lookup(&key(p, 0), 500).is_some(),
+                "platform {p} lost its verdict"
+            );
+        }
+        // The flooder keeps only its newest PER_PLATFORM entries.
+        let newest = CAPACITY as u32 * 10 - 1;
+        assert!(memos.lookup(&key(0xee, newest), 500).is_some());
+        assert!(memos
+            .lookup(&key(0xee, newest - PER_PLATFORM as u32), 500)
+            .is_none());
+        assert_eq!(memos.tdx().entries.len(), 60 + PER_PLATFORM);
+    }
+
+    #[test]
+    fn a_full_memo_evicts_one_least_recently_used_verdict_not_all() {
+        let memos = Memos::with_capacity(4, 4, 4);
+        for p in 0..4u8 {
+            memos.store(key(p, 0), entry_on(&[p; 16], 0, 1_000));
+        }
+        // Platform 0 is used again, so platform 1 is the least recently used.
+        assert!(memos.lookup(&key(0, 0), 1).is_some());
+        memos.store(key(9, 0), entry_on(&[9; 16], 0, 1_000));
+        assert!(memos.lookup(&key(1, 0), 1).is_none());
+        for p in [0u8, 2, 3, 9] {
+            assert!(memos.lookup(&key(p, 0), 1).is_some(), "platform {p}");
+        }
+        assert_eq!(memos.stats().evictions, 1);
+        // The per-platform lists follow the evictions.
+        assert!(!memos.tdx().by_platform.contains_key([1u8; 16].as_slice()));
+    }
+
+    #[test]
+    fn restoring_a_key_replaces_it_without_eviction() {
+        let memos = Memos::with_capacity(2, 2, 2);
+        memos.store(key(1, 0), entry_on(&[1; 16], 0, 10));
+        memos.store(key(1, 0), entry_on(&[1; 16], 0, 20));
+        memos.store(key(2, 0), entry_on(&[2; 16], 0, 10));
+        assert_eq!(memos.stats().evictions, 0);
+        assert_eq!(
+            memos.lookup(&key(1, 0), 15),
+            Some(entry_on(&[1; 16], 0, 20))
+        );
+        assert_eq!(
+            memos
+                .tdx()
+                .by_platform
+                .get([1u8; 16].as_slice())
+                .map(VecDeque::len),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn certificate_links_are_evicted_one_at_a_time() {
+        let memos = Memos::with_capacity(1, 1, 3);
+        for i in 0..3u8 {
+            memos.remember_link([i; 32]);
+        }
+        // The ASK→ARK link used on every appraisal stays while a flood of one-off links passes through.
+        for i in 10..200u8 {
+            assert!(memos.link_verified(&[0; 32]));
+            memos.remember_link([i; 32]);
+        }
+        assert!(memos.link_verified(&[0; 32]));
+        assert!(memos.link_verified(&[199; 32]));
+        assert!(!memos.link_verified(&[1; 32]));
     }
 }

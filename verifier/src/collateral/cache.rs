@@ -4,8 +4,13 @@
 //! window. Items without `next_update` (a VCEK per product/hwID/TCB, an AMD cert chain) never expire; the others are
 //! valid while `now < next_update` and due for a refresh when less than a tenth of their window (at most 24 h) is left.
 //! Writes are atomic (temporary file, then rename). Validity decisions take `now` as a parameter.
+//!
+//! Both layers are bounded and evict per entry, least recently used first: the memory layer by count
+//! ([`MAX_MEMORY_ITEMS`]), the disk by the total size of its files (`max_disk_bytes`, [`DEFAULT_MAX_DISK_BYTES`]).
+//! The disk index is built from the directory at start (oldest modification first) and kept in step with every
+//! read, write and eviction. The caller keys items by their source (see `collateral::Inner::cache_key`), so copies
+//! from two sources never stand in for each other.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +18,8 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use der::Decode;
 use serde::{Deserialize, Serialize};
+
+use crate::lru::Lru;
 
 /// One piece of collateral as fetched, with its validity window (unix seconds).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +36,14 @@ pub struct CachedItem {
     pub fetched_at: u64,
 }
 
-/// Most items held in the memory layer (each is a few KiB at most; disk keeps everything).
+/// Most items held in the memory layer (each is a few KiB at most; evicted items stay on disk).
 pub const MAX_MEMORY_ITEMS: usize = 16_384;
+
+/// Default bound on the on-disk cache: 256 MiB (a VCEK file is about 2 KiB, a TCB info file about 10 KiB).
+pub const DEFAULT_MAX_DISK_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Directory depth scanned for cache files at start (keys are `source/tee/kind/…`, at most 6 segments).
+const MAX_SCAN_DEPTH: usize = 8;
 
 /// The most a refresh is brought forward: 24 hours.
 pub const MAX_REFRESH_LEAD_SECS: u64 = 24 * 3600;
@@ -110,16 +123,109 @@ pub fn crl_window(der_bytes: &[u8]) -> Result<(u64, u64), String> {
 #[derive(Debug)]
 pub struct Cache {
     dir: Option<PathBuf>,
-    memory: Mutex<HashMap<String, Arc<CachedItem>>>,
+    memory: Mutex<Lru<String, Arc<CachedItem>>>,
+    disk: Mutex<DiskIndex>,
     tmp_counter: AtomicU64,
 }
 
+/// The cache files on disk, least recently used first, with their sizes.
+#[derive(Debug)]
+struct DiskIndex {
+    files: Lru<PathBuf, u64>,
+    bytes: u64,
+    max_bytes: u64,
+}
+
+impl DiskIndex {
+    /// Record `path` (of `size` bytes) as just used; returns the files to delete to get back within the bound.
+    fn used(&mut self, path: PathBuf, size: u64) -> Vec<PathBuf> {
+        if let Some(old) = self.files.peek(&path) {
+            self.bytes -= old;
+        }
+        self.files.insert(path.clone(), size);
+        self.bytes += size;
+        self.evict()
+    }
+
+    fn touch(&mut self, path: &Path) {
+        self.files.get(path);
+    }
+
+    fn forget(&mut self, path: &Path) {
+        if let Some(size) = self.files.remove(path) {
+            self.bytes -= size;
+        }
+    }
+
+    fn evict(&mut self) -> Vec<PathBuf> {
+        let mut victims = Vec::new();
+        while self.bytes > self.max_bytes {
+            let Some((path, size)) = self.files.pop_lru() else {
+                break;
+            };
+            self.bytes -= size;
+            victims.push(path);
+        }
+        victims
+    }
+}
+
+/// Every `*.json` file under `dir` (bounded depth) with its size and modification time; temporary files are skipped.
+fn scan(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else {
+                continue;
+            };
+            let path = e.path();
+            if meta.is_dir() {
+                if depth < MAX_SCAN_DEPTH {
+                    stack.push((path, depth + 1));
+                }
+            } else if meta.is_file() && path.extension().is_some_and(|x| x == "json") {
+                let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                out.push((path, meta.len(), modified));
+            }
+        }
+    }
+    out
+}
+
 impl Cache {
-    /// A cache persisting under `dir` (created on first write); `None` keeps items in memory only.
+    /// A cache persisting under `dir` (created on first write) with the default disk bound; `None` keeps items in
+    /// memory only.
     pub fn new(dir: Option<PathBuf>) -> Self {
+        Self::with_max_disk_bytes(dir, DEFAULT_MAX_DISK_BYTES)
+    }
+
+    /// A cache whose files under `dir` total at most `max_disk_bytes`. The files already there are indexed (oldest
+    /// modification = least recently used) and, if they exceed the bound, the oldest are deleted.
+    pub fn with_max_disk_bytes(dir: Option<PathBuf>, max_disk_bytes: u64) -> Self {
+        let mut index = DiskIndex {
+            files: Lru::new(usize::MAX),
+            bytes: 0,
+            max_bytes: max_disk_bytes,
+        };
+        if let Some(d) = &dir {
+            let mut found = scan(d);
+            found.sort_by_key(|(_, _, modified)| *modified);
+            for (path, size, _) in found {
+                index.files.insert(path, size);
+                index.bytes += size;
+            }
+            for victim in index.evict() {
+                let _ = std::fs::remove_file(&victim);
+            }
+        }
         Cache {
             dir,
-            memory: Mutex::new(HashMap::new()),
+            memory: Mutex::new(Lru::new(MAX_MEMORY_ITEMS)),
+            disk: Mutex::new(index),
             tmp_counter: AtomicU64::new(0),
         }
     }
@@ -128,37 +234,45 @@ impl Cache {
         self.dir.as_deref()
     }
 
+    fn memory(&self) -> std::sync::MutexGuard<'_, Lru<String, Arc<CachedItem>>> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn disk(&self) -> std::sync::MutexGuard<'_, DiskIndex> {
+        self.disk.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The in-memory copy of `key`, if any (valid or not).
     pub fn memory_get(&self, key: &str) -> Option<Arc<CachedItem>> {
-        self.memory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
+        self.memory().get(key).cloned()
     }
 
     fn memory_put(&self, key: &str, item: Arc<CachedItem>) {
-        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        if memory.len() >= MAX_MEMORY_ITEMS && !memory.contains_key(key) {
-            // Bound the memory layer: drop an arbitrary entry (it stays on disk and is reloaded on its next use).
-            if let Some(victim) = memory.keys().next().cloned() {
-                memory.remove(&victim);
-            }
-        }
-        memory.insert(key.to_owned(), item);
+        // A full memory layer drops its least recently used item (it stays on disk and is reloaded on its next use).
+        self.memory().insert(key.to_owned(), item);
     }
 
     /// Number of items in the memory layer.
     pub fn memory_len(&self) -> usize {
-        self.memory.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.memory().len()
+    }
+
+    /// Total size of the cache files on disk, as indexed.
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk().bytes
     }
 
     /// Drop the in-memory layer (the disk copies stay); used by tests and on reload.
     pub fn clear_memory(&self) {
-        self.memory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.memory().clear();
+    }
+
+    /// Whether `key` has a copy in memory or on disk (valid or not), without loading it.
+    pub fn contains(&self, key: &str) -> bool {
+        self.memory().contains(key)
+            || self
+                .path_for(key)
+                .is_some_and(|p| self.disk().files.contains(&p))
     }
 
     /// The copy of `key` from memory, else from disk (loading it into memory). A corrupt file counts as a miss.
@@ -167,10 +281,18 @@ impl Cache {
             return Some(item);
         }
         let path = self.path_for(key)?;
-        let bytes = tokio::fs::read(&path).await.ok()?;
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(_) => {
+                // Deleted behind our back (or never there): keep the index honest.
+                self.disk().forget(&path);
+                return None;
+            }
+        };
         match serde_json::from_slice::<CachedItem>(&bytes) {
             Ok(item) => {
                 let item = Arc::new(item);
+                self.disk().touch(&path);
                 self.memory_put(key, item.clone());
                 Some(item)
             }
@@ -181,19 +303,30 @@ impl Cache {
         }
     }
 
-    /// Store `item` in memory and, when a directory is configured, atomically on disk. A disk error is logged and
-    /// the item still served from memory.
+    /// Store `item` in memory and, when a directory is configured, atomically on disk, then delete the least
+    /// recently used files beyond the disk bound. A disk error is logged and the item still served from memory.
     pub async fn put(&self, key: &str, item: Arc<CachedItem>) {
         self.memory_put(key, item.clone());
         let Some(path) = self.path_for(key) else {
             return;
         };
-        if let Err(e) = self.write_atomic(&path, &item).await {
-            tracing::warn!(path = %path.display(), error = %e, "could not persist collateral cache entry");
+        match self.write_atomic(&path, &item).await {
+            Ok(size) => {
+                let victims = self.disk().used(path, size);
+                for victim in victims {
+                    if let Err(e) = tokio::fs::remove_file(&victim).await {
+                        tracing::debug!(path = %victim.display(), error = %e, "evicted cache file already gone");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not persist collateral cache entry");
+            }
         }
     }
 
-    async fn write_atomic(&self, path: &Path, item: &CachedItem) -> std::io::Result<()> {
+    /// Write `item` to `path` atomically; returns the size written.
+    async fn write_atomic(&self, path: &Path, item: &CachedItem) -> std::io::Result<u64> {
         let json = serde_json::to_vec_pretty(item).map_err(std::io::Error::other)?;
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -212,7 +345,7 @@ impl Cache {
         if written.is_err() {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
-        written
+        written.map(|()| json.len() as u64)
     }
 
     /// The file for `key`: each `/`-separated segment sanitised to `[A-Za-z0-9._=&-]`, `.`/`..` refused.
@@ -347,5 +480,67 @@ mod tests {
         std::fs::write(dir.path().join("k.json"), b"{broken").expect("write");
         let cache = Cache::new(Some(dir.path().to_path_buf()));
         assert!(cache.get("k").await.is_none());
+    }
+
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = scan(dir).into_iter().map(|(p, _, _)| p).collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn the_disk_layer_is_bounded_in_bytes_and_evicts_the_least_recently_used_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let it = Arc::new(item(None, None));
+        let size = serde_json::to_vec_pretty(&*it).expect("json").len() as u64;
+        // Room for exactly three files.
+        let cache = Cache::with_max_disk_bytes(Some(dir.path().to_path_buf()), 3 * size);
+        for k in ["src/a", "src/b", "src/c"] {
+            cache.put(k, it.clone()).await;
+        }
+        assert_eq!(cache.disk_bytes(), 3 * size);
+        // Read `a` from disk (not memory), so `b` becomes the least recently used file.
+        cache.clear_memory();
+        assert!(cache.get("src/a").await.is_some());
+        cache.put("src/d", it.clone()).await;
+        assert_eq!(cache.disk_bytes(), 3 * size);
+        let names: Vec<String> = files_under(dir.path())
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.json", "c.json", "d.json"]);
+        // Evicted from disk means gone for a fresh process too; the others survive.
+        let fresh = Cache::with_max_disk_bytes(Some(dir.path().to_path_buf()), 3 * size);
+        assert!(fresh.get("src/b").await.is_none());
+        assert!(fresh.get("src/c").await.is_some());
+        assert!(!fresh.contains("src/b") && fresh.contains("src/d"));
+    }
+
+    #[tokio::test]
+    async fn a_cache_directory_over_its_bound_at_start_is_pruned_oldest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let it = Arc::new(item(None, None));
+        let size = serde_json::to_vec_pretty(&*it).expect("json").len() as u64;
+        {
+            let big = Cache::with_max_disk_bytes(Some(dir.path().to_path_buf()), 100 * size);
+            for i in 0..10 {
+                big.put(&format!("src/k{i}"), it.clone()).await;
+                // Distinct modification times, oldest first.
+                let path = big.path_for(&format!("src/k{i}")).expect("path");
+                let f = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .expect("open");
+                f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + i))
+                    .expect("set mtime");
+            }
+        }
+        let small = Cache::with_max_disk_bytes(Some(dir.path().to_path_buf()), 4 * size);
+        assert_eq!(small.disk_bytes(), 4 * size);
+        let names: Vec<String> = files_under(dir.path())
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["k6.json", "k7.json", "k8.json", "k9.json"]);
     }
 }

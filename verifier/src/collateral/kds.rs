@@ -42,6 +42,11 @@ impl KdsClient {
         }
     }
 
+    /// The base URL (no trailing `/`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn vcek_url(&self, product: SnpProduct, hwid: &str, tcb: &SnpTcb) -> String {
         format!(
             "{}/vcek/v1/{}/{}?{}",

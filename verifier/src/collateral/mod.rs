@@ -10,8 +10,17 @@
 //! expired copy is re-fetched; if that fails the answer is `collateral_expired`, with nothing at all
 //! `collateral_missing`.
 //!
-//! Entry points: [`Collateral::snp_endorsements`] and [`Collateral::tdx_collateral`].
+//! Network fetches run in their own bounded pool (`fetch_concurrency`), apart from the appraisal slots, so a slow
+//! vendor service never holds CPU-bound work up. An item named by the evidence itself (a VCEK by CHIP_ID and TCB,
+//! TCB info by FMSPC) that has no copy at all is a *new platform*: fetching it spends the requesting client's and the
+//! global budget ([`budget`]), and with either exhausted, or with the pool full, the answer is `collateral_missing`
+//! at once rather than after a wait. Items are cached per source (the service they came from), so switching a
+//! service URL never serves the old service's copies.
+//!
+//! Entry points: [`Collateral::snp_endorsements`] and [`Collateral::tdx_collateral`], each given the requesting
+//! client's address for the budgets.
 
+pub mod budget;
 pub mod cache;
 pub mod evidence;
 pub mod http;
@@ -21,11 +30,13 @@ pub mod pcs;
 pub mod singleflight;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use budget::FetchBudget;
 use cache::{Cache, CachedItem};
 use evidence::{
     cert_der, classify_amd_cert, pem_certificates, AmdCertRole, PckCa, SnpPlatform, SnpProduct,
@@ -35,7 +46,9 @@ use http::{FetchError, HttpClient, RetryPolicy, Timeouts};
 use kds::{AmdKeyKind, KdsClient};
 use offline::OfflineDir;
 use pcs::PcsClient;
+use sha2::{Digest, Sha256};
 use singleflight::SingleFlight;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{ErrorCode, Refusal};
 
@@ -104,7 +117,24 @@ pub struct CollateralConfig {
     pub failure_backoff: Duration,
     /// Do not start another background refresh of an item within this many seconds (of `now`) of the last one.
     pub refresh_retry_secs: u64,
+    /// Network fetches in flight at once (foreground and background); a new-platform fetch finding the pool full is
+    /// refused at once, any other fetch waits for a place.
+    pub fetch_concurrency: usize,
+    /// New-platform fetches one client may start per minute (token bucket, burst of the same size).
+    pub new_platform_fetches_per_client: u32,
+    /// New-platform fetches all clients together may start per minute (token bucket, burst of the same size).
+    pub new_platform_fetches_global: u32,
+    /// Bound on the total size of the on-disk cache files (least recently used deleted first).
+    pub cache_max_bytes: u64,
 }
+
+/// Default `fetch_concurrency`.
+pub const DEFAULT_FETCH_CONCURRENCY: usize = 8;
+/// Default `new_platform_fetches_per_client` (per minute).
+pub const DEFAULT_NEW_PLATFORM_FETCHES_PER_CLIENT: u32 = 10;
+/// Default `new_platform_fetches_global` (per minute).
+pub const DEFAULT_NEW_PLATFORM_FETCHES_GLOBAL: u32 = 120;
+pub use cache::DEFAULT_MAX_DISK_BYTES as DEFAULT_CACHE_MAX_BYTES;
 
 impl Default for CollateralConfig {
     fn default() -> Self {
@@ -121,6 +151,10 @@ impl Default for CollateralConfig {
             fetch_snp_crl: true,
             failure_backoff: Duration::from_secs(10),
             refresh_retry_secs: 300,
+            fetch_concurrency: DEFAULT_FETCH_CONCURRENCY,
+            new_platform_fetches_per_client: DEFAULT_NEW_PLATFORM_FETCHES_PER_CLIENT,
+            new_platform_fetches_global: DEFAULT_NEW_PLATFORM_FETCHES_GLOBAL,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
         }
     }
 }
@@ -182,6 +216,12 @@ impl Item {
         }
     }
 
+    /// Whether the evidence names this item (so each made-up value would be a new fetch): a VCEK (CHIP_ID, TCB) or
+    /// TCB info (FMSPC). The other items are a small fixed set per product or service.
+    pub fn named_by_evidence(&self) -> bool {
+        matches!(self, Item::Vcek { .. } | Item::TcbInfo { .. })
+    }
+
     fn describe(&self) -> String {
         match self {
             Item::Vcek { product, hwid, tcb } => format!(
@@ -219,6 +259,10 @@ pub struct CollateralStats {
     pub fetch_failures: u64,
     /// Background refreshes started.
     pub refreshes_started: u64,
+    /// New-platform fetches refused because a budget was exhausted or the fetch pool was full.
+    pub new_platform_refusals: u64,
+    /// Items being looked up or fetched right now (single-flight entries).
+    pub flights_in_progress: u64,
 }
 
 #[derive(Debug, Default)]
@@ -229,6 +273,7 @@ struct Counters {
     fetches: AtomicU64,
     fetch_failures: AtomicU64,
     refreshes_started: AtomicU64,
+    new_platform_refusals: AtomicU64,
 }
 
 type Shared = Result<Arc<CachedItem>, Refusal>;
@@ -250,6 +295,12 @@ struct Inner {
     pcs: PcsClient,
     offline_dir: Option<OfflineDir>,
     flights: SingleFlight<Shared>,
+    /// Bounds the network fetches in flight (their own pool, never an appraisal slot).
+    pool: Arc<Semaphore>,
+    /// Per-client and global budgets for new-platform fetches.
+    budget: FetchBudget,
+    /// Cache-key prefix per source: AMD KDS, Intel PCS/PCCS, Intel root CA CRL.
+    sources: Sources,
     /// Last failed fetch per key (monotonic instant) and its refusal.
     failures: Mutex<HashMap<String, (Instant, Refusal)>>,
     /// Last background refresh start per key (`now` seconds).
@@ -266,9 +317,21 @@ impl Collateral {
         let pcs_base = config.pccs_url.as_deref().unwrap_or(&config.intel_pcs_url);
         let pcs = PcsClient::new(pcs_base, config.intel_root_ca_crl_url.as_deref(), http);
         let offline_dir = config.collateral_dir.as_ref().map(OfflineDir::new);
+        let sources = Sources {
+            amd: source_label(kds.base()),
+            intel: source_label(pcs.base()),
+            intel_root_crl: source_label(pcs.root_ca_crl_url()),
+        };
         Ok(Collateral {
             inner: Arc::new(Inner {
-                cache: Cache::new(config.cache_dir.clone()),
+                cache: Cache::with_max_disk_bytes(config.cache_dir.clone(), config.cache_max_bytes),
+                pool: Arc::new(Semaphore::new(config.fetch_concurrency.max(1))),
+                budget: FetchBudget::new(
+                    config.new_platform_fetches_per_client,
+                    config.new_platform_fetches_global,
+                    Instant::now(),
+                ),
+                sources,
                 kds,
                 pcs,
                 offline_dir,
@@ -299,15 +362,19 @@ impl Collateral {
             fetches: c.fetches.load(Ordering::Relaxed),
             fetch_failures: c.fetch_failures.load(Ordering::Relaxed),
             refreshes_started: c.refreshes_started.load(Ordering::Relaxed),
+            new_platform_refusals: c.new_platform_refusals.load(Ordering::Relaxed),
+            flights_in_progress: self.inner.flights.in_flight() as u64,
         }
     }
 
     /// The endorsements of a raw SEV-SNP report. Certificates shipped with the evidence (`shipped_certs`, DER or PEM,
     /// e.g. from the extended-report table) are preferred; whatever is missing comes from the cache, the offline
     /// directory or the KDS. A VCEK that cannot be obtained is `collateral_missing`; the ASK/ARK chain and the CRL are
-    /// best effort (`None` when unavailable, for appraisal to judge).
+    /// best effort (`None` when unavailable, for appraisal to judge). `client` is the requester, whose budget a
+    /// new-platform fetch spends.
     pub async fn snp_endorsements(
         &self,
+        client: IpAddr,
         report_raw: &[u8],
         shipped_certs: &[Vec<u8>],
         now: u64,
@@ -343,7 +410,7 @@ impl Collateral {
                      the evidence",
                 ));
             }
-            let (found_product, vcek) = self.find_vcek(&platform, product, now).await?;
+            let (found_product, vcek) = self.find_vcek(client, &platform, product, now).await?;
             product = Some(found_product);
             out.vek_der = Some(vcek);
         }
@@ -360,14 +427,14 @@ impl Collateral {
         let (chain, crl) = tokio::join!(
             async {
                 if need_chain {
-                    Some(self.get(&chain_item, now).await)
+                    Some(self.get(client, &chain_item, now).await)
                 } else {
                     None
                 }
             },
             async {
                 if want_crl {
-                    Some(self.get(&crl_item, now).await)
+                    Some(self.get(client, &crl_item, now).await)
                 } else {
                     None
                 }
@@ -400,6 +467,7 @@ impl Collateral {
     /// (cache and offline directory first for all of them, then the KDS).
     async fn find_vcek(
         &self,
+        client: IpAddr,
         platform: &SnpPlatform,
         product: Option<SnpProduct>,
         now: u64,
@@ -438,7 +506,7 @@ impl Collateral {
         }
         let mut last = None;
         for (p, item) in &items {
-            match self.get(item, now).await {
+            match self.get(client, item, now).await {
                 Ok(found) => return Ok((*p, found.body.clone())),
                 Err(e) => last = Some(e),
             }
@@ -450,16 +518,18 @@ impl Collateral {
     /// QE identity, PCK CRL and root CA CRL, fetched concurrently.
     pub async fn tdx_collateral(
         &self,
+        client: IpAddr,
         quote_raw: &[u8],
         now: u64,
     ) -> Result<TdxCollateralItems, Refusal> {
         let platform = TdxPlatform::from_quote(quote_raw)?;
-        self.tdx_collateral_for(&platform, now).await
+        self.tdx_collateral_for(client, &platform, now).await
     }
 
     /// The collateral for an FMSPC and PCK CA.
     pub async fn tdx_collateral_for(
         &self,
+        client: IpAddr,
         platform: &TdxPlatform,
         now: u64,
     ) -> Result<TdxCollateralItems, Refusal> {
@@ -468,10 +538,10 @@ impl Collateral {
         };
         let pck_item = Item::PckCrl { ca: platform.ca };
         let (tcb, qe, pck, root) = tokio::join!(
-            self.get(&tcb_item, now),
-            self.get(&Item::QeIdentity, now),
-            self.get(&pck_item, now),
-            self.get(&Item::RootCaCrl, now),
+            self.get(client, &tcb_item, now),
+            self.get(client, &Item::QeIdentity, now),
+            self.get(client, &pck_item, now),
+            self.get(client, &Item::RootCaCrl, now),
         );
         let (tcb, qe, pck, root) = (tcb?, qe?, pck?, root?);
         Ok(TdxCollateralItems {
@@ -485,9 +555,15 @@ impl Collateral {
         })
     }
 
-    /// One item, through memory, disk, the offline directory and the network, single-flighted.
-    pub async fn get(&self, item: &Item, now: u64) -> Result<Arc<CachedItem>, Refusal> {
-        let key = item.key();
+    /// One item, through memory, disk, the offline directory and the network, single-flighted. A new-platform fetch
+    /// spends `client`'s budget (the budget of the caller that starts the flight; callers joining it spend nothing).
+    pub async fn get(
+        &self,
+        client: IpAddr,
+        item: &Item,
+        now: u64,
+    ) -> Result<Arc<CachedItem>, Refusal> {
+        let key = self.inner.cache_key(item);
         if let Some(found) = self.inner.cache.memory_get(&key) {
             if found.is_valid(now) {
                 self.inner
@@ -502,24 +578,77 @@ impl Collateral {
         let owned = item.clone();
         self.inner
             .flights
-            .run(
-                &key,
-                || async move { inner.load_or_fetch(&owned, now).await },
-            )
+            .run(&key, || async move {
+                inner.load_or_fetch(&owned, now, client).await
+            })
             .await
     }
 
     /// Fetch `item` from the network now, replacing the cached copy (e.g. for a scheduled refresh).
     pub async fn refresh(&self, item: &Item, now: u64) -> Result<Arc<CachedItem>, Refusal> {
-        let fetched = self.inner.fetch_and_store(item, now).await?;
+        let fetched = self
+            .inner
+            .fetch_and_store(item, now, Admission::Known)
+            .await?;
         Ok(fetched)
     }
 }
 
+/// Why a fetch may start: the item had a copy before (or is one of the fixed items), or it is a new platform's and
+/// the fetch must fit the pool at once and the budgets of this client.
+#[derive(Clone, Copy, Debug)]
+enum Admission {
+    Known,
+    NewPlatform(IpAddr),
+}
+
+/// The cache-key prefix of each collateral source.
+#[derive(Debug)]
+struct Sources {
+    amd: String,
+    intel: String,
+    intel_root_crl: String,
+}
+
+/// A path-safe label naming one source: its host and the first 64 bits of SHA-256 of its URL.
+fn source_label(url: &str) -> String {
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("");
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let digest = Sha256::digest(url.as_bytes());
+    format!("{host}-{}", hex::encode(&digest[..8]))
+}
+
 impl Inner {
+    /// The cache key of `item`: its source's label, then the item's own key.
+    fn cache_key(&self, item: &Item) -> String {
+        let source = match item {
+            Item::Vcek { .. } | Item::AmdCertChain { .. } | Item::AmdCrl { .. } => {
+                &self.sources.amd
+            }
+            Item::TcbInfo { .. } | Item::QeIdentity | Item::PckCrl { .. } => &self.sources.intel,
+            Item::RootCaCrl => &self.sources.intel_root_crl,
+        };
+        format!("{source}/{}", item.key())
+    }
+
     /// A valid copy from memory, disk or the offline directory, without the network.
     async fn local(&self, item: &Item, now: u64) -> Option<Arc<CachedItem>> {
-        let key = item.key();
+        let key = self.cache_key(item);
         if let Some(found) = self.cache.get(&key).await {
             if found.is_valid(now) {
                 return Some(found);
@@ -543,8 +672,8 @@ impl Inner {
         }
     }
 
-    async fn load_or_fetch(self: &Arc<Self>, item: &Item, now: u64) -> Shared {
-        let key = item.key();
+    async fn load_or_fetch(self: &Arc<Self>, item: &Item, now: u64, client: IpAddr) -> Shared {
+        let key = self.cache_key(item);
         let mut stale: Option<Arc<CachedItem>> = None;
         let from_memory = self.cache.memory_get(&key).is_some();
         if let Some(found) = self.cache.get(&key).await {
@@ -582,9 +711,15 @@ impl Inner {
                 ),
             )
         } else {
+            // Nothing at all, not even an expired copy, of an item the evidence names: a platform never seen.
+            let admission = if item.named_by_evidence() && stale.is_none() {
+                Admission::NewPlatform(client)
+            } else {
+                Admission::Known
+            };
             match self.recent_failure(&key) {
                 Some(e) => e,
-                None => match self.fetch_and_store(item, now).await {
+                None => match self.fetch_and_store(item, now, admission).await {
                     Ok(found) => return Ok(found),
                     Err(e) => e,
                 },
@@ -634,15 +769,57 @@ impl Inner {
         }
     }
 
-    async fn fetch_and_store(&self, item: &Item, now: u64) -> Shared {
+    /// A place in the fetch pool: waited for when the item is known; for a new platform taken only if free at once
+    /// and paid for from the client's and the global budget (refusals are `collateral_missing`, immediate).
+    async fn admit(
+        &self,
+        item: &Item,
+        admission: Admission,
+    ) -> Result<OwnedSemaphorePermit, Refusal> {
+        match admission {
+            Admission::Known => self
+                .pool
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Refusal::new(ErrorCode::Internal, "collateral fetch pool closed")),
+            Admission::NewPlatform(client) => {
+                let refuse = |why: String| {
+                    self.counters
+                        .new_platform_refusals
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(item = %item.describe(), %client, reason = %why, "new-platform fetch refused");
+                    Refusal::new(
+                        ErrorCode::CollateralMissing,
+                        format!("{} not fetched: {why}; retry later", item.describe()),
+                    )
+                };
+                let permit = self.pool.clone().try_acquire_owned().map_err(|_| {
+                    refuse(format!(
+                        "the collateral fetch pool is full ({} fetches in flight)",
+                        self.config.fetch_concurrency.max(1)
+                    ))
+                })?;
+                self.budget
+                    .try_spend(client, Instant::now())
+                    .map_err(|exhausted| refuse(exhausted.to_string()))?;
+                Ok(permit)
+            }
+        }
+    }
+
+    async fn fetch_and_store(&self, item: &Item, now: u64, admission: Admission) -> Shared {
         if self.config.offline {
             return Err(Refusal::new(
                 ErrorCode::CollateralMissing,
                 format!("{}: {}", item.describe(), FetchError::Offline),
             ));
         }
-        let key = item.key();
-        match self.fetch(item, now).await {
+        let key = self.cache_key(item);
+        let permit = self.admit(item, admission).await?;
+        let fetched = self.fetch(item, now).await;
+        drop(permit);
+        match fetched {
             Ok(found) => {
                 self.counters.fetches.fetch_add(1, Ordering::Relaxed);
                 let found = Arc::new(found);
@@ -697,7 +874,7 @@ impl Inner {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let key = item.key();
+        let key = self.cache_key(item);
         {
             let mut refreshing = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(last) = refreshing.get(&key) {
@@ -714,6 +891,9 @@ impl Inner {
         let item = item.clone();
         let old_next = current.next_update;
         runtime.spawn(async move {
+            let Ok(_permit) = inner.pool.clone().acquire_owned().await else {
+                return;
+            };
             match inner.fetch(&item, now).await {
                 Ok(fresh) if fresh.next_update >= old_next => {
                     inner.counters.fetches.fetch_add(1, Ordering::Relaxed);
@@ -804,6 +984,9 @@ pub fn certificate_der(bytes: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
+
+    const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
     #[test]
     fn cache_keys_name_each_item_distinctly() {
@@ -847,6 +1030,80 @@ mod tests {
     }
 
     #[test]
+    fn only_items_the_evidence_names_count_as_new_platforms() {
+        let tcb = SnpTcb::from_raw(0x7308_0000_0000_0003, SnpProduct::Milan);
+        assert!(Item::Vcek {
+            product: SnpProduct::Milan,
+            hwid: "ab".into(),
+            tcb
+        }
+        .named_by_evidence());
+        assert!(Item::TcbInfo {
+            fmspc: "00806f050000".into()
+        }
+        .named_by_evidence());
+        for fixed in [
+            Item::QeIdentity,
+            Item::RootCaCrl,
+            Item::PckCrl {
+                ca: PckCa::Platform,
+            },
+            Item::AmdCertChain {
+                kind: AmdKeyKind::Vcek,
+                product: SnpProduct::Milan,
+            },
+            Item::AmdCrl {
+                kind: AmdKeyKind::Vcek,
+                product: SnpProduct::Genoa,
+            },
+        ] {
+            assert!(!fixed.named_by_evidence(), "{fixed:?}");
+        }
+    }
+
+    #[test]
+    fn cache_keys_carry_the_source_so_two_services_never_share_copies() {
+        let with = |kds: &str, pcs: &str| {
+            Collateral::new(CollateralConfig {
+                amd_kds_url: kds.into(),
+                intel_pcs_url: pcs.into(),
+                ..CollateralConfig::default()
+            })
+            .expect("collateral")
+        };
+        let real = with(AMD_KDS_URL, INTEL_PCS_URL);
+        let sim = with("http://127.0.0.1:8080", "http://127.0.0.1:8080");
+        let again = with(AMD_KDS_URL, "https://pccs.internal:8081");
+        let vcek = Item::Vcek {
+            product: SnpProduct::Milan,
+            hwid: "ab".into(),
+            tcb: SnpTcb::from_raw(0x7308_0000_0000_0003, SnpProduct::Milan),
+        };
+        let tcb = Item::TcbInfo {
+            fmspc: "00806f050000".into(),
+        };
+        assert_ne!(real.inner.cache_key(&vcek), sim.inner.cache_key(&vcek));
+        assert_ne!(real.inner.cache_key(&tcb), sim.inner.cache_key(&tcb));
+        // Same KDS, other PCS: the AMD items are shared, the Intel ones are not.
+        assert_eq!(real.inner.cache_key(&vcek), again.inner.cache_key(&vcek));
+        assert_ne!(real.inner.cache_key(&tcb), again.inner.cache_key(&tcb));
+        let key = real.inner.cache_key(&vcek);
+        assert!(
+            key.starts_with("kdsintf.amd.com-") && key.ends_with(&vcek.key()),
+            "{key}"
+        );
+        // The official PCS's root CA CRL comes from its own distribution point, another source.
+        assert!(real
+            .inner
+            .cache_key(&Item::RootCaCrl)
+            .starts_with("certificates.trustedservices.intel.com-"));
+        assert_eq!(
+            source_label("http://127.0.0.1:8080").len(),
+            "127.0.0.1_8080-".len() + 16
+        );
+    }
+
+    #[test]
     fn shipped_certificates_are_classified_and_garbage_ignored() {
         let shipped = Shipped::classify(&[b"not a certificate".to_vec(), vec![0x30, 0x00]]);
         assert!(shipped.vek.is_none() && shipped.ask.is_none() && shipped.ark.is_none());
@@ -860,7 +1117,7 @@ mod tests {
         })
         .expect("collateral");
         let err = c
-            .get(&Item::QeIdentity, 1_000)
+            .get(LOCAL, &Item::QeIdentity, 1_000)
             .await
             .expect_err("nothing offline");
         assert_eq!(err.code, ErrorCode::CollateralMissing);

@@ -47,6 +47,11 @@ impl PcsClient {
         }
     }
 
+    /// The PCS / PCCS base URL (no trailing `/`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn tcb_info_url(&self, fmspc_hex: &str) -> String {
         format!("{}/tdx/certification/v4/tcb?fmspc={fmspc_hex}", self.base)
     }

@@ -3,7 +3,8 @@
 //! The first caller for a key starts the work; callers arriving while it runs wait for and clone its result. When the
 //! work finishes the key is released, so a later call starts a fresh flight (callers re-check their caches inside the
 //! work, so a flight that starts just after another finished finds the stored item and does not fetch again).
-//! If the caller running the work is cancelled, one of the waiters takes over (`tokio::sync::OnceCell` semantics).
+//! If the caller running the work is cancelled, one of the waiters takes over (`tokio::sync::OnceCell` semantics);
+//! when every waiter has given up (cancelled, timed out) the key is released too, so abandoned flights never pile up.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,13 +15,44 @@ use tokio::sync::OnceCell;
 /// A keyed single-flight group.
 #[derive(Debug)]
 pub struct SingleFlight<T> {
-    flights: Mutex<HashMap<String, Arc<OnceCell<T>>>>,
+    flights: Mutex<HashMap<String, Flight<T>>>,
+}
+
+/// One flight: its result cell and how many callers are waiting on it (counted under the group's lock).
+#[derive(Debug)]
+struct Flight<T> {
+    cell: Arc<OnceCell<T>>,
+    waiters: usize,
 }
 
 impl<T> Default for SingleFlight<T> {
     fn default() -> Self {
         SingleFlight {
             flights: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// A caller's place in a flight: leaving (by finishing or by being dropped mid-wait) releases the key once the flight
+/// has a result or nobody waits on it any more.
+struct Waiting<'a, T> {
+    flights: &'a Mutex<HashMap<String, Flight<T>>>,
+    key: &'a str,
+    cell: Arc<OnceCell<T>>,
+}
+
+impl<T> Drop for Waiting<'_, T> {
+    fn drop(&mut self) {
+        let mut map = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(flight) = map.get_mut(self.key) else {
+            return;
+        };
+        if !Arc::ptr_eq(&flight.cell, &self.cell) {
+            return;
+        }
+        flight.waiters = flight.waiters.saturating_sub(1);
+        if flight.waiters == 0 || self.cell.initialized() {
+            map.remove(self.key);
         }
     }
 }
@@ -36,20 +68,21 @@ impl<T: Clone> SingleFlight<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        let cell = {
+        let waiting = {
             let mut map = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry(key.to_owned())
-                .or_insert_with(|| Arc::new(OnceCell::new()))
-                .clone()
+            let flight = map.entry(key.to_owned()).or_insert_with(|| Flight {
+                cell: Arc::new(OnceCell::new()),
+                waiters: 0,
+            });
+            flight.waiters += 1;
+            Waiting {
+                flights: &self.flights,
+                key,
+                cell: flight.cell.clone(),
+            }
         };
-        let value = cell.get_or_init(work).await.clone();
-        let mut map = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-        if map
-            .get(key)
-            .is_some_and(|current| Arc::ptr_eq(current, &cell))
-        {
-            map.remove(key);
-        }
+        let value = waiting.cell.get_or_init(work).await.clone();
+        drop(waiting);
         value
     }
 
@@ -103,5 +136,67 @@ mod tests {
         let group = SingleFlight::<&'static str>::new();
         assert_eq!(group.run("a", || async { "a" }).await, "a");
         assert_eq!(group.run("b", || async { "b" }).await, "b");
+    }
+
+    #[tokio::test]
+    async fn a_flight_whose_only_waiter_gives_up_is_removed() {
+        let group = SingleFlight::<u32>::new();
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(20),
+            group.run("k", std::future::pending::<u32>),
+        )
+        .await;
+        assert!(gave_up.is_err());
+        assert_eq!(group.in_flight(), 0);
+        // The key is free for a fresh flight.
+        assert_eq!(group.run("k", || async { 3 }).await, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flight_is_removed_when_every_waiter_gives_up_and_kept_while_one_waits() {
+        let group = Arc::new(SingleFlight::<u32>::new());
+        let mut quitters = Vec::new();
+        for _ in 0..8 {
+            let group = group.clone();
+            quitters.push(tokio::spawn(async move {
+                tokio::time::timeout(
+                    Duration::from_millis(30),
+                    group.run("k", std::future::pending::<u32>),
+                )
+                .await
+                .is_err()
+            }));
+        }
+        // A patient waiter joins the same flight; when the others quit it takes the work over and gets a result.
+        let patient = {
+            let group = group.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                group
+                    .run("k", || async {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        9
+                    })
+                    .await
+            })
+        };
+        for q in quitters {
+            assert!(q.await.expect("join"), "the quitter should have timed out");
+        }
+        assert_eq!(
+            group.in_flight(),
+            1,
+            "the patient waiter still holds the flight"
+        );
+        assert_eq!(patient.await.expect("join"), 9);
+        assert_eq!(group.in_flight(), 0);
+        for i in 0..100 {
+            let _ = tokio::time::timeout(
+                Duration::from_millis(1),
+                group.run(&format!("random-{i}"), std::future::pending::<u32>),
+            )
+            .await;
+        }
+        assert_eq!(group.in_flight(), 0, "abandoned flights are never kept");
     }
 }

@@ -96,6 +96,14 @@ pub struct TrustConfig {
     pub pccs_url: Option<String>,
     pub collateral_dir: Option<PathBuf>,
     pub offline: bool,
+    /// Collateral network fetches in flight at once, in their own pool (never an appraisal slot).
+    pub fetch_concurrency: usize,
+    /// Per-client budget (token bucket, per minute) for fetching the collateral of platforms never seen before.
+    pub new_platform_fetches_per_client: u32,
+    /// The same budget for all clients together.
+    pub new_platform_fetches_global: u32,
+    /// Bound on the on-disk collateral cache (`state_dir/cache`), least recently used files deleted first.
+    pub cache_max_bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]

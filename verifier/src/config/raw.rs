@@ -100,6 +100,14 @@ pub struct RawTrust {
     /// `[trust.snp_current_tcb.<milan|genoa|turin>]`: the TCB the operator considers current per product.
     #[serde(default)]
     pub snp_current_tcb: BTreeMap<String, CurrentTcb>,
+    /// Collateral network fetches in flight at once (default 8).
+    pub fetch_concurrency: Option<usize>,
+    /// Fetches of platforms never seen before one client may start per minute (default 10; 0 = none).
+    pub new_platform_fetches_per_client: Option<u32>,
+    /// Fetches of platforms never seen before all clients together may start per minute (default 120; 0 = none).
+    pub new_platform_fetches_global: Option<u32>,
+    /// Bound on the on-disk collateral cache in bytes (default 256 MiB).
+    pub cache_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -171,6 +171,11 @@ fn check_ttl(problems: &mut Vec<String>, what: &str, secs: u64) -> Duration {
     Duration::from_secs(secs)
 }
 
+/// Most collateral fetches in flight a config may ask for.
+const MAX_FETCH_CONCURRENCY: usize = 1024;
+/// Smallest on-disk collateral cache bound: 1 MiB (a few hundred items).
+const MIN_CACHE_MAX_BYTES: u64 = 1024 * 1024;
+
 /// The trust domain rules of DESIGN §6: lowercase DNS-like name, no port.
 fn check_trust_domain(problems: &mut Vec<String>, td: &str) {
     let ok = !td.is_empty()
@@ -341,6 +346,32 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
     check_url(&mut p, "trust.pccs_url", &raw.trust.pccs_url);
     if raw.trust.intel_pcs_url.is_some() && raw.trust.pccs_url.is_some() {
         p.push("trust: set intel_pcs_url or pccs_url, not both".into());
+    }
+    let fetch_concurrency = raw
+        .trust
+        .fetch_concurrency
+        .unwrap_or(crate::collateral::DEFAULT_FETCH_CONCURRENCY);
+    if !(1..=MAX_FETCH_CONCURRENCY).contains(&fetch_concurrency) {
+        p.push(format!(
+            "trust.fetch_concurrency: must be between 1 and {MAX_FETCH_CONCURRENCY}, got {fetch_concurrency}"
+        ));
+    }
+    let new_platform_fetches_per_client = raw
+        .trust
+        .new_platform_fetches_per_client
+        .unwrap_or(crate::collateral::DEFAULT_NEW_PLATFORM_FETCHES_PER_CLIENT);
+    let new_platform_fetches_global = raw
+        .trust
+        .new_platform_fetches_global
+        .unwrap_or(crate::collateral::DEFAULT_NEW_PLATFORM_FETCHES_GLOBAL);
+    let cache_max_bytes = raw
+        .trust
+        .cache_max_bytes
+        .unwrap_or(crate::collateral::DEFAULT_CACHE_MAX_BYTES);
+    if cache_max_bytes < MIN_CACHE_MAX_BYTES {
+        p.push(format!(
+            "trust.cache_max_bytes: must be at least {MIN_CACHE_MAX_BYTES} (1 MiB), got {cache_max_bytes}"
+        ));
     }
     let collateral_dir = raw
         .trust
@@ -637,6 +668,10 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             pccs_url: raw.trust.pccs_url,
             collateral_dir,
             offline: raw.trust.offline,
+            fetch_concurrency,
+            new_platform_fetches_per_client,
+            new_platform_fetches_global,
+            cache_max_bytes,
         },
         sites,
         platforms,
@@ -1076,6 +1111,42 @@ measurement = ["{MEAS}"]
         assert!(all.contains("mars"), "{all}");
         assert!(all.contains("sgx"), "{all}");
         assert!(err.problems.len() >= 4, "{all}");
+    }
+
+    #[test]
+    fn collateral_fetch_bounds_default_and_are_read_from_trust() {
+        let cfg = parse(&good(), Path::new("/")).expect("valid");
+        assert_eq!(cfg.trust.fetch_concurrency, 8);
+        assert_eq!(cfg.trust.new_platform_fetches_per_client, 10);
+        assert_eq!(cfg.trust.new_platform_fetches_global, 120);
+        assert_eq!(cfg.trust.cache_max_bytes, 256 * 1024 * 1024);
+        let text = good().replace(
+            "[trust.snp_current_tcb.milan]",
+            "[trust]\nfetch_concurrency = 2\nnew_platform_fetches_per_client = 0\nnew_platform_fetches_global = 5\n\
+             cache_max_bytes = 2097152\n[trust.snp_current_tcb.milan]",
+        );
+        let cfg = parse(&text, Path::new("/")).expect("valid");
+        assert_eq!(
+            (
+                cfg.trust.fetch_concurrency,
+                cfg.trust.new_platform_fetches_per_client,
+                cfg.trust.new_platform_fetches_global,
+                cfg.trust.cache_max_bytes
+            ),
+            (2, 0, 5, 2_097_152)
+        );
+    }
+
+    #[test]
+    fn collateral_fetch_bounds_out_of_range_are_refused() {
+        let text = good().replace(
+            "[trust.snp_current_tcb.milan]",
+            "[trust]\nfetch_concurrency = 0\ncache_max_bytes = 1000\n[trust.snp_current_tcb.milan]",
+        );
+        let err = parse(&text, Path::new("/")).expect_err("invalid");
+        let all = err.problems.join("\n");
+        assert!(all.contains("trust.fetch_concurrency"), "{all}");
+        assert!(all.contains("trust.cache_max_bytes"), "{all}");
     }
 
     #[test]

@@ -339,7 +339,12 @@ impl LogLimiter {
     }
 }
 
-async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
+async fn attest(
+    State(svc): State<Arc<Service>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let bytes = match tokio::time::timeout(
         body_deadline(&svc, &headers),
         read_body(&headers, body, svc.max_body_bytes),
@@ -372,11 +377,13 @@ async fn attest(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body)
     }
     let rt = svc.runtime();
     let now = now_unix();
+    // The client for the collateral budgets: the same identity admission control uses.
+    let client = svc.admission.client(peer, &headers);
     let Outcome {
         context,
         past_nonce,
         result,
-    } = attest_inner(&svc, &rt, &bytes, now).await;
+    } = attest_inner(&svc, &rt, &bytes, now, client).await;
     let tee_label = context.tee.map(|t| t.as_str()).unwrap_or("unknown");
     if !past_nonce {
         let refusal = match result {
@@ -486,7 +493,13 @@ fn audit_record(context: &Context, now: u64, replica: &str) -> AuditRecord {
 
 /// Transport for one attestation: parse, check the nonce, fetch collateral and appraise off the async workers, ask the
 /// decision, sign what it allows.
-async fn attest_inner(svc: &Service, rt: &Arc<Runtime>, bytes: &[u8], now: u64) -> Outcome {
+async fn attest_inner(
+    svc: &Service,
+    rt: &Arc<Runtime>,
+    bytes: &[u8],
+    now: u64,
+    client: std::net::IpAddr,
+) -> Outcome {
     let mut context = Context::default();
     let mut past_nonce = false;
     let result = async {
@@ -521,7 +534,7 @@ async fn attest_inner(svc: &Service, rt: &Arc<Runtime>, bytes: &[u8], now: u64) 
             .collect::<Result<Vec<_>, _>>()?;
         let verified = tokio::time::timeout(
             svc.request_timeout,
-            appraise(svc, rt, tee, evidence, certs, now),
+            appraise(svc, rt, tee, evidence, certs, now, client),
         )
         .await
         .map_err(|_| Refusal::new(ErrorCode::Overloaded, "appraisal timed out"))??;
@@ -563,7 +576,11 @@ async fn attest_inner(svc: &Service, rt: &Arc<Runtime>, bytes: &[u8], now: u64) 
     }
 }
 
-/// Collateral (async, cached) then appraisal on the blocking pool under the blocking semaphore.
+/// Collateral (async, cached, fetched in the collateral layer's own bounded pool) then appraisal on the blocking pool
+/// under the blocking semaphore. The semaphore bounds CPU work only: its permit is taken once the collateral is in
+/// hand, never held across network I/O, so a slow vendor service cannot stall appraisals whose collateral is cached.
+/// `client` is the requester's address, for the collateral layer's per-client budget on fetches of platforms never
+/// seen before.
 async fn appraise(
     svc: &Service,
     rt: &Arc<Runtime>,
@@ -571,20 +588,23 @@ async fn appraise(
     evidence: Vec<u8>,
     certs: Vec<Vec<u8>>,
     now: u64,
+    client: std::net::IpAddr,
 ) -> Result<Verified<Facts>, Refusal> {
-    let permit = svc
-        .blocking
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| Refusal::new(ErrorCode::Internal, "appraisal pool closed"))?;
     let anchors = rt.anchors.clone();
+    let cpu_slot = || async {
+        svc.blocking
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Refusal::new(ErrorCode::Internal, "appraisal pool closed"))
+    };
     match tee {
         TeeType::SevSnp => {
             let endorsements = rt
                 .collateral
-                .snp_endorsements(&evidence, &certs, now)
+                .snp_endorsements(client, &evidence, &certs, now)
                 .await?;
+            let permit = cpu_slot().await?;
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 appraisal::appraise_snp(&evidence, &endorsements, &anchors, now)
@@ -594,7 +614,8 @@ async fn appraise(
             .map_err(|e| Refusal::new(ErrorCode::Internal, format!("appraisal task: {e}")))?
         }
         TeeType::Tdx => {
-            let c = rt.collateral.tdx_collateral(&evidence, now).await?;
+            let c = rt.collateral.tdx_collateral(client, &evidence, now).await?;
+            let permit = cpu_slot().await?;
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let collateral =

@@ -95,6 +95,7 @@ pub async fn run(
     };
     let refused = service.clone();
     let app = http::router(service);
+    // The transport puts the peer address into every request as `ConnectInfo` (admission, collateral budgets).
     transport::serve(
         listener,
         app,

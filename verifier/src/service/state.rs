@@ -96,6 +96,10 @@ pub fn build_runtime(cfg: Config, create_keys: bool) -> Result<Runtime, BuildErr
     ccfg.pccs_url = cfg.trust.pccs_url.clone();
     ccfg.collateral_dir = cfg.trust.collateral_dir.clone();
     ccfg.offline = cfg.trust.offline;
+    ccfg.fetch_concurrency = cfg.trust.fetch_concurrency;
+    ccfg.new_platform_fetches_per_client = cfg.trust.new_platform_fetches_per_client;
+    ccfg.new_platform_fetches_global = cfg.trust.new_platform_fetches_global;
+    ccfg.cache_max_bytes = cfg.trust.cache_max_bytes;
     let collateral =
         Collateral::new(ccfg).map_err(|r| BuildError::Other(format!("collateral: {r}")))?;
 
