@@ -1,4 +1,4 @@
-//! The offline CLI `locus-verifier appraise` (DESIGN §11): read the evidence and its endorsements or collateral from
+//! The offline CLI `locus-verifier appraise` (docs/operations.md#appraising-evidence-offline): read the evidence and its endorsements or collateral from
 //! files, appraise with the sans-I/O core, optionally apply a `--policy` file, print one JSON object and return the
 //! exit code (0 verified, 1 not verified, 2 usage error). This is the I/O layer around `appraisal`.
 
@@ -13,7 +13,7 @@ use crate::appraisal::{
 };
 use crate::error::{ErrorCode, Refusal};
 
-/// Arguments of `locus-verifier appraise` (DESIGN §11).
+/// Arguments of `locus-verifier appraise` (docs/operations.md#appraising-evidence-offline).
 #[derive(Clone, Debug, clap::Args)]
 pub struct AppraiseArgs {
     /// The raw evidence: a 1184-byte SEV-SNP report or a TDX quote.

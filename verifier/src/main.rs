@@ -1,4 +1,4 @@
-//! `locus-verifier`: thin entry point. Parses arguments and calls the library (DESIGN §1: binaries are thin).
+//! `locus-verifier`: thin entry point. Parses arguments and calls the library (docs/architecture.md#crates: binaries are thin).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -20,9 +20,9 @@ struct Cli {
 /// One variant per subcommand; each delegates to the library.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Appraise evidence offline and print one JSON object (DESIGN §11).
+    /// Appraise evidence offline and print one JSON object (docs/operations.md#appraising-evidence-offline).
     Appraise(cli::AppraiseArgs),
-    /// Run the verifier HTTP service (DESIGN §7); prints `listening on ADDR` once bound.
+    /// Run the verifier HTTP service (docs/api.md); prints `listening on ADDR` once bound.
     Serve(locus_verifier::service::ServeArgs),
     /// Manage the WIT signing keys and the challenge MAC key in the configured keys directory.
     Keys(locus_verifier::service::KeysArgs),

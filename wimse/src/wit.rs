@@ -593,7 +593,7 @@ mod tests {
         assert_eq!(v.claims().pop_alg(), "ES256");
         assert_eq!(v.claims().extra["locus_tee"]["type"], "sev-snp");
         assert_eq!(v.kid(), Some("k1"));
-        // Header exactly as DESIGN §5 says (member order aside).
+        // Header exactly as docs/architecture.md#credentials says (member order aside).
         let jws = CompactJws::parse(&token).unwrap();
         assert_eq!(jws.header.alg, "ES256");
         assert_eq!(jws.header.typ.as_deref(), Some("wit+jwt"));

@@ -258,7 +258,7 @@ impl TdxProfile {
         u64::from_le_bytes(self.td_attributes) & TD_ATTRIBUTES_DEBUG != 0
     }
 
-    /// The Locus platform identity: the PPID in lowercase hex (DESIGN §4).
+    /// The Locus platform identity: the PPID in lowercase hex (docs/architecture.md#residency-and-the-geo-fence).
     pub fn platform_id(&self) -> String {
         hex::encode(self.ppid)
     }

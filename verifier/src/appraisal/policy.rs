@@ -1,4 +1,4 @@
-//! Policy over verified facts (DESIGN §3 "Policy then checks"). Appraisal proves the facts; this decides whether they
+//! Policy over verified facts (docs/architecture.md#appraisal "Policy then checks"). Appraisal proves the facts; this decides whether they
 //! are acceptable, and derives the SNP `tcb_status` from the TCB the operator declares current.
 //!
 //! A [`Policy`] holds reference values as bytes (parsed once, when the config or policy file is read). The service

@@ -1,5 +1,5 @@
 //! Trust anchors: the pinned AMD ARKs (and the matching VCEK ASKs) per product, the pinned Intel SGX Root CA, and the
-//! opt-in, dangerous trust of simulator roots (DESIGN §3: simulator roots only with `trust.simulator = true`).
+//! opt-in, dangerous trust of simulator roots (docs/architecture.md#appraisal: simulator roots only with `trust.simulator = true`).
 //!
 //! The AMD ARK/ASK certificates are the PEMs `sev::certs::snp::builtin::{milan,genoa,turin}` ships; the Intel root
 //! is the certificate dcap-qvl embeds (`src/TrustedRootCA.der`, which dcap-qvl keeps private), written here as PEM. Each is

@@ -1,4 +1,4 @@
-//! TDX appraisal: DESIGN §3's checklist (tdx.md §11) over a raw quote (v4, v5 with TD 1.0/1.5 bodies, trailing zero
+//! TDX appraisal: the checklist of docs/architecture.md#appraisal (tdx.md §11) over a raw quote (v4, v5 with TD 1.0/1.5 bodies, trailing zero
 //! padding tolerated), its collateral and the trust anchors, with `dcap-qvl` 0.7.1 and an explicit root as the engine
 //! for steps 2–5. dcap-qvl's plain `verify` accepts every TCB status but Revoked, so the status is never judged here:
 //! it is returned in the facts, and [`super::policy::apply_policy`] checks it against the allowed set.
@@ -335,7 +335,7 @@ pub struct TdxFacts {
     /// TD_ATTRIBUTES bit 0.
     pub debug: bool,
     pub fmspc: [u8; 6],
-    /// From the PCK certificate: the platform identity for residency (DESIGN §4).
+    /// From the PCK certificate: the platform identity for residency (docs/architecture.md#residency-and-the-geo-fence).
     pub ppid: Vec<u8>,
     /// Intel's TCB status string (tdx.md §6), e.g. `UpToDate`, `OutOfDate`.
     pub tcb_status: String,
@@ -384,7 +384,7 @@ struct TcbInfoPceId {
     pce_id: String,
 }
 
-/// Beyond dcap-qvl (DESIGN §3 TDX): the TCB info must be for this platform's PCE (`pceId` = the PCK's PCE-ID); dcap-qvl
+/// Beyond dcap-qvl (docs/architecture.md#appraisal TDX): the TCB info must be for this platform's PCE (`pceId` = the PCK's PCE-ID); dcap-qvl
 /// 0.7.1 compares FMSPC only.
 fn check_tcb_info_pce_id(tcb_info_json: &str, pck: &PckFacts) -> Result<(), Refusal> {
     let body: TcbInfoPceId = serde_json::from_str(tcb_info_json)
@@ -418,7 +418,7 @@ fn malformed(msg: impl Into<String>) -> Refusal {
     Refusal::new(ErrorCode::EvidenceMalformed, msg)
 }
 
-/// Bytes after the quote structure may only be zero padding (DESIGN §3); they are covered by no signature.
+/// Bytes after the quote structure may only be zero padding (docs/architecture.md#appraisal); they are covered by no signature.
 fn check_trailing(signed: &SignedQuote) -> Result<(), Refusal> {
     match signed.trailing_bytes().iter().position(|&b| b != 0) {
         Some(at) => Err(malformed(format!(

@@ -1,4 +1,4 @@
-//! `verifier.toml` (DESIGN §8), one file per concern: the TOML shape ([`raw`]), the validated model the service runs
+//! `verifier.toml` (docs/configuration.md), one file per concern: the TOML shape ([`raw`]), the validated model the service runs
 //! on ([`model`]), and the validation between them ([`validate`]).
 
 pub mod model;
