@@ -154,7 +154,9 @@ fn doc_pages() -> Vec<(String, PathBuf)> {
     for p in docs {
         let name = format!(
             "docs/{}",
-            p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            p.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
         );
         pages.push((name, p));
     }
@@ -251,7 +253,11 @@ fn every_tested_example_in_the_docs_runs_against_the_simulator() {
             ),
             (
                 "LOCUS_VERIFIER_PID".into(),
-                verifier.guard.id().map(|p| p.to_string()).unwrap_or_default(),
+                verifier
+                    .guard
+                    .id()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
             ),
             ("PATH".into(), path),
             ("RUST_LOG".into(), "warn".into()),

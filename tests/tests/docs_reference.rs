@@ -28,7 +28,13 @@ const ANY: &str = "<name>";
 /// `a.b` with `<anything>` segments made [`ANY`].
 fn normalise(path: &str) -> String {
     path.split('.')
-        .map(|s| if s.starts_with('<') && s.ends_with('>') { ANY } else { s })
+        .map(|s| {
+            if s.starts_with('<') && s.ends_with('>') {
+                ANY
+            } else {
+                s
+            }
+        })
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -126,12 +132,12 @@ fn blocks<'a>(page: &'a str, lang: &str) -> Vec<(usize, String)> {
         match &mut current {
             None => {
                 if let Some(info) = line.strip_prefix("```") {
-                    if info.split_whitespace().next() == Some(lang) {
-                        current = Some((n + 1, String::new()));
-                    } else if !info.is_empty() {
+                    current = if info.split_whitespace().next() == Some(lang) {
+                        Some((n + 1, String::new()))
+                    } else {
                         // Another language: skip to its end.
-                        current = Some((usize::MAX, String::new()));
-                    }
+                        Some((usize::MAX, String::new()))
+                    };
                 }
             }
             Some((start, text)) => {
@@ -306,7 +312,10 @@ fn architecture_md_lists_every_verifier_code_with_its_http_status() {
         );
     }
     let known: BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-    let extra: Vec<&String> = rows.keys().filter(|c| !known.contains(c.as_str())).collect();
+    let extra: Vec<&String> = rows
+        .keys()
+        .filter(|c| !known.contains(c.as_str()))
+        .collect();
     assert!(
         extra.is_empty(),
         "docs/architecture.md lists codes the verifier does not have: {extra:?}"
@@ -320,15 +329,21 @@ fn architecture_md_lists_every_agent_and_wimse_code() {
     let page = read_doc("architecture.md");
     let agent_rows = code_rows(&page, "Agent");
     let agent_codes = [
-        AgentError::from(AttestError::Unavailable(String::new())).code().to_owned(),
-        AgentError::from(AttestError::Busy(String::new())).code().to_owned(),
-        AgentError::from(AttestError::Failed(String::new())).code().to_owned(),
+        AgentError::from(AttestError::Unavailable(String::new()))
+            .code()
+            .to_owned(),
+        AgentError::from(AttestError::Busy(String::new()))
+            .code()
+            .to_owned(),
+        AgentError::from(AttestError::Failed(String::new()))
+            .code()
+            .to_owned(),
         AttestError::Malformed(locus_hw::FormatError::TrailingBytes {
             what: "quote",
             offset: 0,
         })
-            .code()
-            .to_owned(),
+        .code()
+        .to_owned(),
         AgentError::Unreachable(String::new()).code().to_owned(),
         AgentError::BadResponse(String::new()).code().to_owned(),
         AgentError::CnfMismatch {
@@ -474,7 +489,9 @@ fn no_file_points_outside_the_repository() {
     let mut problems = Vec::new();
     for rel in files {
         let rel_str = rel.to_string_lossy().replace('\\', "/");
-        if MAY_NAME_SHARED.contains(&rel_str.as_str()) || PENDING.iter().any(|p| rel_str.starts_with(p)) {
+        if MAY_NAME_SHARED.contains(&rel_str.as_str())
+            || PENDING.iter().any(|p| rel_str.starts_with(p))
+        {
             continue;
         }
         let Ok(text) = std::fs::read_to_string(root.join(&rel)) else {
