@@ -125,7 +125,7 @@ fn documented_keys(page: &str) -> BTreeMap<String, usize> {
 }
 
 /// The fenced blocks of `page` whose info string starts with `lang`.
-fn blocks<'a>(page: &'a str, lang: &str) -> Vec<(usize, String)> {
+fn blocks(page: &str, lang: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut current: Option<(usize, String)> = None;
     for (n, line) in page.lines().enumerate() {

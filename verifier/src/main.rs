@@ -10,7 +10,8 @@ use locus_verifier::cli;
 #[command(
     name = "locus-verifier",
     version,
-    about = "Locus verifier: appraisal of SEV-SNP and TDX evidence"
+    about = "Locus verifier: appraisal of SEV-SNP and TDX evidence",
+    after_help = "Documentation: docs/operations.md (running), docs/configuration.md (verifier.toml), docs/api.md (HTTP API)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,7 +25,7 @@ enum Command {
     Appraise(cli::AppraiseArgs),
     /// Run the verifier HTTP service (docs/api.md); prints `listening on ADDR` once bound.
     Serve(locus_verifier::service::ServeArgs),
-    /// Manage the WIT signing keys and the challenge MAC key in the configured keys directory.
+    /// Manage the WIT signing keys and the challenge MAC key in the configured keys directory (docs/operations.md#key-rotation).
     Keys(locus_verifier::service::KeysArgs),
 }
 

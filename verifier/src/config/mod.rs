@@ -1,5 +1,5 @@
 //! `verifier.toml` (docs/configuration.md), one file per concern: the TOML shape ([`raw`]), the validated model the service runs
-//! on ([`model`]), and the validation between them ([`validate`]).
+//! on ([`model`]), and the validation between them ([`validate`](mod@validate)).
 
 pub mod model;
 pub mod raw;

@@ -1,4 +1,4 @@
-//! The validated configuration the service runs on. Only [`super::validate`] builds a [`Config`]: paths are absolute,
+//! The validated configuration the service runs on. Only [`super::validate`](mod@super::validate) builds a [`Config`]: paths are absolute,
 //! identifiers parsed, reference values bytes, cross references (platform → site, workload → zone) known to hold.
 
 use std::collections::BTreeSet;
@@ -191,7 +191,7 @@ pub struct Workload {
     pub key_algorithms: Vec<Alg>,
 }
 
-/// A validated configuration. Only [`super::validate`] builds one.
+/// A validated configuration. Only [`super::validate`](mod@super::validate) builds one.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The file it was read from (for reloads and relative paths).
