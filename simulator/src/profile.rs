@@ -94,7 +94,7 @@ pub struct SnpProfile {
 /// The cspID of the simulator's cloud provider (`snp-vlek`).
 pub const SIM_CSP_ID: &str = "locus-sim-cloud";
 
-/// POLICY debug bit (sev-snp.md §4).
+/// POLICY debug bit (bit 19).
 pub const POLICY_DEBUG: u64 = 1 << 19;
 /// Default guest policy: SMT allowed, reserved bit 17 set (0x30000, as the vectors).
 pub const POLICY_DEFAULT: u64 = 0x30000;

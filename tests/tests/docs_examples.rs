@@ -166,7 +166,7 @@ fn doc_pages() -> Vec<(String, PathBuf)> {
 #[test]
 fn the_extractor_finds_tagged_blocks_only_and_a_failing_block_fails() {
     let page = "text\n```sh locus-test\necho one\n```\n```sh\necho untested\n```\n```python locus-test\nprint(2)\n```\n";
-    let blocks = extract("x.md", page);
+    let blocks = extract("a page", page);
     assert_eq!(blocks.len(), 2, "{blocks:?}");
     assert_eq!((blocks[0].line, blocks[0].lang.as_str()), (2, "sh"));
     assert_eq!(blocks[0].code, "echo one\n");
@@ -178,7 +178,7 @@ fn the_extractor_finds_tagged_blocks_only_and_a_failing_block_fails() {
         python: false,
     };
     let failing = Block {
-        page: "x.md".into(),
+        page: "a page".into(),
         line: 1,
         lang: "sh".into(),
         code: "true\nfalse\necho never\n".into(),

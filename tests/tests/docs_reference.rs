@@ -6,8 +6,8 @@
 //! - every error code of the verifier (with its HTTP status), the agent and `locus-wimse` is in
 //!   `docs/architecture.md`;
 //! - every operation of the verifier's `/openapi.json` is in `docs/api.md`, and the page names no other;
-//! - no file of the repository points outside it (`../shared`, "DESIGN §") except the test helper that locates the
-//!   vector files and the README line saying how to point tests at them.
+//! - no file of the repository points outside it (`../shared`, "DESIGN §", a Markdown file it does not have) except
+//!   the test helper that locates the vector files and the README line saying how to point tests at them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -480,12 +480,38 @@ fn repository_files(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The `*.md` names `line` mentions (`docs/api.md`, `README.md`), by file name.
+fn markdown_names(line: &str) -> Vec<&str> {
+    line.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-')))
+        .map(|word| word.trim_end_matches('.'))
+        .filter_map(|word| word.strip_suffix(".md").map(|_| word))
+        .map(|word| word.rsplit('/').next().unwrap_or(word))
+        .filter(|name| name.len() > 3)
+        .collect()
+}
+
+#[test]
+fn markdown_names_are_found_in_comments() {
+    assert_eq!(
+        markdown_names("//! see docs/api.md#x and (notes.md §3), README.md."),
+        ["api.md", "notes.md", "README.md"]
+    );
+    assert!(markdown_names("no file here; .md alone").is_empty());
+}
+
 #[test]
 fn no_file_points_outside_the_repository() {
     let root = repo_root();
     let mut files = Vec::new();
     repository_files(&root, &root, &mut files);
     assert!(files.len() > 100, "{} files found", files.len());
+    // A Markdown file named anywhere must be one of the repository's.
+    let markdown: BTreeSet<String> = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "md"))
+        .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert!(markdown.contains("configuration.md"), "{markdown:?}");
     let mut problems = Vec::new();
     for rel in files {
         let rel_str = rel.to_string_lossy().replace('\\', "/");
@@ -500,7 +526,13 @@ fn no_file_points_outside_the_repository() {
         for (n, line) in text.lines().enumerate() {
             let names_shared = line.contains("../shared") || line.contains("shared/specs");
             let readme_vectors_line = rel_str == "README.md" && line.contains("LOCUS_VECTORS");
-            if (names_shared && !readme_vectors_line) || line.contains("DESIGN §") {
+            let foreign_markdown = markdown_names(line)
+                .into_iter()
+                .any(|name| !markdown.contains(name));
+            if (names_shared && !readme_vectors_line)
+                || line.contains("DESIGN §")
+                || foreign_markdown
+            {
                 problems.push(format!("{rel_str}:{}: {}", n + 1, line.trim()));
             }
         }

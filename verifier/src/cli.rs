@@ -237,7 +237,7 @@ pub fn snp_endorsements_from_dir(dir: &Path, report: &[u8]) -> Result<SnpEndorse
     })
 }
 
-/// Read TDX collateral from a directory in the vectors' layout (tdx.md §4): `tcb_info.json`,
+/// Read TDX collateral from a directory in the vectors' layout (docs/operations.md#collateral-caching-and-offline-mode): `tcb_info.json`,
 /// `tcb_info_issuer_chain.pem`, `qe_identity.json`, `qe_identity_issuer_chain.pem`, `pck_crl.der`,
 /// `pck_crl_issuer_chain.pem`, `root_ca_crl.der` (DER, or hex as a PCCS serves it). `intel_sgx_root_ca.*` is not
 /// part of the collateral: the root is pinned (the CLI reads it only as a simulator root under `--trust-simulator`). Missing files are `collateral_missing`; an unreadable directory is a usage error.

@@ -4,7 +4,7 @@
 //! `iss`, `jti` (128 random bits), `sub` and caller extras (`locus_tee`, `locus_residency`). With a `spiffe://`
 //! subject such a token is also a WIT-SVID (ES256, `kid`, no `aud`).
 //!
-//! Verification follows spec §1.5:
+//! Verification follows draft-ietf-wimse-workload-creds:
 //! 1. compact JWS ABNF;
 //! 2. `typ` = `wit+jwt`, `alg` on the allow-list;
 //! 3. `sub` parsed as a Workload Identifier before any lookup;
@@ -368,7 +368,7 @@ impl WitVerifier {
         Self { trust, policy }
     }
 
-    /// Verify `token` at time `now` (Unix seconds), following spec §1.5.
+    /// Verify `token` at time `now` (Unix seconds), following draft-ietf-wimse-workload-creds.
     pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedWit, WimseError> {
         // Step 1: ABNF and decoding.
         let jws = CompactJws::parse(token)?;

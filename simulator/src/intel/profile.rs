@@ -123,7 +123,7 @@ impl TdxTcbExpectation {
     }
 }
 
-/// Everything a simulated TDX platform reports. Field names follow the quote (spec tdx.md §1); all values are used
+/// Everything a simulated TDX platform reports. Field names follow the quote (Intel DCAP `sgx_quote_4.h`); all values are used
 /// verbatim by the attester and the PCK issuer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TdxProfile {

@@ -1,4 +1,4 @@
-//! SEV-SNP appraisal: the checklist of docs/architecture.md#appraisal (sev-snp.md §14) over a raw 1184-byte report, its endorsements (VCEK or
+//! SEV-SNP appraisal: the checklist of docs/architecture.md#appraisal over a raw 1184-byte report, its endorsements (VCEK or
 //! VLEK, ASK or ASVK, ARK, optional CRL), the trust anchors and `now`.
 
 use locus_hw::snp::{Product, SignedReport, SigningKey, TcbVersion};
@@ -218,7 +218,7 @@ pub fn appraise_snp(
         }
     };
 
-    // Reserved bits the spec fixes (sev-snp.md §3, §4): guest policy bits 63:26 zero and bit 17 one; the reserved
+    // Reserved bits the spec fixes (SEV-SNP Firmware ABI, publication 56860): guest policy bits 63:26 zero and bit 17 one; the reserved
     // bytes of the four TCB_VERSION fields in this product's layout zero. The firmware never produces anything else.
     if report.policy.reserved_bits() != 0 || !report.policy.reserved_one() {
         return Err(refuse(

@@ -1,4 +1,4 @@
-//! TDX appraisal: the checklist of docs/architecture.md#appraisal (tdx.md §11) over a raw quote (v4, v5 with TD 1.0/1.5 bodies, trailing zero
+//! TDX appraisal: the checklist of docs/architecture.md#appraisal over a raw quote (v4, v5 with TD 1.0/1.5 bodies, trailing zero
 //! padding tolerated), its collateral and the trust anchors, with `dcap-qvl` 0.7.1 and an explicit root as the engine
 //! for steps 2–5. dcap-qvl's plain `verify` accepts every TCB status but Revoked, so the status is never judged here:
 //! it is returned in the facts, and [`super::policy::apply_policy`] checks it against the allowed set.
@@ -24,7 +24,7 @@ use super::x509::{pem_certificates, ParsedCert};
 use super::Verified;
 use crate::error::{ErrorCode, Refusal};
 
-/// TDX collateral (tdx.md §4, §7), kept in the form dcap-qvl consumes, built once and reused for many quotes.
+/// TDX collateral (Intel PCS), kept in the form dcap-qvl consumes, built once and reused for many quotes.
 #[derive(Clone, Debug)]
 pub struct TdxCollateral {
     inner: QuoteCollateralV3,
@@ -337,7 +337,7 @@ pub struct TdxFacts {
     pub fmspc: [u8; 6],
     /// From the PCK certificate: the platform identity for residency (docs/architecture.md#residency-and-the-geo-fence).
     pub ppid: Vec<u8>,
-    /// Intel's TCB status string (tdx.md §6), e.g. `UpToDate`, `OutOfDate`.
+    /// Intel's TCB status string, e.g. `UpToDate`, `OutOfDate`.
     pub tcb_status: String,
     pub advisory_ids: Vec<String>,
     /// MRSERVICETD of a TD 1.5 body; zero for TD 1.0 (which cannot bind service TDs).
@@ -346,7 +346,7 @@ pub struct TdxFacts {
     pub pck: PckFacts,
 }
 
-/// What the PCK certificate says about the platform (tdx.md §4: SGX extensions `.3` PCE-ID, `.5` SGX type, and the
+/// What the PCK certificate says about the platform (SGX extensions `.3` PCE-ID, `.5` SGX type, and the
 /// Platform CA flags).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PckFacts {
@@ -401,7 +401,7 @@ fn check_tcb_info_pce_id(tcb_info_json: &str, pck: &PckFacts) -> Result<(), Refu
     Ok(())
 }
 
-/// Beyond dcap-qvl: the QE report data is SHA-256(attestation key ‖ auth data) ‖ 32 zero bytes (tdx.md §2); dcap-qvl
+/// Beyond dcap-qvl: the QE report data is SHA-256(attestation key ‖ auth data) ‖ 32 zero bytes; dcap-qvl
 /// 0.7.1 compares the first half only.
 fn check_qe_report_data_tail(signed: &SignedQuote) -> Result<(), Refusal> {
     let tail = &signed.quote().qe_report.report_data[32..];
@@ -491,7 +491,7 @@ pub(crate) fn map_engine_error(text: &str) -> Refusal {
         || has("SEPT_VE_DISABLE is not enabled")
         || has("Invalid MR service TD")
     {
-        // TD attributes no TDX attestation accepts (tdx.md §3): the evidence is not a TD Locus can appraise.
+        // TD attributes no TDX attestation accepts (TDX Module ABI): the evidence is not a TD Locus can appraise.
         ErrorCode::EvidenceMalformed
     } else {
         ErrorCode::EvidenceMalformed
@@ -537,7 +537,7 @@ pub fn appraise_tdx(
         }
     }
 
-    // Memo (performance.md §2.3): the same platform, collateral and anchors, judged before at a time inside every
+    // Memo (`tdx_memo`): the same platform, collateral and anchors, judged before at a time inside every
     // window the full path checks; only the quote signature over the received bytes is left to verify.
     let collateral_memo = collateral.memo_info();
     let key = collateral_memo.window.and_then(|_| {
