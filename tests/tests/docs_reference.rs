@@ -543,3 +543,103 @@ fn no_file_points_outside_the_repository() {
         problems.join("\n")
     );
 }
+
+/// GitHub's anchor for a heading: lower case, punctuation other than `-` and `_` dropped, spaces to `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// `page.md` or `page.md#anchor` targets in `text`: `docs/page.md#x` anywhere, and `](page.md#x)` links.
+fn docs_links(text: &str, in_docs: bool) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut push = |target: &str| {
+        let target = target.trim_end_matches(['.', ',', ';', ':', ')', '`', '\'', '"']);
+        let (page, frag) = match target.split_once('#') {
+            Some((p, f)) => (p, Some(f.to_owned())),
+            None => (target, None),
+        };
+        if page.ends_with(".md") && !page.contains('/') {
+            out.push((page.to_owned(), frag));
+        }
+    };
+    for (i, _) in text.match_indices("docs/") {
+        let rest = &text[i + 5..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '#')))
+            .unwrap_or(rest.len());
+        push(&rest[..end]);
+    }
+    if in_docs {
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let end = rest.find(')').unwrap_or(rest.len());
+            push(&rest[..end]);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_link_into_docs_resolves_to_a_page_and_heading() {
+    assert_eq!(
+        anchor("The agent's Workload API"),
+        "the-agents-workload-api"
+    );
+    assert_eq!(anchor("`[workload.sev-snp]`"), "workloadsev-snp");
+    let root = repo_root();
+    let mut headings: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(entry.path()).expect("page");
+        let mut in_code = false;
+        let set = headings.entry(name).or_default();
+        for line in text.lines() {
+            if line.starts_with("```") {
+                in_code = !in_code;
+            } else if !in_code && line.starts_with('#') {
+                set.insert(anchor(line.trim_start_matches('#')));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    repository_files(&root, &root, &mut files);
+    let mut problems = Vec::new();
+    let mut links = 0;
+    for rel in files {
+        let rel_str = rel.to_string_lossy().replace('\\', "/");
+        // This file's own examples are not links.
+        if PENDING.iter().any(|p| rel_str.starts_with(p))
+            || rel_str == "tests/tests/docs_reference.rs"
+        {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(root.join(&rel)) else {
+            continue;
+        };
+        for (page, frag) in docs_links(&text, rel_str.starts_with("docs/")) {
+            links += 1;
+            match (headings.get(&page), frag) {
+                (None, _) => problems.push(format!("{rel_str}: docs/{page} does not exist")),
+                (Some(set), Some(frag)) if !set.contains(&frag) => {
+                    problems.push(format!("{rel_str}: docs/{page} has no heading #{frag}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(links > 50, "only {links} links into docs/ found");
+    assert!(
+        problems.is_empty(),
+        "broken links into docs/:\n{}",
+        problems.join("\n")
+    );
+}
