@@ -436,6 +436,24 @@ fn api_md_documents_exactly_the_operations_of_openapi_json() {
 }
 
 #[test]
+fn api_md_has_a_row_for_every_member_of_the_attest_request_and_answer() {
+    let doc = openapi();
+    let page = read_doc("api.md");
+    for schema in ["AttestRequest", "AttestResponse"] {
+        let properties = doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} properties"));
+        assert!(properties.len() >= 4, "{schema}: {properties:?}");
+        for name in properties.keys() {
+            assert!(
+                page.contains(&format!("| `{name}` |")),
+                "docs/api.md has no row for {schema}.{name}"
+            );
+        }
+    }
+}
+
+#[test]
 fn openapi_problem_codes_are_the_verifier_codes() {
     let doc = openapi();
     let listed: Vec<&str> = doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
