@@ -1,4 +1,4 @@
-//! One attestation round (DESIGN §2):
+//! One attestation round (docs/architecture.md#evidence-binding):
 //! 1. a fresh P-256 key in memory (ring, through `locus_wimse::Es256SigningKey`);
 //! 2. `POST /v1/challenge` → nonce;
 //! 3. report_data = SHA-512("locus-attest-v1" ‖ 0 ‖ nonce ‖ RFC 7638 thumbprint of the public JWK);

@@ -1,4 +1,4 @@
-//! The verifier's HTTP API (DESIGN §7), client side: `POST /v1/challenge`, `POST /v1/attest`, and
+//! The verifier's HTTP API (docs/api.md), client side: `POST /v1/challenge`, `POST /v1/attest`, and
 //! `GET /.well-known/jwks.json` to verify every WIT it issues before the agent serves it.
 //!
 //! Transport: `https://` (rustls) only; plain `http://` only to a loopback host (127.0.0.0/8, `::1`, `localhost`)
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AgentError;
 
-/// Where the verifier publishes its WIT signing keys (DESIGN §5, §7).
+/// Where the verifier publishes its WIT signing keys (docs/architecture.md#credentials, docs/api.md).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// Largest answer body read from the verifier.

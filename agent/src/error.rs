@@ -1,6 +1,6 @@
 //! The agent's one error type. Every variant has a stable code: the attester's codes (`attester_unavailable`,
 //! `attester_busy`, `attester_failed`, `evidence_malformed`), the verifier's own code passed through verbatim when it
-//! refuses (DESIGN §10, e.g. `report_data_mismatch`), and the agent's codes below.
+//! refuses (docs/architecture.md#error-codes, e.g. `report_data_mismatch`), and the agent's codes below.
 
 use locus_hw::backend::ProbeError;
 use locus_hw::AttestError;

@@ -1,4 +1,4 @@
-//! locus-agent: the in-VM side of Locus (DESIGN §2, §9).
+//! locus-agent: the in-VM side of Locus (docs/architecture.md#evidence-binding, docs/agent.md).
 //!
 //! - [`select`]: which attester (`--tee auto|sev-snp|tdx|sim-snp|sim-tdx`), over `locus_hw::backend` and, with the
 //!   `simulator` feature, [`sim`].

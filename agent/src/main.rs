@@ -19,7 +19,8 @@ use locus_hw::backend::BackendConfig;
 #[command(
     name = "locus-agent",
     version,
-    about = "Locus in-VM agent: attest, hold the key, serve the Workload API"
+    about = "Locus in-VM agent: attest, hold the key, serve the Workload API",
+    after_help = "Documentation: docs/agent.md (running, backends, troubleshooting) and docs/api.md (Workload API)."
 )]
 struct Cli {
     #[command(subcommand)]

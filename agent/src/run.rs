@@ -1,7 +1,7 @@
 //! `locus-agent run`: keep a valid WIT and serve it on the Workload API.
 //!
 //! Two tasks share a [`CredentialSlot`]:
-//! - the **renewal loop** obtains a credential (fresh key each time, DESIGN §2), sleeps until 2/3 of its lifetime,
+//! - the **renewal loop** obtains a credential (fresh key each time, docs/architecture.md#evidence-binding), sleeps until 2/3 of its lifetime,
 //!   and renews; on failure it retries with jittered exponential back-off (capped, and at most half the remaining
 //!   validity so several tries fit before expiry). An expired credential is dropped, which wipes its key.
 //! - the **Workload API** on a Unix socket (mode 0660): `GET /v1/wit` and `POST /v1/wpt`. It checks validity on
@@ -63,7 +63,7 @@ pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// Renewal and API tuning.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Fraction of the WIT lifetime after which to renew (DESIGN §9: 2/3).
+    /// Fraction of the WIT lifetime after which to renew (docs/agent.md: 2/3).
     pub renew_fraction: f64,
     /// First retry delay after a failure (before jitter).
     pub retry_initial: Duration,

@@ -1,6 +1,6 @@
 //! Choosing the attester: `--tee auto|sev-snp|tdx|sim-snp|sim-tdx`.
 //!
-//! `auto`, `sev-snp` and `tdx` probe the hardware backends of `locus_hw::backend` in DESIGN §9's order; when nothing
+//! `auto`, `sev-snp` and `tdx` probe the hardware backends of `locus_hw::backend` in the order of docs/agent.md#backends-and-their-probe-order; when nothing
 //! answers, the error lists every probe and why. The simulator is used only when asked for by name, and only in
 //! builds with the `simulator` feature (default on).
 

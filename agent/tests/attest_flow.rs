@@ -1,5 +1,5 @@
 //! One attestation round through the library against the in-process fake verifier: simulator evidence (SNP and
-//! TDX, directly and through the configfs-tsm backend on a simulator-backed fake kernel) carries the DESIGN §2
+//! TDX, directly and through the configfs-tsm backend on a simulator-backed fake kernel) carries the docs/architecture.md#evidence-binding
 //! binding, the WIT is bound to the key the agent holds (a WPT signed with it verifies against the WIT), and every
 //! refusal surfaces with its exact code.
 #![cfg(feature = "simulator")]

@@ -1,4 +1,4 @@
-//! The evidence binding of DESIGN §2, shared by the agent (which puts it in its evidence) and the verifier (which
+//! The evidence binding of docs/architecture.md#evidence-binding, shared by the agent (which puts it in its evidence) and the verifier (which
 //! recomputes it):
 //!
 //! ```text

@@ -1,5 +1,5 @@
 //! The one error type of the format parsers. Every variant names the field (and offset) that failed so a refusal can
-//! be traced back to the byte that caused it; [`FormatError::code`] maps it to the stable codes of DESIGN §10.
+//! be traced back to the byte that caused it; [`FormatError::code`] maps it to the stable codes of docs/architecture.md#error-codes.
 
 /// A malformed or unsupported piece of evidence. Parsers never panic on untrusted input; they return this.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +36,7 @@ pub enum FormatError {
 }
 
 impl FormatError {
-    /// The stable error code of DESIGN §10: `unsupported_version` or `evidence_malformed`.
+    /// The stable error code of docs/architecture.md#error-codes: `unsupported_version` or `evidence_malformed`.
     pub fn code(&self) -> &'static str {
         match self {
             FormatError::UnsupportedVersion { .. } => "unsupported_version",

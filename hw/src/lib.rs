@@ -2,7 +2,7 @@
 //! attester backends.
 //!
 //! Parsers take untrusted bytes and keep them beside the parsed view; serializers mirror the parsers exactly.
-//! Every refusal is a [`FormatError`] whose [`FormatError::code`] is a stable DESIGN §10 code
+//! Every refusal is a [`FormatError`] whose [`FormatError::code`] is a stable docs/architecture.md#error-codes code
 //! (`evidence_malformed` or `unsupported_version`) and whose message names the field. The crate does no I/O outside
 //! `backend`, and no cryptography: signatures are checked by the verifier over [`snp::SignedReport::signed_bytes`]
 //! and [`tdx::SignedQuote::signed_bytes`], the bytes as received.

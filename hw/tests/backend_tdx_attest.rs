@@ -337,7 +337,7 @@ fn absent_library_is_unavailable_and_auto_falls_through_listing_each_probe() {
     assert_eq!(
         names,
         ["configfs-tsm", "sev-guest", "libtdx_attest"],
-        "DESIGN §9 order"
+        "the probe order of docs/agent.md"
     );
     let text = err.to_string();
     assert!(

@@ -1,4 +1,4 @@
-//! Every real-hardware report and quote in the vectors directory (`LOCUS_VECTORS`, default `../shared/vectors`)
+//! Every real-hardware report and quote in the vectors directory (`LOCUS_VECTORS`, default: see `tests/support/vectors.rs`)
 //! parses to exactly the facts in its `expected.json`, and re-serializes to the bytes it came from.
 //! Missing vectors: a loud `SKIP:` line, or a panic when `LOCUS_REQUIRE_VECTORS=1`.
 

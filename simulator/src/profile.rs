@@ -1,5 +1,5 @@
 //! Platform profiles: a named simulated machine (TEE, product, chip id or PPID, TCB, measurements, debug, site) and
-//! the TCB status its collateral is expected to yield. The built-in names are a contract (DESIGN §12): the example
+//! the TCB status its collateral is expected to yield. The built-in names are a contract (docs/architecture.md#the-simulator): the example
 //! verifier configuration registers their platform identities.
 //!
 //! SEV-SNP specifics live in [`SnpProfile`]; TDX specifics in [`crate::intel::profile::TdxProfile`].
@@ -87,14 +87,14 @@ pub struct SnpProfile {
     /// Firmware version (major, minor, build) written as CURRENT and COMMITTED.
     pub firmware: (u8, u8, u8),
     /// `Some(cspID)`: the guest's reports are signed by the cloud provider's VLEK (KEY_INFO.SIGNING_KEY = 1)
-    /// instead of the chip's VCEK, and the platform identity is the CSP id (DESIGN §4).
+    /// instead of the chip's VCEK, and the platform identity is the CSP id (docs/architecture.md#residency-and-the-geo-fence).
     pub vlek_csp_id: Option<String>,
 }
 
 /// The cspID of the simulator's cloud provider (`snp-vlek`).
 pub const SIM_CSP_ID: &str = "locus-sim-cloud";
 
-/// POLICY debug bit (sev-snp.md §4).
+/// POLICY debug bit (bit 19).
 pub const POLICY_DEBUG: u64 = 1 << 19;
 /// Default guest policy: SMT allowed, reserved bit 17 set (0x30000, as the vectors).
 pub const POLICY_DEFAULT: u64 = 0x30000;
@@ -272,7 +272,7 @@ impl Profile {
         }
     }
 
-    /// The platform identity a verifier registry keys on (DESIGN §4): the SNP CHIP_ID (64 bytes as in the report),
+    /// The platform identity a verifier registry keys on (docs/architecture.md#residency-and-the-geo-fence): the SNP CHIP_ID (64 bytes as in the report),
     /// the VLEK cspID (UTF-8 bytes) for VLEK-signed profiles, or the TDX PPID.
     pub fn platform_id(&self) -> Vec<u8> {
         match &self.tee_profile {

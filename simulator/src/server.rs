@@ -1,7 +1,7 @@
 //! `locus-sim serve`: the AMD KDS and Intel PCS paths over HTTP, so the verifier's fetch, cache, single-flight and
 //! back-off code runs against a real server.
 //!
-//! AMD KDS (sev-snp.md §9):
+//! AMD KDS (VCEK Certificate and KDS Interface Specification, publication 57230):
 //! - `GET /vcek/v1/{product}/{hwid}?blSPL=..&teeSPL=..&snpSPL=..&ucodeSPL=..` (Turin also `fmcSPL`) → VCEK DER
 //!   (404 for a chip the world does not have, 400 for missing/invalid parameters);
 //! - `GET /vcek/v1/{product}/cert_chain` → PEM, ASK then ARK;

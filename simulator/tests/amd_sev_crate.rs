@@ -115,7 +115,7 @@ fn every_single_byte_flip_in_the_signed_range_is_rejected() {
             sev_blind_spots.push(pos);
         }
     }
-    // `sev` itself verifies a re-encoding of its parsed report (sev-snp.md §12 gap 1), which drops the reserved
+    // `sev` itself verifies a re-encoding of its parsed report, which drops the reserved
     // TCB bytes; those flips — and only those — get past `sev`'s own `verify`. Everything else it rejects.
     assert_eq!(sev_blind_spots, milan_reserved_tcb_bytes());
 }
@@ -185,8 +185,8 @@ fn sev_crate_verifies_a_vlek_signed_report_through_the_asvk() {
 
 #[test]
 fn debug_low_tcb_and_expired_evidence_still_carries_valid_signatures() {
-    // These faults target policy (debug, TCB minimum) and date checks, which `sev` does not make (sev-snp.md §12
-    // gap 2): the signatures and chain must stay valid so that exactly the intended check refuses them.
+    // These faults target policy (debug, TCB minimum) and date checks, which `sev` does not make: the signatures
+    // and chain must stay valid so that exactly the intended check refuses them.
     let world = World::shared();
     for fault in [Fault::Debug, Fault::LowTcb, Fault::ExpiredCertificate] {
         let ev = world

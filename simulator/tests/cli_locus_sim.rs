@@ -1,4 +1,4 @@
-//! The `locus-sim` binary honours the DESIGN §12 contract: commands, flags, output files, exit codes.
+//! The `locus-sim` binary honours the docs/architecture.md#the-simulator contract: commands, flags, output files, exit codes.
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -15,7 +15,7 @@ use sha2::Digest as _;
 use x509_cert::crl::CertificateList;
 use x509_cert::Certificate;
 
-/// SHA-256 of Intel's real SGX root CA (spec tdx.md §4): the simulator's root must never be it.
+/// SHA-256 of Intel's real SGX root CA (pinned in `verifier/src/appraisal/roots.rs`): the simulator's root must never be it.
 const INTEL_ROOT_SHA256: &str = "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3";
 
 const FILES: [&str; 10] = [

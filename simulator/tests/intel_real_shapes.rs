@@ -1,8 +1,8 @@
 //! The simulated Intel PKI and collateral copy the *shapes* of Intel's: same certificate extensions in the same
 //! order and criticality, the same SGX extension skeleton (tags and OIDs), the same name attribute types, and JSON
 //! collateral whose fields are all fields Intel's has. Compared against the real PCK chain of the vector
-//! `tdx/v4-b0c06f-uptodate-dcapqvl` and the collateral of every TDX vector (`LOCUS_VECTORS`, default
-//! `../shared/vectors`); values differ by design.
+//! `tdx/v4-b0c06f-uptodate-dcapqvl` and the collateral of every TDX vector (`LOCUS_VECTORS`, default: see
+//! `tests/support/vectors.rs`); values differ by design.
 
 #[path = "../../tests/support/vectors.rs"]
 mod vectors;

@@ -1,4 +1,4 @@
-//! The end-to-end demo (DESIGN §14), as a library so the binary stays thin:
+//! The end-to-end demo (README.md), as a library so the binary stays thin:
 //!
 //! 1. a verifier on loopback (in-process, `examples/verifier.toml`, state in a temporary directory);
 //! 2. an agent on the simulated platform `snp-fra-1` (Frankfurt, DE) asks for the EU-fenced workload → a WIT whose

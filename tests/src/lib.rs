@@ -18,6 +18,25 @@ pub const ANY_WORKLOAD: &str = "spiffe://locus.example/batch-worker";
 /// The trust domain of `examples/verifier.toml`.
 pub const TRUST_DOMAIN: &str = "locus.example";
 
+/// The pages of `docs/`, so that their ```` ```rust ```` examples run as doc tests of this crate (which can use every
+/// Locus crate). Other fenced blocks carry a language tag, which rustdoc leaves alone; the shell and Python examples
+/// run in `tests/tests/docs_examples.rs`.
+#[cfg(doctest)]
+pub mod docs {
+    #[doc = include_str!("../../docs/architecture.md")]
+    pub struct Architecture;
+    #[doc = include_str!("../../docs/configuration.md")]
+    pub struct Configuration;
+    #[doc = include_str!("../../docs/api.md")]
+    pub struct Api;
+    #[doc = include_str!("../../docs/operations.md")]
+    pub struct Operations;
+    #[doc = include_str!("../../docs/relying-party.md")]
+    pub struct RelyingParty;
+    #[doc = include_str!("../../docs/agent.md")]
+    pub struct Agent;
+}
+
 /// Unix seconds from the system clock. Callers read it once and pass it to the checks.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

@@ -1,5 +1,5 @@
 //! `locus-load`: a bounded load generator for a verifier. `clients` concurrent agents each repeat one attestation
-//! round — `POST /v1/challenge`, simulated evidence bound to the nonce and the client's key (DESIGN §2),
+//! round — `POST /v1/challenge`, simulated evidence bound to the nonce and the client's key (docs/architecture.md#evidence-binding),
 //! `POST /v1/attest` — until `requests` rounds are done in total or `duration` has passed, whichever comes first.
 //! It reports throughput, outcomes by code, and p50/p99 latency of the verifier's part (challenge + attest, without
 //! the client-side evidence generation) and of the whole round.

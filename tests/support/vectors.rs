@@ -1,5 +1,5 @@
 //! Locating the real-hardware vectors for tests, shared by every crate's tests through
-//! `#[path = "../../tests/support/vectors.rs"] mod vectors;` (one copy of the rule in STYLE.md).
+//! `#[path = "../../tests/support/vectors.rs"] mod vectors;` (one copy of the rule).
 //!
 //! Vectors are read in place from `../shared/vectors` beside the repository, or from `LOCUS_VECTORS`. When they are
 //! missing a test prints a loud `SKIP:` line and returns, unless `LOCUS_REQUIRE_VECTORS=1` (set by `.ci/run`), which

@@ -145,7 +145,7 @@ fn attest_json_on_snp_fra_1_returns_a_verifiable_eu_wit_with_de_residency() {
 
 #[test]
 fn attest_without_workload_on_snp_fra_1_prints_the_eu_wit_design_14() {
-    // DESIGN §14: `locus-agent attest --verifier URL --tee sim-snp --sim-profile snp-fra-1` gets the EU workload's WIT.
+    // README.md: `locus-agent attest --verifier URL --tee sim-snp --sim-profile snp-fra-1` gets the EU workload's WIT.
     let env = start();
     let done = env.attest(&["--tee", "sim-snp", "--sim-profile", "snp-fra-1"]);
     assert!(

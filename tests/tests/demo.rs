@@ -1,4 +1,4 @@
-//! The demo binary runs to completion from a fresh state and tells the story DESIGN §14 promises.
+//! The demo binary runs to completion from a fresh state and tells the story README.md promises.
 
 use std::process::Command;
 use std::time::Duration;

@@ -1725,7 +1725,7 @@ fn matrix() -> Vec<Attack> {
             let wpt = c.own_wpt();
             c.present(&[(WIT_HEADER, c.wit.as_str()), (WPT_HEADER, wpt.as_str()), ("Authorization", "Bearer stolen")], RP_NOW)
         };
-        // Identifiers (WorkloadId::parse, DESIGN §6).
+        // Identifiers (WorkloadId::parse, docs/architecture.md#identifiers).
         id_trailing_slash => "identifier_invalid", |_| parse_id("spiffe://locus.example/a/");
         id_percent_encoding => "identifier_invalid", |_| parse_id("spiffe://locus.example/a%2Fb");
         id_uppercase_trust_domain => "identifier_invalid", |_| parse_id("spiffe://Locus.example/a");

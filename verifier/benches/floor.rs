@@ -1,4 +1,4 @@
-//! The crypto floor (performance.md §2, §5) on this machine: the one per-request signature check of each TEE plus the
+//! The crypto floor on this machine: the one per-request signature check of each TEE plus the
 //! ES256 signature of a WIT-sized claim set. Floor_SNP = SHA-384 + P-384 verify of a real report with its VCEK +
 //! ES256 sign; Floor_TDX = P-256 verify of a real quote's signed range with its attestation key + ES256 sign.
 //! Run: `cargo bench -p locus-verifier --bench floor`.

@@ -1,4 +1,4 @@
-//! The library pipeline against the floor (performance.md §5), scenario `warm`: the same endorsements / collateral
+//! The library pipeline against the floor (`benches/floor.rs`), scenario `warm`: the same endorsements / collateral
 //! every call, so per-platform and per-refresh work already done is whatever the appraisal core memoises (the x509
 //! RSA-PSS link memo for SNP; nothing for TDX: dcap-qvl re-verifies its collateral on every call). One call =
 //! `appraise_*` + the ES256 signature of a WIT-sized claim set, so R = T_pipeline / T_floor compares like with like;

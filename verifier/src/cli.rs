@@ -1,4 +1,4 @@
-//! The offline CLI `locus-verifier appraise` (DESIGN §11): read the evidence and its endorsements or collateral from
+//! The offline CLI `locus-verifier appraise` (docs/operations.md#appraising-evidence-offline): read the evidence and its endorsements or collateral from
 //! files, appraise with the sans-I/O core, optionally apply a `--policy` file, print one JSON object and return the
 //! exit code (0 verified, 1 not verified, 2 usage error). This is the I/O layer around `appraisal`.
 
@@ -13,7 +13,7 @@ use crate::appraisal::{
 };
 use crate::error::{ErrorCode, Refusal};
 
-/// Arguments of `locus-verifier appraise` (DESIGN §11).
+/// Arguments of `locus-verifier appraise` (docs/operations.md#appraising-evidence-offline).
 #[derive(Clone, Debug, clap::Args)]
 pub struct AppraiseArgs {
     /// The raw evidence: a 1184-byte SEV-SNP report or a TDX quote.
@@ -237,7 +237,7 @@ pub fn snp_endorsements_from_dir(dir: &Path, report: &[u8]) -> Result<SnpEndorse
     })
 }
 
-/// Read TDX collateral from a directory in the vectors' layout (tdx.md §4): `tcb_info.json`,
+/// Read TDX collateral from a directory in the vectors' layout (docs/operations.md#collateral-caching-and-offline-mode): `tcb_info.json`,
 /// `tcb_info_issuer_chain.pem`, `qe_identity.json`, `qe_identity_issuer_chain.pem`, `pck_crl.der`,
 /// `pck_crl_issuer_chain.pem`, `root_ca_crl.der` (DER, or hex as a PCCS serves it). `intel_sgx_root_ca.*` is not
 /// part of the collateral: the root is pinned (the CLI reads it only as a simulator root under `--trust-simulator`). Missing files are `collateral_missing`; an unreadable directory is a usage error.

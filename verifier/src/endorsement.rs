@@ -1,4 +1,4 @@
-//! Location endorsements (DESIGN §4, source 2): a COSE_Sign1 signed with ES256 by an endorser key the verifier
+//! Location endorsements (docs/architecture.md#residency-and-the-geo-fence, source 2): a COSE_Sign1 signed with ES256 by an endorser key the verifier
 //! trusts (for example the data-centre operator), over a CBOR map
 //! `{"platform", "site", "country", "region", "not_before", "not_after"}`.
 //!

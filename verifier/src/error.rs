@@ -1,8 +1,8 @@
-//! The stable error codes of DESIGN §10. Codes are a contract: add new ones, never reuse or rename one.
+//! The stable error codes of docs/architecture.md#error-codes. Codes are a contract: add new ones, never reuse or rename one.
 
 use std::fmt;
 
-/// A stable, machine-readable refusal code (DESIGN §10). Every refusal the verifier gives carries exactly one.
+/// A stable, machine-readable refusal code (docs/architecture.md#error-codes). Every refusal the verifier gives carries exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -34,7 +34,7 @@ pub enum ErrorCode {
     RequestTooLarge,
     Overloaded,
     Internal,
-    /// The confirmation key's algorithm is not one the workload allows (DESIGN §5: ES256 by default; never EdDSA for a
+    /// The confirmation key's algorithm is not one the workload allows (docs/architecture.md#credentials: ES256 by default; never EdDSA for a
     /// `spiffe://` subject, which the WIT-SVID profile excludes).
     KeyUnsupported,
     /// The request names no workload and several match the evidence without one of them marked `default = true`.
@@ -45,14 +45,14 @@ pub enum ErrorCode {
     /// A platform or launch property the workload's policy requires is not met (PLATFORM_INFO requirements, minimum
     /// policy ABI, TD-attributes mask, MRSERVICETD, PCK SGX type or flags).
     PolicyRejected,
-    /// The audit log cannot be made durable: nothing is issued until it can (DESIGN §8).
+    /// The audit log cannot be made durable: nothing is issued until it can (docs/operations.md#audit-log).
     AuditUnavailable,
     /// The client exceeded its request rate; retry after `Retry-After`.
     RateLimited,
 }
 
 impl ErrorCode {
-    /// Every code, in the order of DESIGN §10.
+    /// Every code, in the order of docs/architecture.md#error-codes.
     pub const ALL: [ErrorCode; 33] = [
         ErrorCode::EvidenceMalformed,
         ErrorCode::UnsupportedVersion,
@@ -128,7 +128,7 @@ impl ErrorCode {
         }
     }
 
-    /// The HTTP status the service answers with for this code (DESIGN §7).
+    /// The HTTP status the service answers with for this code (docs/api.md).
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::EvidenceMalformed

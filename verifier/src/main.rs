@@ -1,4 +1,4 @@
-//! `locus-verifier`: thin entry point. Parses arguments and calls the library (DESIGN §1: binaries are thin).
+//! `locus-verifier`: thin entry point. Parses arguments and calls the library (docs/architecture.md#crates: binaries are thin).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -10,7 +10,8 @@ use locus_verifier::cli;
 #[command(
     name = "locus-verifier",
     version,
-    about = "Locus verifier: appraisal of SEV-SNP and TDX evidence"
+    about = "Locus verifier: appraisal of SEV-SNP and TDX evidence",
+    after_help = "Documentation: docs/operations.md (running), docs/configuration.md (verifier.toml), docs/api.md (HTTP API)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -20,11 +21,11 @@ struct Cli {
 /// One variant per subcommand; each delegates to the library.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Appraise evidence offline and print one JSON object (DESIGN §11).
+    /// Appraise evidence offline and print one JSON object (docs/operations.md#appraising-evidence-offline).
     Appraise(cli::AppraiseArgs),
-    /// Run the verifier HTTP service (DESIGN §7); prints `listening on ADDR` once bound.
+    /// Run the verifier HTTP service (docs/api.md); prints `listening on ADDR` once bound.
     Serve(locus_verifier::service::ServeArgs),
-    /// Manage the WIT signing keys and the challenge MAC key in the configured keys directory.
+    /// Manage the WIT signing keys and the challenge MAC key in the configured keys directory (docs/operations.md#key-rotation).
     Keys(locus_verifier::service::KeysArgs),
     /// Compute a reference value from the firmware image: SEV-SNP launch digest or TDX MRTD (DESIGN §11).
     Measure(locus_verifier::measure::command::MeasureArgs),

@@ -1,4 +1,4 @@
-//! The per-platform TDX memo (performance.md §2.3) through `appraise_tdx`, with simulated evidence: a second quote from
+//! The per-platform TDX memo through `appraise_tdx`, with simulated evidence: a second quote from
 //! the same platform is a memo hit with the same facts but its own REPORTDATA; every change outside REPORTDATA and the
 //! quote signature, other collateral, other anchors and a `now` outside the collateral's windows miss and go through
 //! the full path; on a hit the quote signature is still checked over the received bytes. Memo counters are per

@@ -1,5 +1,5 @@
 //! The collateral layer against a real HTTP server on 127.0.0.1:0: a small KDS + PCS stand-in written here that
-//! serves real-hardware vector files (`LOCUS_VECTORS`, default `../shared/vectors`), counts requests per path and can
+//! serves real-hardware vector files (`LOCUS_VECTORS`, default: see `tests/support/vectors.rs`), counts requests per path and can
 //! answer 429 (Retry-After: 1), 503 or slowly. Proves: cache hits fetch nothing (memory and disk), single-flight,
 //! 429 back-off, 5xx retry, unreachable service with warm/cold cache, per-item `nextUpdate` expiry and refresh-ahead,
 //! offline directories, and shipped certificates preferred.

@@ -1,4 +1,4 @@
-//! Location endorsements (DESIGN §4): a valid COSE_Sign1 endorsement places an unregistered platform; one signed by
+//! Location endorsements (docs/architecture.md#residency-and-the-geo-fence): a valid COSE_Sign1 endorsement places an unregistered platform; one signed by
 //! an untrusted key, expired, or naming another platform changes nothing.
 
 mod service_support;

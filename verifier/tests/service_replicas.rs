@@ -1,4 +1,4 @@
-//! Replicas sharing only the keys directory (DESIGN §13) interoperate. A rotated signing key is published by every
+//! Replicas sharing only the keys directory (docs/operations.md#replicas-and-shared-keys) interoperate. A rotated signing key is published by every
 //! replica before it signs, every replica switches to it at the same second (its not-before), and WITs signed by the
 //! old key stay verifiable; a rotated challenge MAC key loses no challenge in flight.
 

@@ -1,8 +1,8 @@
-//! Every real-hardware vector set through the real `locus-verifier appraise` binary (DESIGN §11): at the set's
+//! Every real-hardware vector set through the real `locus-verifier appraise` binary (docs/operations.md#appraising-evidence-offline): at the set's
 //! verification time it prints the facts of `expected.json` and the verdict of the vectors README; its tampered copy
 //! is `signature_invalid`; after its validity window it is `certificate_expired` or `collateral_expired`.
 //!
-//! Vectors are read in place from `../shared/vectors` (override: `LOCUS_VECTORS`). Missing vectors print a loud SKIP
+//! Vectors are read in place (`LOCUS_VECTORS`, default: see `tests/support/vectors.rs`). Missing vectors print a loud SKIP
 //! unless `LOCUS_REQUIRE_VECTORS=1`.
 
 use std::path::{Path, PathBuf};
@@ -88,7 +88,7 @@ fn every_snp_set_prints_its_expected_facts_and_tampered_copies_are_signature_inv
                 "reported_tcb",
                 "revocation"
             ],
-            "DESIGN §11 field order"
+            "docs/operations.md#appraising-evidence-offline field order"
         );
         assert_eq!(j["verified"], true);
         assert_eq!(j["tee"], "sev-snp");
@@ -264,7 +264,7 @@ fn every_tdx_set_prints_its_expected_facts_and_status_or_its_refusal() {
                 "advisory_ids",
                 "revocation"
             ],
-            "DESIGN §11 field order"
+            "docs/operations.md#appraising-evidence-offline field order"
         );
         assert_eq!(j["tee"], "tdx");
         assert_eq!(j["simulated"], false);

@@ -1,7 +1,7 @@
 //! EAT Attestation Results (draft-ietf-rats-ear-03) with AR4SI trustworthiness vectors (draft-ietf-rats-ar4si-06).
 //!
 //! One [`Ear`] is encoded either as a JWT (JSON claim names, media type `application/eat+jwt`) or as a CWT
-//! (COSE_Sign1 over a CBOR map with the integer keys of spec §7, media type `application/eat+cwt`). Both are signed
+//! (COSE_Sign1 over a CBOR map with the integer keys of draft-ietf-rats-ear-03, media type `application/eat+cwt`). Both are signed
 //! with the verifier's key (ES256) and verified over the received bytes; decoding validates the draft's MUSTs
 //! (profile, integer `iat`, verifier id, ≥ 1 submod, status no better than the worst vector claim, nonce length) and
 //! ignores unknown claims.
@@ -30,7 +30,7 @@ pub const EAR_JWT_MEDIA_TYPE: &str =
 pub const EAR_CWT_MEDIA_TYPE: &str =
     "application/eat+cwt; eat_profile=\"tag:ietf.org,2026:rats/ear#03\"";
 
-// CBOR keys (spec §7, RFC 9711, RFC 8392).
+// CBOR keys (draft-ietf-rats-ear-03, RFC 9711, RFC 8392).
 const K_EXP: i64 = 4;
 const K_IAT: i64 = 6;
 const K_NONCE: i64 = 10;

@@ -3,7 +3,7 @@
 //!
 //! Parsing is strict and never repairs input: no case folding, no percent-decoding, no dot-segment removal. A string
 //! is accepted only if it already is in canonical form, so the accepted string *is* the canonical form and equality is
-//! byte-for-byte. Rules (spec §4):
+//! byte-for-byte. Rules (draft-ietf-wimse-identifier, SPIFFE ID):
 //! - whole URI ≤ 2048 bytes, ASCII; scheme exactly `spiffe://` or `wimse://` (lower case);
 //! - trust domain non-empty, `[a-z0-9._-]` only (so no userinfo `@`, port `:`, IPv6 `[`, `%`, upper case); `spiffe`:
 //!   ≤ 255 bytes; `wimse`: must not end with `.` and must not be an IPv4 literal (IP addresses MUST NOT be used);

@@ -255,7 +255,7 @@ impl Jwk {
         self
     }
 
-    /// RFC 7638 SHA-256 thumbprint (the `jwk_thumbprint` of DESIGN §2).
+    /// RFC 7638 SHA-256 thumbprint (the `jwk_thumbprint` of docs/architecture.md#evidence-binding).
     pub fn thumbprint_sha256(&self) -> [u8; 32] {
         Sha256::digest(self.key.thumbprint_input().as_bytes()).into()
     }

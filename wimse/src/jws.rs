@@ -45,7 +45,7 @@ fn is_b64url_char(b: u8) -> bool {
 }
 
 impl<'a> CompactJws<'a> {
-    /// Split and decode `token`: exactly three non-empty base64url parts without padding (WIT ABNF, spec §1.3), a JSON
+    /// Split and decode `token`: exactly three non-empty base64url parts without padding (the WIT ABNF of draft-ietf-wimse-workload-creds), a JSON
     /// object header with a string `alg`, no `crit`.
     pub fn parse(token: &'a str) -> Result<Self, WimseError> {
         if token.len() > MAX_TOKEN_LEN {

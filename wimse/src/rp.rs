@@ -4,10 +4,10 @@
 //! Flow of [`RelyingParty::verify_request`]:
 //! 1. collect headers (names case-insensitive): exactly one WIT and one WPT header; at most one `Authorization`,
 //!    `Txn-Token` and configured context-token header;
-//! 2. verify the WIT (spec §1.5, [`WitVerifier::verify`]);
+//! 2. verify the WIT (draft-ietf-wimse-workload-creds, [`WitVerifier::verify`]);
 //! 3. compute acceptable audiences from *configuration* and the target URI — never from `Host` or
 //!    `X-Forwarded-Host`;
-//! 4. verify the WPT (spec §2.2, [`verify_wpt`]);
+//! 4. verify the WPT (draft-ietf-wimse-wpt, [`verify_wpt`]);
 //! 5. record `(sub, jti)` in the replay cache until `exp` + skew; a second use is `replayed`; each `sub` holds at
 //!    most a quota of live entries and a `jti` has a length cap ([`crate::replay`]).
 //!

@@ -4,7 +4,7 @@
 //! `iss`, `jti` (128 random bits), `sub` and caller extras (`locus_tee`, `locus_residency`). With a `spiffe://`
 //! subject such a token is also a WIT-SVID (ES256, `kid`, no `aud`).
 //!
-//! Verification follows spec §1.5:
+//! Verification follows draft-ietf-wimse-workload-creds:
 //! 1. compact JWS ABNF;
 //! 2. `typ` = `wit+jwt`, `alg` on the allow-list;
 //! 3. `sub` parsed as a Workload Identifier before any lookup;
@@ -368,7 +368,7 @@ impl WitVerifier {
         Self { trust, policy }
     }
 
-    /// Verify `token` at time `now` (Unix seconds), following spec §1.5.
+    /// Verify `token` at time `now` (Unix seconds), following draft-ietf-wimse-workload-creds.
     pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedWit, WimseError> {
         // Step 1: ABNF and decoding.
         let jws = CompactJws::parse(token)?;
@@ -593,7 +593,7 @@ mod tests {
         assert_eq!(v.claims().pop_alg(), "ES256");
         assert_eq!(v.claims().extra["locus_tee"]["type"], "sev-snp");
         assert_eq!(v.kid(), Some("k1"));
-        // Header exactly as DESIGN §5 says (member order aside).
+        // Header exactly as docs/architecture.md#credentials says (member order aside).
         let jws = CompactJws::parse(&token).unwrap();
         assert_eq!(jws.header.alg, "ES256");
         assert_eq!(jws.header.typ.as_deref(), Some("wit+jwt"));

@@ -1,10 +1,10 @@
-//! Workload Proof Tokens (draft-ietf-wimse-wpt-02): creation and the receiver checks of spec §2.2.
+//! Workload Proof Tokens (draft-ietf-wimse-wpt-02): creation and its receiver checks.
 //!
 //! A WPT is a JWS with `typ` `wpt+jwt`, signed with the WIT's `cnf` key using exactly `cnf.jwk.alg`, carrying `aud`,
 //! `exp`, `jti`, `wth` (hash of the WIT) and `ath` / `tth` / `oth` hashes of the other tokens of the request.
 //! Hashes are `base64url(SHA-256(ASCII(value)))`.
 //!
-//! [`verify_wpt`] applies checks 2–6 and 8–10 of spec §2.2 (typ, alg = cnf alg, signature, aud, exp, wth, ath/tth,
+//! [`verify_wpt`] applies checks 2–6 and 8–10 of the draft's receiver checks (typ, alg = cnf alg, signature, aud, exp, wth, ath/tth,
 //! oth); check 7 (replay) needs shared state and lives in [`crate::rp::RelyingParty`].
 
 use std::collections::BTreeMap;
@@ -248,7 +248,7 @@ pub fn strip_query_fragment(uri: &str) -> &str {
     &uri[..end]
 }
 
-/// Verify `token` as the proof of possession for `wit` (checks 2–6 and 8–10 of spec §2.2; replay is the caller's).
+/// Verify `token` as the proof of possession for `wit` (checks 2–6 and 8–10 of draft-ietf-wimse-wpt; replay is the caller's).
 pub fn verify_wpt(
     token: &str,
     wit: &VerifiedWit,
@@ -403,7 +403,7 @@ mod tests {
 
     #[test]
     fn hashes_of_the_spec_vector() {
-        // spec §2.3: ath of the access token.
+        // draft-ietf-wimse-wpt example: ath of the access token.
         assert_eq!(
             token_hash("16_mAd0GiwaZokU26_0902100"),
             "CL4wjfpRmNf-bdYIbYLnV9d5rMARGwKYE10wUwzC0jI"

@@ -1,4 +1,4 @@
-//! The identifier table: every rule of spec §4 with its verdict, for both schemes.
+//! The identifier table: every identifier rule (draft-ietf-wimse-identifier, SPIFFE ID) with its verdict, for both schemes.
 #![allow(clippy::unwrap_used)]
 
 use locus_wimse::{IdReason, Scheme, WorkloadId};

@@ -757,7 +757,7 @@ fn every_code_is_documented_and_unique() {
         assert!(doc.contains(&format!("`{c}`")), "{c} not documented");
         assert!(c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
     }
-    // The codes shared with DESIGN §10 keep their spelling.
+    // The codes shared with docs/architecture.md#error-codes keep their spelling.
     for shared in [
         "identifier_invalid",
         "signature_invalid",

@@ -1,4 +1,4 @@
-//! The published WIMSE vectors (spec §1.4, §2.3, §5) through the public API.
+//! The published WIMSE examples (WIT, WPT, SPIFFE WIT-SVID) through the public API.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -133,7 +133,7 @@ fn spec_identity_server_private_key_matches_its_public_key_and_signs_wits() {
 
 #[test]
 fn spiffe_wit_svid_example_parses_as_a_wit_svid() {
-    // spec §5: the issuer key is not published; parse-only.
+    // WIT-SVID example: the issuer key is not published; parse-only.
     let t = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImxRU2kzaFpGbmRhMkQtWEprajF6bDdmb0pvdWl3STRuckF5aHk0alppSmciLCJ0eXAiOiJ3aXQrand0In0.eyJjbmYiOnsiandrIjp7ImFsZyI6IkVTMjU2IiwiY3J2IjoiUC0yNTYiLCJrdHkiOiJFQyIsIngiOiJyelA3bUxDS0FIV21zTTZYMEV3VklTQ19oSTN1amN1OTVmZlVreWVER0dvIiwieSI6InVPcmZEbGp0WDltM2pZLWhzeWhMSllheHRHa3pEdjVlNWttQ2U1OFo5N2cifX0sImV4cCI6MTc2NTQ1NjUwMywiaWF0IjoxNzY1NDUyOTAzLCJqdGkiOiIxeWoxOVY0TWNPQXpNY0ZpN3F2c2dfQWdDeGxyWTVFX3g1MDl3bEtLUXRjIiwic3ViIjoic3BpZmZlOi8vZXhhbXBsZS5jb20vbXktd29ya2xvYWQifQ.sfhEvZNdY_kWrICF08lX0u__rn39YnTavnW-VPBS20zgowDh6-X43v5eOUKZbjZf06yLBQM-Mry5w1g1QFsCkg";
     let jws = CompactJws::parse(t).unwrap();
     assert_eq!(jws.header.alg, "ES256");

@@ -1,5 +1,5 @@
-//! Test support: an in-process fake verifier (axum on 127.0.0.1:0) that speaks the DESIGN §7 API, checks the
-//! DESIGN §2 binding in the evidence it receives, issues WITs signed with a test key and publishes its keys at
+//! Test support: an in-process fake verifier (axum on 127.0.0.1:0) that speaks the docs/api.md API, checks the
+//! docs/architecture.md#evidence-binding binding in the evidence it receives, issues WITs signed with a test key and publishes its keys at
 //! `/.well-known/jwks.json` (with knobs to rotate the key, sign with an unpublished one, name another `sub`, or hide
 //! the JWKS); and a small HTTP client for the agent's Unix-socket Workload API.
 #![allow(dead_code)]

@@ -1,6 +1,6 @@
 //! configfs-tsm (`/sys/kernel/config/tsm/report`, Linux ≥ 6.7) for SEV-SNP (`sev_guest`) and TDX (`tdx_guest`).
 //!
-//! One request, following the race protocol of tdx.md §10:
+//! One request, following the race protocol of the Linux configfs-tsm report interface:
 //! 1. `mkdir` a private, uniquely named entry (removed again on every path by a drop guard);
 //! 2. read `provider` and check it is the TEE we expect, before trusting the blob format;
 //! 3. read `generation`;

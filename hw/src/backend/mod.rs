@@ -1,6 +1,6 @@
 //! In-guest attester backends: configfs-tsm, `/dev/sev-guest`, `libtdx_attest` (FFI), chosen by `auto` probing.
 //!
-//! [`open`] tries, in DESIGN §9's order, configfs-tsm (SNP and TDX), `/dev/sev-guest` (SNP) and `libtdx_attest`
+//! [`open`] tries, in the order of docs/agent.md#backends-and-their-probe-order, configfs-tsm (SNP and TDX), `/dev/sev-guest` (SNP) and `libtdx_attest`
 //! (TDX), skipping the ones that cannot serve the requested TEE, and returns the first that answers. When none does,
 //! the [`ProbeError`] lists every probe and why it failed. The simulator is not a backend here: the agent offers it
 //! only when asked for by name (`--tee sim-snp|sim-tdx`).
@@ -105,7 +105,7 @@ fn reason(e: AttestError) -> String {
     }
 }
 
-/// Open the first backend that can serve `wanted` (`None`: any TEE), in DESIGN §9's order.
+/// Open the first backend that can serve `wanted` (`None`: any TEE), in the order of docs/agent.md#backends-and-their-probe-order.
 pub fn open(wanted: Option<TeeType>, cfg: &BackendConfig) -> Result<Box<dyn Attester>, ProbeError> {
     let mut probes = Vec::new();
 

@@ -1,13 +1,13 @@
-//! `/dev/sev-guest` through the `sev` crate (sev-snp.md §11–§12). The crate performs the ioctls; this module has no
+//! `/dev/sev-guest` through the `sev` crate, which performs the Linux `sev-guest` driver's ioctls; this module has no
 //! `unsafe` of its own.
 //!
-//! Always VMPL 0, passed explicitly: the crate's default request asks for VMPL 1 (sev-snp.md §12, gap 4).
+//! Always VMPL 0, passed explicitly: the crate's default request asks for VMPL 1.
 //!
 //! Certificates: `Firmware::get_ext_report` hands the host-supplied certificate table to the crate's `unsafe`
-//! `parse_table`, which follows the host's offsets and lengths without bounds (gap 3). The host is outside the trust
+//! `parse_table`, which follows the host's offsets and lengths without bounds. The host is outside the trust
 //! boundary, and an unbounded read in the agent's address space could copy arbitrary agent memory — the workload key
 //! included — into a "certificate" that is then sent to the verifier. So by default this backend asks for the plain
-//! report (`get_report`) and lets the verifier source the VCEK itself (sev-snp.md §10); the extended report is
+//! report (`get_report`) and lets the verifier source the VCEK itself (from AMD KDS); the extended report is
 //! available only through the explicitly named [`SevGuestCerts::DangerFromHostViaSevCrate`]. configfs-tsm (tried
 //! first by `auto`) delivers the same table as `auxblob`, which we parse bounds-checked.
 

@@ -1,5 +1,5 @@
 //! Intel `libtdx_attest` (DCAP `tdx_attest.h`) through our own FFI declarations, loaded at run time with
-//! `libloading` so the agent starts (and `auto` falls through) where the library is absent (tdx.md §9).
+//! `libloading` so the agent starts (and `auto` falls through) where the library is absent (Intel DCAP `tdx_attest.h`).
 //!
 //! Every C error code maps to a named [`TdxAttestError`] variant; quote memory handed out by the library is always
 //! returned through `tdx_att_free_quote` (a drop guard owns it from the moment the call returns).
@@ -83,7 +83,7 @@ type ExtendFn = unsafe extern "C" fn(p_rtmr_event: *const TdxRtmrEvent) -> u32;
 type GetSupportedAttKeyIdsFn =
     unsafe extern "C" fn(p_att_key_id_list: *mut TdxUuid, p_list_size: *mut u32) -> u32;
 
-/// `tdx_attest_error_t`, one named variant per C code (tdx.md §9), plus what our side can detect.
+/// `tdx_attest_error_t`, one named variant per C code of `tdx_attest.h`, plus what our side can detect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TdxAttestError {
@@ -272,7 +272,7 @@ impl TdxAttestLib {
         // once per attester and keep it loaded for the lifetime of the function pointers taken from it.
         let lib = unsafe { libloading::Library::new(&name) }.map_err(|e| e.to_string())?;
         // SAFETY (all five lookups): each symbol is declared in `tdx_attest.h` with exactly the C signature spelled
-        // by the corresponding `*Fn` type above (tdx.md §9); the copied function pointers stay valid because `lib`
+        // by the corresponding `*Fn` type above (`tdx_attest.h`); the copied function pointers stay valid because `lib`
         // is stored in the same struct and outlives every call made through them.
         let get_quote =
             unsafe { lib.get::<GetQuoteFn>(b"tdx_att_get_quote\0") }.map_err(|e| e.to_string())?;
@@ -330,7 +330,7 @@ impl TdxAttestLib {
         let mut quote_size: u32 = 0;
         // SAFETY: every pointer is valid for the duration of the call: `rd` is a live 64-byte packed struct,
         // `list_ptr` is null with size 0 or points at `list_len` packed 16-byte UUIDs, `chosen`, `quote_ptr` and
-        // `quote_size` are live locals the library writes through. `flags` must be 0 (tdx.md §9).
+        // `quote_size` are live locals the library writes through. `flags` must be 0 (`tdx_attest.h`).
         let code = unsafe {
             (self.get_quote)(
                 &rd,

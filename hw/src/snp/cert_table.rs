@@ -1,4 +1,4 @@
-//! The SEV-SNP extended-report certificate table (GHCB format; also the configfs-tsm `auxblob`; sev-snp.md §10).
+//! The SEV-SNP extended-report certificate table (GHCB format; also the configfs-tsm `auxblob`; GHCB specification, publication 56421).
 //!
 //! Layout: 24-byte entries `{ guid[16], offset u32 LE, length u32 LE }` ending with an all-zero entry, followed by the
 //! certificate blobs; offsets are relative to the start of the table. The input is untrusted (it comes from the host):

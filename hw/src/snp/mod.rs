@@ -1,5 +1,5 @@
 //! AMD SEV-SNP evidence: the attestation report (versions 2–5), its TCB, policy and platform fields, the product
-//! generations, and the extended-report certificate table. Specification: `shared/specs/sev-snp.md` §1–§7, §10.
+//! generations, and the extended-report certificate table. Specification: AMD SEV-SNP Firmware ABI Specification (publication 56860) and the VCEK Certificate and KDS Interface Specification (publication 57230).
 
 pub mod cert_table;
 mod policy;

@@ -1,4 +1,4 @@
-//! GUEST POLICY (sev-snp.md §4) and PLATFORM_INFO (§5) bit fields.
+//! GUEST POLICY and PLATFORM_INFO bit fields (SEV-SNP Firmware ABI, publication 56860).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! AMD EPYC product generations (sev-snp.md §6): from CPUID (report v3+) or from the VCEK/VLEK certificate (v2).
+//! AMD EPYC product generations: from CPUID (report v3+) or from the VCEK/VLEK certificate (v2).
 
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +53,7 @@ impl Product {
         }
     }
 
-    /// Whether this product uses the Turin TCB_VERSION layout (with an FMC component) — sev-snp.md §3.
+    /// Whether this product uses the Turin TCB_VERSION layout (with an FMC component) — SEV-SNP Firmware ABI, publication 56860, TCB_VERSION.
     pub fn has_fmc(self) -> bool {
         matches!(self, Product::Turin)
     }

@@ -1,6 +1,6 @@
-//! ATTESTATION_REPORT (AMD SEV-SNP Firmware ABI, publication 56860; sev-snp.md §1–§2): 1184 bytes, little-endian.
+//! ATTESTATION_REPORT (AMD SEV-SNP Firmware ABI, publication 56860): 1184 bytes, little-endian.
 //!
-//! The struct mirrors the table in sev-snp.md §1 field by field. Reserved bytes are kept (in [`ReportReserved`]) so
+//! The struct mirrors the ABI's ATTESTATION_REPORT table field by field. Reserved bytes are kept (in [`ReportReserved`]) so
 //! that [`AttestationReport::to_bytes`] reproduces the parsed input exactly; the parser does not refuse non-zero
 //! reserved bytes (real vectors must parse) — the verifier asks [`AttestationReport::reserved_nonzero`] instead.
 
@@ -17,7 +17,7 @@ pub const SIGNED_LEN: usize = 0x2A0;
 pub const SIGNATURE_OFFSET: usize = 0x2A0;
 /// Size of each of the little-endian, zero-padded r and s components.
 pub const SIGNATURE_COMPONENT_LEN: usize = 72;
-/// The report versions Locus accepts (explicit allow-list; sev-snp.md §2).
+/// The report versions Locus accepts (explicit allow-list).
 pub const SUPPORTED_VERSIONS: [u32; 4] = [2, 3, 4, 5];
 
 const CPUID_OFFSET: usize = 0x188;

@@ -1,5 +1,5 @@
 //! A report together with the exact bytes it was parsed from: signatures are checked over these bytes, never over a
-//! re-encoding (sev-snp.md §1, §12 gap 1).
+//! re-encoding (as the `sev` crate does).
 
 use super::report::{AttestationReport, SIGNATURE_COMPONENT_LEN, SIGNATURE_OFFSET, SIGNED_LEN};
 use crate::FormatError;

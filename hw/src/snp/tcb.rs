@@ -1,4 +1,4 @@
-//! TCB_VERSION (sev-snp.md §3): eight bytes whose layout depends on the product.
+//! TCB_VERSION (SEV-SNP Firmware ABI, publication 56860): eight bytes whose layout depends on the product.
 //!
 //! | Byte | Milan, Genoa | Turin      |
 //! |------|--------------|------------|

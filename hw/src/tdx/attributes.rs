@@ -1,4 +1,4 @@
-//! TD_ATTRIBUTES (tdx.md §3; TDX Module ABI 348551-008US as read by dcap-qvl): a little-endian u64 in the TD report.
+//! TD_ATTRIBUTES (TDX Module ABI 348551-008US as read by dcap-qvl): a little-endian u64 in the TD report.
 
 /// The TD attributes word. Accessors name the bits; policy decides which ones to refuse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

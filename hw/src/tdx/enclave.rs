@@ -1,4 +1,4 @@
-//! The SGX enclave report body (384 bytes) that the quoting enclave signs with the PCK key (tdx.md §1.4).
+//! The SGX enclave report body (384 bytes) that the quoting enclave signs with the PCK key (`sgx_report_body_t` in Intel DCAP `sgx_quote_4.h`).
 
 use crate::bytes::{Reader, Writer};
 use crate::FormatError;

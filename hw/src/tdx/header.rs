@@ -1,4 +1,4 @@
-//! The 48-byte quote header (tdx.md §1.1), shared by quote versions 4 and 5.
+//! The 48-byte quote header (Intel DCAP `sgx_quote_4.h`), shared by quote versions 4 and 5.
 
 use crate::bytes::{Reader, Writer};
 use crate::FormatError;

@@ -1,5 +1,5 @@
 //! Intel TDX evidence: quote versions 4 and 5 (TD report 1.0 and 1.5 bodies), the QE report and its certification
-//! data, and the embedded PCK certificate chain. Specification: `shared/specs/tdx.md` §1–§3.
+//! data, and the embedded PCK certificate chain. Specification: Intel DCAP `sgx_quote_4.h` / `sgx_quote_5.h` and the TDX Module ABI.
 
 mod attributes;
 mod enclave;

@@ -1,4 +1,4 @@
-//! TDX quote versions 4 and 5 (tdx.md §1–§2).
+//! TDX quote versions 4 and 5 (Intel DCAP `sgx_quote_4.h`, `sgx_quote_5.h`).
 //!
 //! ```text
 //! header (48) │ v5 only: body_type u16, body_size u32 │ body (584 | 648) │ signature_data_len u32 │ signature data

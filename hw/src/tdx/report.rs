@@ -1,4 +1,4 @@
-//! The TD report body of a quote (tdx.md §1.2, §2): TD 1.0 (584 bytes) and TD 1.5 (648 bytes).
+//! The TD report body of a quote (Intel DCAP `sgx_quote_4.h`, `sgx_quote_5.h`): TD 1.0 (584 bytes) and TD 1.5 (648 bytes).
 
 use crate::bytes::{Reader, Writer};
 use crate::FormatError;
@@ -49,7 +49,7 @@ impl TdReport {
         self.td_attributes[0] & 1 != 0
     }
 
-    /// TD_ATTRIBUTES as a little-endian u64 (tdx.md §3).
+    /// TD_ATTRIBUTES as a little-endian u64 (see [`crate::tdx::attributes`]).
     pub fn td_attributes_u64(&self) -> u64 {
         u64::from_le_bytes(self.td_attributes)
     }

@@ -1,7 +1,7 @@
 //! The simulated AMD PKI of one product: ARK (self-signed) → ASK → per-chip VCEKs, ARK → ASVK → per-CSP VLEKs, plus
 //! the CRL signed by the ARK.
 //!
-//! Shapes follow AMD's certificates (sev-snp.md §7–§8): RSA-4096 ARK/ASK with rsaEncryption SPKIs, every link signed
+//! Shapes follow AMD's certificates (VCEK Certificate and KDS Interface Specification, publication 57230): RSA-4096 ARK/ASK with rsaEncryption SPKIs, every link signed
 //! RSASSA-PSS SHA-384 / MGF1-SHA-384 / salt 48 with the PSS parameters spelled out; VCEKs are P-384 keys, serial 0,
 //! 7-year validity, carrying the KDS extensions. Names are AMD's except O = "Locus Simulated AMD" and
 //! OU = "Locus Simulator TEST ONLY", so a simulator certificate can never be mistaken for AMD's.

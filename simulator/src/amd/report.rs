@@ -1,4 +1,4 @@
-//! SEV-SNP ATTESTATION_REPORT encoding (sev-snp.md §1), written field by field at the spec's offsets, independently
+//! SEV-SNP ATTESTATION_REPORT encoding (SEV-SNP Firmware ABI, publication 56860), written field by field at the spec's offsets, independently
 //! of `locus_hw`'s serializer so the two cross-check each other, then signed over raw[0x000..0x2A0] with the VCEK.
 
 use locus_hw::snp::{Product, TcbVersion};
@@ -75,7 +75,7 @@ pub fn cpuid(product: Product) -> (u8, u8, u8) {
     }
 }
 
-/// Pack a TCB_VERSION for `product` (sev-snp.md §3).
+/// Pack a TCB_VERSION for `product` (its layout depends on the product).
 pub fn tcb_raw(tcb: &TcbVersion, product: Product) -> u64 {
     let mut b = [0u8; 8];
     if product == Product::Turin {

@@ -45,7 +45,7 @@ pub enum TdxFault {
     StaleCollateral,
     /// TD_ATTRIBUTES.DEBUG is set → `debug_enabled` (dcap-qvl rejects unless `allow_debug`).
     Debug,
-    /// The TDX module SVN (TEE_TCB_SVN[0], and TEE_TCB_SVN2[0] for TD 1.5) is lowered to the out-of-date module
+    /// The TDX module SVN (`TEE_TCB_SVN[0]`, and `TEE_TCB_SVN2[0]` for TD 1.5) is lowered to the out-of-date module
     /// level: still verifies, status OutOfDate with advisory `SIM-SA-00201` → `tcb_status_rejected`.
     LowTcb,
     /// The QE report data carries non-zero bytes after the 32-byte key hash (the QE report still signed by the PCK)

@@ -309,7 +309,7 @@ impl SignedJson {
 }
 
 /// Collateral for the simulated TDX platforms, in the files of the vectors' `collateral/` layout
-/// (spec tdx.md §4). Produced by [`super::IntelPki::collateral`].
+/// (Intel PCS collateral formats). Produced by [`super::IntelPki::collateral`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TdxCollateralFiles {
     /// `tcb_info.json`: `{"tcbInfo":{…},"signature":"<hex r‖s>"}`.

@@ -59,9 +59,9 @@ pub const UNSUPPORTED_CPU_SVN: [u8; 16] = [1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0
 /// PCESVN below every TCB level.
 pub const UNSUPPORTED_PCE_SVN: u16 = 5;
 
-/// TDX module major version reported in TEE_TCB_SVN[1] (selects module identity `TDX_01`).
+/// TDX module major version reported in `TEE_TCB_SVN[1]` (selects module identity `TDX_01`).
 pub const SIM_TDX_MODULE_VERSION: u8 = 1;
-/// Module ISVSVN (TEE_TCB_SVN[0]) of the up-to-date module level.
+/// Module ISVSVN (`TEE_TCB_SVN[0]`) of the up-to-date module level.
 pub const UP_TO_DATE_MODULE_SVN: u8 = 5;
 /// Module ISVSVN of the out-of-date module level (what the `LowTcb` fault reports).
 pub const OUT_OF_DATE_MODULE_SVN: u8 = 3;
@@ -123,7 +123,7 @@ impl TdxTcbExpectation {
     }
 }
 
-/// Everything a simulated TDX platform reports. Field names follow the quote (spec tdx.md §1); all values are used
+/// Everything a simulated TDX platform reports. Field names follow the quote (Intel DCAP `sgx_quote_4.h`); all values are used
 /// verbatim by the attester and the PCK issuer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TdxProfile {
@@ -258,7 +258,7 @@ impl TdxProfile {
         u64::from_le_bytes(self.td_attributes) & TD_ATTRIBUTES_DEBUG != 0
     }
 
-    /// The Locus platform identity: the PPID in lowercase hex (DESIGN §4).
+    /// The Locus platform identity: the PPID in lowercase hex (docs/architecture.md#residency-and-the-geo-fence).
     pub fn platform_id(&self) -> String {
         hex::encode(self.ppid)
     }

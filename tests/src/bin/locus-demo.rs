@@ -1,4 +1,4 @@
-//! `locus-demo`: Locus end to end on the simulator (DESIGN §14). Exit 0 when every step gives the expected outcome,
+//! `locus-demo`: Locus end to end on the simulator (README.md). Exit 0 when every step gives the expected outcome,
 //! 1 otherwise.
 #![forbid(unsafe_code)]
 

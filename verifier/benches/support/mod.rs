@@ -1,4 +1,4 @@
-//! Shared pieces of the benchmarks (performance.md §5): a plain `Instant` timing loop, the crypto-floor operations
+//! Shared pieces of the benchmarks: a plain `Instant` timing loop, the crypto-floor operations
 //! (the report/quote signature check with ring plus an ES256 WIT signature) and real-vector loading.
 //!
 //! Timing: a warm-up of at least [`WARMUP`], then [`ROUNDS`] rounds of a fixed call count (about [`ROUND`] each), every

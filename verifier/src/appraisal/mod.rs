@@ -1,4 +1,4 @@
-//! Sans-I/O appraisal of SEV-SNP reports and TDX quotes (DESIGN §3).
+//! Sans-I/O appraisal of SEV-SNP reports and TDX quotes (docs/architecture.md#appraisal).
 //!
 //! Flow: raw evidence + endorsements/collateral (bytes) + [`TrustAnchors`] + `now` → [`appraise_snp`] /
 //! [`appraise_tdx`] → `Verified<Facts>` or a coded [`Refusal`]. Nothing here opens a file or a socket; time is a
@@ -82,7 +82,7 @@ impl Facts {
         }
     }
 
-    /// The bytes that identify the platform for residency (DESIGN §4): SNP CHIP_ID (VCEK) or cspID (VLEK), TDX PPID.
+    /// The bytes that identify the platform for residency (docs/architecture.md#residency-and-the-geo-fence): SNP CHIP_ID (VCEK) or cspID (VLEK), TDX PPID.
     pub fn platform_identity(&self) -> Vec<u8> {
         match self {
             Facts::Snp(f) => f.platform_identity(),
@@ -103,7 +103,7 @@ impl Facts {
         }
     }
 
-    /// REPORT_DATA / REPORTDATA (the DESIGN §2 binding).
+    /// REPORT_DATA / REPORTDATA (the docs/architecture.md#evidence-binding binding).
     pub fn report_data(&self) -> &[u8; 64] {
         match self {
             Facts::Snp(f) => &f.report_data,
@@ -125,7 +125,7 @@ impl From<Verified<TdxFacts>> for Verified<Facts> {
 }
 
 impl Verified<Facts> {
-    /// The success object of `locus-verifier appraise` (DESIGN §11) as one line of JSON, fields in the contract's
+    /// The success object of `locus-verifier appraise` (docs/operations.md#appraising-evidence-offline) as one line of JSON, fields in the contract's
     /// order (serialized from structs, so the order does not depend on `serde_json` features).
     pub fn to_cli_json(&self) -> String {
         let out = match &self.facts {
@@ -242,7 +242,7 @@ struct CliRefusal<'a> {
     error: CliError<'a>,
 }
 
-/// The failure object of `locus-verifier appraise` (DESIGN §11).
+/// The failure object of `locus-verifier appraise` (docs/operations.md#appraising-evidence-offline).
 pub fn refusal_cli_json(refusal: &Refusal) -> String {
     let body = CliRefusal {
         verified: false,

@@ -1,4 +1,4 @@
-//! Policy over verified facts (DESIGN §3 "Policy then checks"). Appraisal proves the facts; this decides whether they
+//! Policy over verified facts (docs/architecture.md#appraisal "Policy then checks"). Appraisal proves the facts; this decides whether they
 //! are acceptable, and derives the SNP `tcb_status` from the TCB the operator declares current.
 //!
 //! A [`Policy`] holds reference values as bytes (parsed once, when the config or policy file is read). The service
@@ -50,7 +50,7 @@ use super::snp::Revocation;
 use super::{Facts, SnpFacts, TdxFacts, Verified};
 use crate::error::{ErrorCode, Refusal};
 
-/// Minimum SNP TCB, per component (sev-snp.md §3: never compare the packed value).
+/// Minimum SNP TCB, per component (never compare the packed value: its layout depends on the product).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MinTcb {
@@ -191,7 +191,7 @@ pub const SNP_UP_TO_DATE: &str = "UpToDate";
 pub const SNP_OUT_OF_DATE: &str = "OutOfDate";
 pub const SNP_TCB_STATUSES: [&str; 2] = [SNP_UP_TO_DATE, SNP_OUT_OF_DATE];
 
-/// The TCB status strings Intel defines (tdx.md §6); a policy naming anything else is refused when parsed.
+/// The TCB status strings Intel defines (PCS TCB info `tcbStatus`); a policy naming anything else is refused when parsed.
 pub const TDX_TCB_STATUSES: [&str; 9] = [
     "UpToDate",
     "SWHardeningNeeded",
@@ -654,7 +654,7 @@ fn tdx_reference_values(f: &TdxFacts, p: &TdxPolicy) -> Result<(), Refusal> {
 fn check_tdx(f: &TdxFacts, policy: &Policy) -> Result<PolicyOutcome, Refusal> {
     let p = &policy.tdx;
     let attrs = TdAttributes(u64::from_le_bytes(f.td_attributes));
-    // TUD bits: DEBUG (bit 0) and the profiling bits 4–6 both mean the TD is under debug (tdx.md §3).
+    // TUD bits: DEBUG (bit 0) and the profiling bits 4–6 both mean the TD is under debug (TDX Module ABI).
     let profiling = f.td_attributes[0] & 0x70 != 0;
     if (f.debug || profiling) && !policy.allow_debug {
         return Err(Refusal::new(

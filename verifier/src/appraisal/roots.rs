@@ -1,9 +1,9 @@
 //! Trust anchors: the pinned AMD ARKs (and the matching VCEK ASKs) per product, the pinned Intel SGX Root CA, and the
-//! opt-in, dangerous trust of simulator roots (DESIGN §3: simulator roots only with `trust.simulator = true`).
+//! opt-in, dangerous trust of simulator roots (docs/architecture.md#appraisal: simulator roots only with `trust.simulator = true`).
 //!
 //! The AMD ARK/ASK certificates are the PEMs `sev::certs::snp::builtin::{milan,genoa,turin}` ships; the Intel root
 //! is the certificate dcap-qvl embeds (`src/TrustedRootCA.der`, which dcap-qvl keeps private), written here as PEM. Each is
-//! checked against the SHA-256 pins of sev-snp.md §8 / tdx.md §4 when the anchors are built, so a changed upstream
+//! checked against the SHA-256 pins below when the anchors are built, so a changed upstream
 //! file cannot silently change what Locus trusts.
 
 use locus_hw::snp::Product;
@@ -11,7 +11,7 @@ use locus_hw::snp::Product;
 use super::x509::{pem_certificates, sha256, ParsedCert};
 use crate::error::{ErrorCode, Refusal};
 
-/// SHA-256 of ARK-Milan's DER (sev-snp.md §8).
+/// SHA-256 of ARK-Milan's DER (as served by AMD KDS).
 pub const ARK_MILAN_SHA256: &str =
     "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd";
 /// SHA-256 of ARK-Genoa's DER.
@@ -20,7 +20,7 @@ pub const ARK_GENOA_SHA256: &str =
 /// SHA-256 of ARK-Turin's DER.
 pub const ARK_TURIN_SHA256: &str =
     "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a";
-/// SHA-256 of the Intel SGX Root CA's DER (tdx.md §4).
+/// SHA-256 of the Intel SGX Root CA's DER (as published by Intel).
 pub const INTEL_SGX_ROOT_CA_SHA256: &str =
     "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3";
 

@@ -1,4 +1,4 @@
-//! SEV-SNP appraisal: DESIGN §3's checklist (sev-snp.md §14) over a raw 1184-byte report, its endorsements (VCEK or
+//! SEV-SNP appraisal: the checklist of docs/architecture.md#appraisal over a raw 1184-byte report, its endorsements (VCEK or
 //! VLEK, ASK or ASVK, ARK, optional CRL), the trust anchors and `now`.
 
 use locus_hw::snp::{Product, SignedReport, SigningKey, TcbVersion};
@@ -25,7 +25,7 @@ pub struct SnpEndorsements {
     pub client_crl_der: Option<Vec<u8>>,
 }
 
-/// Whether the chain was checked against a valid CRL (DESIGN §3: revocation fails closed; policy refuses
+/// Whether the chain was checked against a valid CRL (docs/architecture.md#appraisal: revocation fails closed; policy refuses
 /// `Unchecked` with `collateral_missing`, the offline CLI without `--policy` reports it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,7 +73,7 @@ pub struct SnpFacts {
     pub current_tcb: TcbVersion,
     pub committed_tcb: TcbVersion,
     pub launch_tcb: TcbVersion,
-    /// VLEK only: the cloud provider named by the cspID extension (the platform identity input, DESIGN §4).
+    /// VLEK only: the cloud provider named by the cspID extension (the platform identity input, docs/architecture.md#residency-and-the-geo-fence).
     pub csp_id: Option<String>,
     /// KEY_INFO.AUTHOR_KEY_EN: the ID block was signed by an author key too.
     pub author_key_en: bool,
@@ -84,7 +84,7 @@ pub struct SnpFacts {
 }
 
 impl SnpFacts {
-    /// The bytes that identify the platform for residency (DESIGN §4): CHIP_ID for a VCEK, the cspID for a VLEK.
+    /// The bytes that identify the platform for residency (docs/architecture.md#residency-and-the-geo-fence): CHIP_ID for a VCEK, the cspID for a VLEK.
     pub fn platform_identity(&self) -> Vec<u8> {
         match (&self.signer, &self.csp_id) {
             (SnpSigner::Vlek, Some(csp)) => csp.as_bytes().to_vec(),
@@ -218,7 +218,7 @@ pub fn appraise_snp(
         }
     };
 
-    // Reserved bits the spec fixes (sev-snp.md §3, §4): guest policy bits 63:26 zero and bit 17 one; the reserved
+    // Reserved bits the spec fixes (SEV-SNP Firmware ABI, publication 56860): guest policy bits 63:26 zero and bit 17 one; the reserved
     // bytes of the four TCB_VERSION fields in this product's layout zero. The firmware never produces anything else.
     if report.policy.reserved_bits() != 0 || !report.policy.reserved_one() {
         return Err(refuse(
@@ -390,7 +390,7 @@ pub fn appraise_snp(
     Ok(Verified::new(facts, simulated))
 }
 
-/// Choose the CRL to trust and check `certs` against it (DESIGN §3 "Revocation fails closed").
+/// Choose the CRL to trust and check `certs` against it (docs/architecture.md#appraisal "Revocation fails closed").
 ///
 /// The verifier's CRL must verify (ARK signature, window, nextUpdate) or the appraisal is refused with its code. A
 /// client CRL that does not verify is ignored: client input can add a newer revocation list, never take one away. Of

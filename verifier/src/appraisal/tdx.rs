@@ -1,4 +1,4 @@
-//! TDX appraisal: DESIGN §3's checklist (tdx.md §11) over a raw quote (v4, v5 with TD 1.0/1.5 bodies, trailing zero
+//! TDX appraisal: the checklist of docs/architecture.md#appraisal over a raw quote (v4, v5 with TD 1.0/1.5 bodies, trailing zero
 //! padding tolerated), its collateral and the trust anchors, with `dcap-qvl` 0.7.1 and an explicit root as the engine
 //! for steps 2–5. dcap-qvl's plain `verify` accepts every TCB status but Revoked, so the status is never judged here:
 //! it is returned in the facts, and [`super::policy::apply_policy`] checks it against the allowed set.
@@ -24,7 +24,7 @@ use super::x509::{pem_certificates, ParsedCert};
 use super::Verified;
 use crate::error::{ErrorCode, Refusal};
 
-/// TDX collateral (tdx.md §4, §7), kept in the form dcap-qvl consumes, built once and reused for many quotes.
+/// TDX collateral (Intel PCS), kept in the form dcap-qvl consumes, built once and reused for many quotes.
 #[derive(Clone, Debug)]
 pub struct TdxCollateral {
     inner: QuoteCollateralV3,
@@ -335,9 +335,9 @@ pub struct TdxFacts {
     /// TD_ATTRIBUTES bit 0.
     pub debug: bool,
     pub fmspc: [u8; 6],
-    /// From the PCK certificate: the platform identity for residency (DESIGN §4).
+    /// From the PCK certificate: the platform identity for residency (docs/architecture.md#residency-and-the-geo-fence).
     pub ppid: Vec<u8>,
-    /// Intel's TCB status string (tdx.md §6), e.g. `UpToDate`, `OutOfDate`.
+    /// Intel's TCB status string, e.g. `UpToDate`, `OutOfDate`.
     pub tcb_status: String,
     pub advisory_ids: Vec<String>,
     /// MRSERVICETD of a TD 1.5 body; zero for TD 1.0 (which cannot bind service TDs).
@@ -346,7 +346,7 @@ pub struct TdxFacts {
     pub pck: PckFacts,
 }
 
-/// What the PCK certificate says about the platform (tdx.md §4: SGX extensions `.3` PCE-ID, `.5` SGX type, and the
+/// What the PCK certificate says about the platform (SGX extensions `.3` PCE-ID, `.5` SGX type, and the
 /// Platform CA flags).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PckFacts {
@@ -384,7 +384,7 @@ struct TcbInfoPceId {
     pce_id: String,
 }
 
-/// Beyond dcap-qvl (DESIGN §3 TDX): the TCB info must be for this platform's PCE (`pceId` = the PCK's PCE-ID); dcap-qvl
+/// Beyond dcap-qvl (docs/architecture.md#appraisal TDX): the TCB info must be for this platform's PCE (`pceId` = the PCK's PCE-ID); dcap-qvl
 /// 0.7.1 compares FMSPC only.
 fn check_tcb_info_pce_id(tcb_info_json: &str, pck: &PckFacts) -> Result<(), Refusal> {
     let body: TcbInfoPceId = serde_json::from_str(tcb_info_json)
@@ -401,7 +401,7 @@ fn check_tcb_info_pce_id(tcb_info_json: &str, pck: &PckFacts) -> Result<(), Refu
     Ok(())
 }
 
-/// Beyond dcap-qvl: the QE report data is SHA-256(attestation key ‖ auth data) ‖ 32 zero bytes (tdx.md §2); dcap-qvl
+/// Beyond dcap-qvl: the QE report data is SHA-256(attestation key ‖ auth data) ‖ 32 zero bytes; dcap-qvl
 /// 0.7.1 compares the first half only.
 fn check_qe_report_data_tail(signed: &SignedQuote) -> Result<(), Refusal> {
     let tail = &signed.quote().qe_report.report_data[32..];
@@ -418,7 +418,7 @@ fn malformed(msg: impl Into<String>) -> Refusal {
     Refusal::new(ErrorCode::EvidenceMalformed, msg)
 }
 
-/// Bytes after the quote structure may only be zero padding (DESIGN §3); they are covered by no signature.
+/// Bytes after the quote structure may only be zero padding (docs/architecture.md#appraisal); they are covered by no signature.
 fn check_trailing(signed: &SignedQuote) -> Result<(), Refusal> {
     match signed.trailing_bytes().iter().position(|&b| b != 0) {
         Some(at) => Err(malformed(format!(
@@ -491,7 +491,7 @@ pub(crate) fn map_engine_error(text: &str) -> Refusal {
         || has("SEPT_VE_DISABLE is not enabled")
         || has("Invalid MR service TD")
     {
-        // TD attributes no TDX attestation accepts (tdx.md §3): the evidence is not a TD Locus can appraise.
+        // TD attributes no TDX attestation accepts (TDX Module ABI): the evidence is not a TD Locus can appraise.
         ErrorCode::EvidenceMalformed
     } else {
         ErrorCode::EvidenceMalformed
@@ -537,7 +537,7 @@ pub fn appraise_tdx(
         }
     }
 
-    // Memo (performance.md §2.3): the same platform, collateral and anchors, judged before at a time inside every
+    // Memo (`tdx_memo`): the same platform, collateral and anchors, judged before at a time inside every
     // window the full path checks; only the quote signature over the received bytes is left to verify.
     let collateral_memo = collateral.memo_info();
     let key = collateral_memo.window.and_then(|_| {

@@ -1,4 +1,4 @@
-//! A bounded memo of successful TDX appraisals per platform (performance.md §2.3), owned by the verifier instance:
+//! A bounded memo of successful TDX appraisals per platform, owned by the verifier instance:
 //! it lives in that instance's [`super::TrustAnchors`] (an entry is only true under the anchors it was made with, so
 //! the two share a lifetime) and is handed to the core with them; nothing here is process-wide.
 //!

@@ -1,6 +1,6 @@
 //! The X.509 pieces of the AMD chain: PEM, certificates and CRLs parsed with `x509-cert`, RSASSA-PSS SHA-384 links and
 //! ECDSA checks verified with `ring` over the exact TBS bytes received (never a re-encoding), validity at `now`, and the
-//! AMD KDS extensions of VCEK/VLEK certificates (sev-snp.md §7, §8).
+//! AMD KDS extensions of VCEK/VLEK certificates (VCEK Certificate and KDS Interface Specification, publication 57230).
 
 use const_oid::ObjectIdentifier;
 use der::asn1::{Ia5StringRef, OctetStringRef};
@@ -27,7 +27,7 @@ const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 /// secp384r1.
 const OID_SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 
-/// AMD KDS extension OIDs (sev-snp.md §7).
+/// AMD KDS extension OIDs (publication 57230).
 pub(crate) mod amd_oid {
     use const_oid::ObjectIdentifier;
     pub const PRODUCT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.2");
@@ -377,7 +377,7 @@ struct RsaPssParams<'a> {
     trailer: Option<u32>,
 }
 
-/// Accept only RSASSA-PSS with SHA-384, MGF1-SHA-384, salt 48 and trailer 1 (sev-snp.md §8).
+/// Accept only RSASSA-PSS with SHA-384, MGF1-SHA-384, salt 48 and trailer 1 (AMD's chain, publication 57230).
 fn check_pss_sha384(
     oid: &ObjectIdentifier,
     params: Option<&der::Any>,

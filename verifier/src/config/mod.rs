@@ -1,5 +1,5 @@
-//! `verifier.toml` (DESIGN §8), one file per concern: the TOML shape ([`raw`]), the validated model the service runs
-//! on ([`model`]), and the validation between them ([`validate`]).
+//! `verifier.toml` (docs/configuration.md), one file per concern: the TOML shape ([`raw`]), the validated model the service runs
+//! on ([`model`]), and the validation between them ([`validate`](mod@validate)).
 
 pub mod model;
 pub mod raw;

@@ -1,4 +1,4 @@
-//! The validated configuration the service runs on. Only [`super::validate`] builds a [`Config`]: paths are absolute,
+//! The validated configuration the service runs on. Only [`super::validate`](mod@super::validate) builds a [`Config`]: paths are absolute,
 //! identifiers parsed, reference values bytes, cross references (platform → site, workload → zone) known to hold.
 
 use std::collections::BTreeSet;
@@ -12,11 +12,11 @@ use locus_wimse::{Alg, WorkloadId};
 use crate::appraisal::Policy;
 use crate::endorsement::Endorser;
 
-/// Default challenge validity (DESIGN §2).
+/// Default challenge validity (docs/architecture.md#challenges).
 pub const DEFAULT_CHALLENGE_TTL: Duration = Duration::from_secs(120);
-/// Default credential lifetime (DESIGN §5).
+/// Default credential lifetime (docs/architecture.md#credentials).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
-/// Request body cap (DESIGN §7).
+/// Request body cap (docs/api.md).
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 256;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,11 +30,11 @@ pub const DEFAULT_BODY_MIN_RATE: u64 = 8 * 1024;
 /// 50 requests a second.
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
 pub const DEFAULT_RATE_LIMIT_BURST: u32 = 200;
-/// TCB statuses accepted when the config names none (DESIGN §3).
+/// TCB statuses accepted when the config names none (docs/architecture.md#appraisal).
 pub const DEFAULT_TDX_ALLOWED: &[&str] = &["UpToDate"];
 pub const DEFAULT_SNP_ALLOWED: &[&str] = &["UpToDate"];
 /// Longest credential lifetime the service accepts in its config: short-lived credentials are how a migrated VM
-/// loses its residency claim (DESIGN §4).
+/// loses its residency claim (docs/architecture.md#residency-and-the-geo-fence).
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Where the audit log goes.
@@ -114,7 +114,7 @@ pub struct Site {
     pub coordinates: Option<[f64; 2]>,
 }
 
-/// What a registered platform identity names (DESIGN §4).
+/// What a registered platform identity names (docs/architecture.md#residency-and-the-geo-fence).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlatformScope {
     /// One machine (SNP CHIP_ID, TDX PPID).
@@ -199,7 +199,7 @@ pub struct Workload {
     pub key_algorithms: Vec<Alg>,
 }
 
-/// A validated configuration. Only [`super::validate`] builds one.
+/// A validated configuration. Only [`super::validate`](mod@super::validate) builds one.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The file it was read from (for reloads and relative paths).

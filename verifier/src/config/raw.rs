@@ -1,5 +1,5 @@
-//! The TOML shape of `verifier.toml` (DESIGN §8), exactly as written by an operator: strings, numbers and tables,
-//! unknown keys refused. Nothing here is checked beyond what TOML and serde check; [`super::validate`] turns it into
+//! The TOML shape of `verifier.toml` (docs/configuration.md), exactly as written by an operator: strings, numbers and tables,
+//! unknown keys refused. Nothing here is checked beyond what TOML and serde check; [`super::validate`](mod@super::validate) turns it into
 //! the [`super::model`].
 
 use std::collections::BTreeMap;

@@ -176,7 +176,7 @@ const MAX_FETCH_CONCURRENCY: usize = 1024;
 /// Smallest on-disk collateral cache bound: 1 MiB (a few hundred items).
 const MIN_CACHE_MAX_BYTES: u64 = 1024 * 1024;
 
-/// The trust domain rules of DESIGN §6: lowercase DNS-like name, no port.
+/// The trust domain rules of docs/architecture.md#identifiers: lowercase DNS-like name, no port.
 fn check_trust_domain(problems: &mut Vec<String>, td: &str) {
     let ok = !td.is_empty()
         && td.len() <= 255
@@ -459,7 +459,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             Some(TeeType::Tdx) => &[16],
             None => &[16, 64],
         };
-        // A VLEK-signed SEV-SNP platform is identified by its cloud provider's cspID (DESIGN §4): `vlek:<cspID>`,
+        // A VLEK-signed SEV-SNP platform is identified by its cloud provider's cspID (docs/architecture.md#residency-and-the-geo-fence): `vlek:<cspID>`,
         // which names every host of that provider, so its entry must say `scope = "provider"`.
         let vlek = pl.id.strip_prefix("vlek:");
         let id = match (tee, vlek) {
@@ -815,7 +815,7 @@ fn workload(
             "{what}: measurement_scope applies to tdx workloads only"
         ));
     }
-    // DESIGN §3: MRTD alone is the firmware; the kernel and command line are in RTMR1/RTMR2.
+    // docs/architecture.md#appraisal: MRTD alone is the firmware; the kernel and command line are in RTMR1/RTMR2.
     if admits_tdx
         && t.rtmr1.is_empty()
         && t.rtmr2.is_empty()

@@ -1,4 +1,4 @@
-//! The report-data binding of DESIGN §2: evidence is bound to the challenge and to the agent's key by
+//! The report-data binding of docs/architecture.md#evidence-binding: evidence is bound to the challenge and to the agent's key by
 //!
 //! ```text
 //! report_data = SHA-512( "locus-attest-v1" ‖ 0x00 ‖ nonce ‖ jwk_thumbprint )

@@ -1,4 +1,4 @@
-//! The `locus_tee` and `locus_residency` claims (DESIGN §5), built only from what the decision established:
+//! The `locus_tee` and `locus_residency` claims (docs/architecture.md#credentials), built only from what the decision established:
 //!
 //! - `locus_tee.tcb_status` is Intel's status for TDX and, for SEV-SNP, the status derived from the TCB the operator
 //!   declares current for the product (never asserted without that comparison); the reported TCB values stand
@@ -6,7 +6,7 @@
 //! - `locus_tee.revocation` is `checked`: policy refuses anything else.
 //! - `locus_tee.measurement_scope` (TDX) says whether the kernel and command line were pinned (`full`) or only the
 //!   firmware (`firmware`).
-//! - `locus_tee.simulated` is true whenever simulator trust is on (DESIGN §3), not only for evidence that chained to
+//! - `locus_tee.simulated` is true whenever simulator trust is on (docs/architecture.md#appraisal), not only for evidence that chained to
 //!   a simulator root: a verifier that trusts the simulator cannot vouch for hardware.
 //! - `locus_residency` says where the platform is, from which sources, at which granularity (`host` | `provider`);
 //!   for a workload with `residency = "optional"` on a platform nobody located it is `{"established": false}`.

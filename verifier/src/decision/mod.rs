@@ -1,4 +1,4 @@
-//! The decision (DESIGN §15): one pure step from (validated config, endorsements, `Verified<Facts>`, request, `now`) to
+//! The decision (docs/architecture.md#the-decision): one pure step from (validated config, endorsements, `Verified<Facts>`, request, `now`) to
 //! a [`Decision`] — the claims to issue, or a refusal with its code.
 //!
 //! Flow, each step with its own code:

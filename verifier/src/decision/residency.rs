@@ -1,4 +1,4 @@
-//! Residency and the geo-fence (DESIGN §4). A platform's location comes only from things the verifier checks:
+//! Residency and the geo-fence (docs/architecture.md#residency-and-the-geo-fence). A platform's location comes only from things the verifier checks:
 //!
 //! 1. the platform registry of the config (`[[platform]]` identity → `[[site]]`), source `registry`;
 //! 2. location endorsements that verified under a configured endorser key and are valid at `now`, source

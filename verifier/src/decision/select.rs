@@ -1,4 +1,4 @@
-//! Which workload a piece of verified evidence may become (DESIGN §8 `default`):
+//! Which workload a piece of verified evidence may become (docs/configuration.md `default`):
 //!
 //! - the request names one: it must parse as an identifier of our trust domain (`identifier_invalid`), be configured
 //!   (`workload_unknown`) and admit this TEE (`measurement_unknown`: it has no reference values for it);

@@ -1,4 +1,4 @@
-//! The audit log: one JSON line per decision (issued or refused), durable *before* the answer is sent (DESIGN §8).
+//! The audit log: one JSON line per decision (issued or refused), durable *before* the answer is sent (docs/operations.md#audit-log).
 //!
 //! Flow: a handler builds an [`AuditRecord`] and awaits [`AuditLog::append`]. A dedicated writer thread drains every
 //! record queued so far, writes them, calls `sync_data` once for the batch (group commit: one fsync serves many

@@ -1,4 +1,4 @@
-//! Stateless challenges (DESIGN §2), so any replica holding the shared MAC key can check a nonce another issued:
+//! Stateless challenges (docs/architecture.md#challenges), so any replica holding the shared MAC key can check a nonce another issued:
 //!
 //! ```text
 //! nonce = t (8 bytes, big-endian unix seconds) ‖ rand (16) ‖ HMAC-SHA256(k, t ‖ rand)[0..16]

@@ -1,4 +1,4 @@
-//! The HTTP API of DESIGN §7 on axum.
+//! The HTTP API of docs/api.md on axum.
 //!
 //! Limits, outermost first: `/v1/*` requests take a permit from a semaphore without waiting (none free → 503
 //! `overloaded` at once, nothing queues); bodies are read through a counting reader capped at `max_body_bytes`
@@ -291,7 +291,7 @@ async fn challenge_inner(svc: &Service, headers: &HeaderMap, body: Body) -> Resu
     }))
 }
 
-/// `POST /v1/attest` body (DESIGN §7). Unknown members are ignored for forward compatibility.
+/// `POST /v1/attest` body (docs/api.md). Unknown members are ignored for forward compatibility.
 #[derive(Debug, Deserialize)]
 struct AttestRequest {
     nonce: String,
@@ -308,7 +308,7 @@ struct AttestRequest {
 struct Outcome {
     /// What the decision (or, for a refusal before it, the transport) established.
     context: Context,
-    /// The request passed the nonce check: its decision is audited durably (DESIGN §8). Refusals before it
+    /// The request passed the nonce check: its decision is audited durably (docs/operations.md#audit-log). Refusals before it
     /// (malformed, bad or expired nonce) are counted and logged at a limited rate only, so junk cannot flood the log.
     past_nonce: bool,
     result: Result<issue::Issued, Refusal>,

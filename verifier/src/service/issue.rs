@@ -1,4 +1,4 @@
-//! Signing the credential (DESIGN §5): the WIT with the claims the decision established (`crate::decision::Claims`:
+//! Signing the credential (docs/architecture.md#credentials): the WIT with the claims the decision established (`crate::decision::Claims`:
 //! `locus_tee`, `locus_residency`), and the EAR (draft-ietf-rats-ear-03) beside it, both signed with the active key
 //! through `locus-wimse`. Nothing here decides: every value comes from the decision.
 //!

@@ -1,4 +1,4 @@
-//! The verifier's secrets in `keys_dir` (default `<state_dir>/keys`), the only state replicas share (DESIGN §13):
+//! The verifier's secrets in `keys_dir` (default `<state_dir>/keys`), the only state replicas share (docs/operations.md#replicas-and-shared-keys):
 //!
 //! - `challenge.key`, `challenge-<not_before>.key`: 32 random bytes each, the challenge MAC keys (§2);
 //! - `es256-<not_before>.pk8`: ES256 WIT signing keys (PKCS#8 DER).

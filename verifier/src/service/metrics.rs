@@ -1,4 +1,4 @@
-//! Prometheus text metrics (DESIGN §7): requests by route and status, decisions by TEE and outcome (`issued` or the
+//! Prometheus text metrics (docs/api.md): requests by route and status, decisions by TEE and outcome (`issued` or the
 //! refusal code), a latency histogram per route, and in-flight requests. Kept dependency-free: a few maps under one
 //! mutex, touched once per request.
 

@@ -1,4 +1,4 @@
-//! The verifier HTTP service (DESIGN §7): config, policy, residency, challenges, issuance, keys, audit, metrics.
+//! The verifier HTTP service (docs/api.md): config, policy, residency, challenges, issuance, keys, audit, metrics.
 //!
 //! Request flow for `POST /v1/attest`: body limits → nonce MAC and age ([`challenge`]) → agent JWK → collateral and
 //! appraisal of the evidence off the async workers (`crate::appraisal`) → the pure decision (`crate::decision`:
@@ -179,7 +179,7 @@ fn spawn_key_rescan(service: Arc<Service>, tls: Option<Arc<transport::Tls>>) {
 /// `locus-verifier serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// The configuration file (DESIGN §8).
+    /// The configuration file (docs/configuration.md).
     #[arg(long)]
     pub config: PathBuf,
     /// Listen address; overrides `server.listen`. `127.0.0.1:0` picks a free port (printed on stdout).

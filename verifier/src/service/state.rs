@@ -32,7 +32,7 @@ pub struct Runtime {
     pub config: Arc<Config>,
     /// Pinned vendor roots, plus the simulator's when `trust.simulator` is on.
     pub anchors: TrustAnchors,
-    /// Collateral fetch + cache (per replica; DESIGN §13).
+    /// Collateral fetch + cache (per replica; docs/operations.md#replicas-and-shared-keys).
     pub collateral: Arc<Collateral>,
     /// Endorsements from `server.endorsements_dir` whose signature verified under a configured endorser.
     pub endorsements: Vec<Endorsement>,

@@ -1,4 +1,4 @@
-//! The listener: TLS, connection caps and the timers that close slow or idle connections (DESIGN §7; issue 10).
+//! The listener: TLS, connection caps and the timers that close slow or idle connections (docs/api.md; issue 10).
 //!
 //! Flow per connection: accept → caps (overall and per client address; over either, the socket is closed at once) →
 //! TLS handshake with a deadline (rustls, `[server] tls_cert`/`tls_key`, reloaded on SIGHUP and when the files change)

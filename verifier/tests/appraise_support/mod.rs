@@ -54,7 +54,7 @@ impl Run {
         &self.json
     }
 
-    /// The top-level JSON keys in printed order (DESIGN §11 fixes the order).
+    /// The top-level JSON keys in printed order (docs/operations.md#appraising-evidence-offline fixes the order).
     pub fn keys(&self) -> Vec<&str> {
         self.json
             .as_object()

@@ -1,4 +1,4 @@
-//! Shared fixtures: the published vectors of spec §1.4 / §2.3 and a generated issuer for negative tests.
+//! Shared fixtures: the published examples of draft-ietf-wimse-workload-creds and draft-ietf-wimse-wpt and a generated issuer for negative tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::OnceLock;
@@ -12,18 +12,18 @@ use locus_wimse::{
 };
 use serde_json::{Map, Value};
 
-/// spec §1.4.
+/// draft-ietf-wimse-workload-creds example.
 pub const SPEC_WIT: &str = "eyJhbGciOiJFUzI1NiIsImtpZCI6Ikp1bmUgNSIsInR5cCI6IndpdCtqd3QifQ.eyJjbmYiOnsiandrIjp7ImFsZyI6IkVkRFNBIiwiY3J2IjoiRWQyNTUxOSIsImt0eSI6Ik9LUCIsIngiOiIxQ1hYdmZsTl9MVlZzSXNZWHNVdkIwM0ptbEdXZUNIcVFWdW91Q0Y5MmJnIn19LCJleHAiOjE3NDU1MTI1MTAsImlhdCI6MTc0NTUwODkxMCwianRpIjoieC1fMUNUTDJjY2EzQ1NFNGN3Yl9sIiwic3ViIjoid2ltc2U6Ly9leGFtcGxlLmNvbS9zcGVjaWZpYy13b3JrbG9hZCJ9.6KraSQUxWdl9dxFQ3Fj6dPY0Vi88OkwFwZpAIOhLeq6AbXAnLLQgOp8U9UDGcBuYF3KiNv6oKQD1ZWAzrMZOJw";
-/// spec §2.3.
+/// draft-ietf-wimse-wpt example.
 pub const SPEC_WPT: &str = "eyJhbGciOiJFZERTQSIsInR5cCI6IndwdCtqd3QifQ.eyJhdGgiOiJDTDR3amZwUm1OZi1iZFlJYllMblY5ZDVyTUFSR3dLWUUxMHdVd3pDMGpJIiwiYXVkIjoiaHR0cHM6Ly93b3JrbG9hZC5leGFtcGxlLmNvbS9wYXRoIiwiZXhwIjoxNzQ1NTEwMDE2LCJqdGkiOiJfX2J3YzRFU0MzYWNjMkxUQzEtX3giLCJ3dGgiOiJBYVlVZkMzNEQxZGkyRnhRTHBpSUpKN1NnOFZaNm84T0Nkd1NmOUlUb0xnIn0.PI7d9AcYhLoEgPgbJvcM132lkBKnM1NXU-5hZUzVTIyj2dRJaTLFs6e5NYv5gg6AqcV7NvkYCwfgMgWasWQzCA";
-/// The Identity Server public key of spec §1.4.
+/// The Identity Server public key of the WIT example.
 pub const SPEC_IS_JWK: &str = r#"{"kty":"EC","kid":"June 5","crv":"P-256","x":"kXqnA2Op7hgd4zRMbw0iFcc_hDxUxhojxOFVGjE2gks","y":"n__VndPMR021-59UAs0b9qDTFT-EZtT6xSNs_xFskLo"}"#;
 /// Its private scalar.
 pub const SPEC_IS_D: &str = "NRHs9bfMUcF49AV_NIoeh3UGopW4AXZLfv5G2px1WcY";
-/// The workload (cnf) key of spec §1.4.
+/// The workload (cnf) key of the WIT example.
 pub const SPEC_WORKLOAD_X: &str = "1CXXvflN_LVVsIsYXsUvB03JmlGWeCHqQVuouCF92bg";
 pub const SPEC_WORKLOAD_D: &str = "sdLX8yCYKqo_XvGBLn-ZWeKT7llYeeQpgeCaXVxb5kY";
-/// The access token of spec §2.3.
+/// The access token of the WPT example.
 pub const SPEC_ACCESS_TOKEN: &str = "16_mAd0GiwaZokU26_0902100";
 /// Inside both tokens' validity: WIT iat 1745508910..exp 1745512510, WPT exp 1745510016 (≤ 300 s ahead).
 pub const SPEC_NOW: u64 = 1_745_509_800;
@@ -75,7 +75,7 @@ pub fn strict_rp() -> RelyingParty {
     RelyingParty::new(RpConfig::new(trust(), vec![AUTHORITY.into()])).unwrap()
 }
 
-/// The request of spec §2.3 (header names as written there).
+/// The request of the WPT example (header names as written there).
 pub fn spec_request(wit: &str, wpt: &str) -> Vec<(String, String)> {
     vec![
         ("Host".into(), "workload.example.com".into()),
