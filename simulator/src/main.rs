@@ -1,4 +1,4 @@
-//! `locus-sim`: the simulated vendor world on the command line (DESIGN §12). Parses arguments and calls the library.
+//! `locus-sim`: the simulated vendor world on the command line (docs/architecture.md#the-simulator). Parses arguments and calls the library.
 //! Exit codes: 0 success, 1 failure, 2 usage error.
 #![forbid(unsafe_code)]
 
@@ -52,7 +52,7 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks one; the bound address is printed).
         #[arg(long)]
         listen: String,
-        /// Fault: kds-429[:N], slow[:MS], or an evidence fault (expired-certificate, stale-collateral, revoked-pck…).
+        /// Fault: `kds-429[:N]`, `slow[:MS]`, or an evidence fault (expired-certificate, stale-collateral, revoked-pck…).
         #[arg(long = "fault")]
         faults: Vec<String>,
     },
@@ -60,7 +60,7 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum PkiCommand {
-    /// Write the simulator roots: DIR/snp/<product>/{ark.pem,ask.pem,cert_chain.pem,crl.der}, DIR/tdx/collateral/.
+    /// Write the simulator roots: `DIR/snp/<product>/{ark.pem,ask.pem,cert_chain.pem,crl.der}`, `DIR/tdx/collateral/`.
     Export {
         /// Output directory.
         #[arg(long)]

@@ -27,7 +27,7 @@ enum Command {
     Serve(locus_verifier::service::ServeArgs),
     /// Manage the WIT signing keys and the challenge MAC key in the configured keys directory (docs/operations.md#key-rotation).
     Keys(locus_verifier::service::KeysArgs),
-    /// Compute a reference value from the firmware image: SEV-SNP launch digest or TDX MRTD (DESIGN §11).
+    /// Compute a reference value from the firmware image: SEV-SNP launch digest or TDX MRTD (docs/operations.md#reference-values-from-the-image).
     Measure(locus_verifier::measure::command::MeasureArgs),
 }
 

@@ -49,7 +49,7 @@ impl TdReport {
         self.td_attributes[0] & 1 != 0
     }
 
-    /// TD_ATTRIBUTES as a little-endian u64 (see [`crate::tdx::attributes`]).
+    /// TD_ATTRIBUTES as a little-endian u64 (see [`crate::tdx::TdAttributes`]).
     pub fn td_attributes_u64(&self) -> u64 {
         u64::from_le_bytes(self.td_attributes)
     }

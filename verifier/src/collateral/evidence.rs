@@ -26,7 +26,7 @@ impl SnpProduct {
         }
     }
 
-    /// Product from the CPUID family/model fields of a v3+ report (sev-snp.md §6).
+    /// Product from the CPUID family/model fields of a v3+ report (AMD SEV-SNP ABI, ATTESTATION_REPORT CPUID fields).
     pub fn from_cpuid(family: u8, model: u8) -> Option<Self> {
         match (family, model) {
             (0x19, 0x00..=0x0F) => Some(SnpProduct::Milan),
@@ -54,7 +54,7 @@ impl SnpProduct {
     pub const ALL: [SnpProduct; 3] = [SnpProduct::Milan, SnpProduct::Genoa, SnpProduct::Turin];
 }
 
-/// REPORTED_TCB decoded for the product (sev-snp.md §3).
+/// REPORTED_TCB decoded for the product (AMD SEV-SNP ABI, TCB_VERSION; the layout differs per product).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SnpTcb {
     pub fmc: Option<u8>,

@@ -1,4 +1,4 @@
-//! AMD Key Distribution Service client (sev-snp.md §9).
+//! AMD Key Distribution Service client (AMD "VCEK Certificate and KDS Interface Specification"; docs/architecture.md#appraisal).
 //!
 //! - VCEK: `GET {base}/vcek/v1/{product}/{hwid}?[fmcSPL=NN&]blSPL=NN&teeSPL=NN&snpSPL=NN&ucodeSPL=NN` → DER.
 //! - Chain: `GET {base}/{vcek|vlek}/v1/{product}/cert_chain` → PEM, ASK (or ASVK) then ARK.

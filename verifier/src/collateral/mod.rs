@@ -92,7 +92,7 @@ impl TdxCollateralItems {
     }
 }
 
-/// Collateral configuration (DESIGN §8 `[trust]`, plus the cache location under `server.state_dir`).
+/// Collateral configuration (docs/configuration.md `[trust]`, plus the cache location under `server.state_dir`).
 #[derive(Clone, Debug)]
 pub struct CollateralConfig {
     /// AMD KDS base URL.
@@ -278,7 +278,7 @@ struct Counters {
 
 type Shared = Result<Arc<CachedItem>, Refusal>;
 
-/// Most failed fetches remembered at once (see [`Inner::remember_failure`]).
+/// Most failed fetches remembered at once (see `Inner::remember_failure`).
 pub const MAX_REMEMBERED_FAILURES: usize = 4096;
 
 /// The collateral provider the service and CLI call. Cheap to clone (shared state).

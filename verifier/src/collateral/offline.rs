@@ -215,7 +215,7 @@ impl OfflineDir {
     }
 }
 
-/// Read a directory in the vectors' TDX collateral layout (DESIGN §11 `--collateral DIR`) exactly as stored. No
+/// Read a directory in the vectors' TDX collateral layout (`locus-verifier appraise --collateral DIR`, docs/operations.md#appraising-evidence-offline) exactly as stored. No
 /// validity judgement: the appraisal checks windows at its own `now`.
 pub fn read_tdx_collateral_dir(dir: &Path) -> Result<TdxCollateralItems, Refusal> {
     let text = |name: &str| -> Result<String, Refusal> {

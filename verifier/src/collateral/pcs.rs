@@ -1,4 +1,4 @@
-//! Intel PCS v4 / PCCS client (tdx.md §7).
+//! Intel PCS v4 / PCCS client (Intel "PCCS/PCS API v4"; docs/operations.md#collateral-caching-and-offline-mode).
 //!
 //! | item | request | issuer chain header |
 //! |---|---|---|

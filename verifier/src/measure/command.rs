@@ -1,4 +1,4 @@
-//! `locus-verifier measure` (DESIGN §11): the I/O edge of [`crate::measure`]. It reads the image (and kernel, initrd)
+//! `locus-verifier measure` (docs/operations.md#reference-values-from-the-image): the I/O edge of [`crate::measure`]. It reads the image (and kernel, initrd)
 //! files, calls the pure computations and formats the answer: lowercase hex, one JSON object (`--json`) or a
 //! `[[workload]]` block (`--as-workload ID`). Bad input is a [`UsageError`] (exit 2, message on stderr).
 
