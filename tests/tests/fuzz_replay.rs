@@ -20,11 +20,7 @@ use locus_fuzz_entry::TARGETS;
 use locus_hw::snp::cert_table::{self, CertKind, CertTableEntry};
 use locus_hw::Attester;
 use locus_simulator::World;
-use locus_wimse::wpt::WptRequest;
-use locus_wimse::{
-    create_wpt, Ear, EarAppraisal, Ed25519SigningKey, Es256SigningKey, Jwks, JwsSigner, TrustTier,
-    TrustVector, VerifierId, WitIssuer, WorkloadId,
-};
+use locus_wimse::{Ed25519SigningKey, Es256SigningKey, Jwks};
 
 type Seeds = BTreeMap<&'static str, Vec<(String, Vec<u8>)>>;
 
@@ -84,7 +80,7 @@ fn attest_body(tee: &str, evidence: &[u8], certs: &[Vec<u8>], jwk: &serde_json::
         "jwk": jwk,
         "workload": "spiffe://example.com/ns/prod/sa/payments",
     }))
-    .unwrap()
+    .expect("JSON encoding")
 }
 
 fn push(seeds: &mut Seeds, target: &'static str, name: impl Into<String>, bytes: Vec<u8>) {
@@ -94,11 +90,19 @@ fn push(seeds: &mut Seeds, target: &'static str, name: impl Into<String>, bytes:
 /// (a) Seeds from the real-hardware vectors, or none after a loud SKIP line.
 fn vector_seeds(seeds: &mut Seeds) {
     let Some(dir) = vectors::dir() else { return };
-    let agent = Es256SigningKey::generate().unwrap();
+    let agent = Es256SigningKey::generate().expect("key generation");
     for path in files_deep(&dir) {
-        let rel = path.strip_prefix(&dir).unwrap().display().to_string();
+        let rel = path
+            .strip_prefix(&dir)
+            .expect("under the vectors directory")
+            .display()
+            .to_string();
         let name = format!("vectors/{rel}");
-        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        let file = path
+            .file_name()
+            .expect("a file name")
+            .to_string_lossy()
+            .to_string();
         let bytes = read(&path);
         if rel.starts_with("snp/") && file.starts_with("report") && file.ends_with(".bin") {
             push(seeds, "snp_report", &name, bytes.clone());
@@ -150,7 +154,7 @@ fn vector_seeds(seeds: &mut Seeds) {
         let Some(vek) = vek else { continue };
         let chain =
             locus_verifier::appraisal::x509::pem_certificates(&read(&set.join("cert_chain.pem")))
-                .unwrap();
+                .expect("PEM chain");
         let mut entries = vec![CertTableEntry {
             kind: CertKind::Vcek,
             data: read(&vek),
@@ -161,7 +165,9 @@ fn vector_seeds(seeds: &mut Seeds) {
         let table = cert_table::encode(&entries);
         let name = format!(
             "vectors/{}/cert_table",
-            set.strip_prefix(&dir).unwrap().display()
+            set.strip_prefix(&dir)
+                .expect("under the vectors directory")
+                .display()
         );
         push(seeds, "snp_cert_table", &name, table.clone());
         let report = read(&set.join("report.bin"));
@@ -184,16 +190,20 @@ fn vector_seeds(seeds: &mut Seeds) {
 /// (b) Seeds made by the simulator and the WIMSE and verifier crates.
 fn simulator_seeds(seeds: &mut Seeds) {
     let world: Arc<World> = World::shared();
-    let agent = Es256SigningKey::generate().unwrap();
+    let agent = Es256SigningKey::generate().expect("key generation");
     for profile in world.profiles() {
         let name = format!("simulator/{}", profile.name);
         let evidence = match profile.tee() {
-            locus_hw::TeeType::SevSnp => {
-                world.snp_attester(&profile.name).unwrap().attest(&[3; 64])
-            }
-            locus_hw::TeeType::Tdx => world.tdx_attester(&profile.name).unwrap().attest(&[3; 64]),
+            locus_hw::TeeType::SevSnp => world
+                .snp_attester(&profile.name)
+                .expect("simulated evidence")
+                .attest(&[3; 64]),
+            locus_hw::TeeType::Tdx => world
+                .tdx_attester(&profile.name)
+                .expect("simulated evidence")
+                .attest(&[3; 64]),
         }
-        .unwrap();
+        .expect("simulated evidence");
         match evidence.tee {
             locus_hw::TeeType::SevSnp => {
                 push(seeds, "snp_report", &name, evidence.raw.clone());
@@ -293,56 +303,29 @@ fn simulator_seeds(seeds: &mut Seeds) {
             seeds,
             "x509",
             format!("simulator/{product:?}/crl.der"),
-            world.amd_crl_der(product).unwrap(),
+            world.amd_crl_der(product).expect("simulated AMD PKI"),
         );
         push(
             seeds,
             "x509",
             format!("simulator/{product:?}/cert_chain.pem"),
-            world.amd_cert_chain_pem(product).unwrap().into_bytes(),
+            world
+                .amd_cert_chain_pem(product)
+                .expect("simulated AMD PKI")
+                .into_bytes(),
         );
     }
 
-    // WIMSE: a valid WIT and WPT pair, and each token's claims alone.
-    let issuer = WitIssuer::new(
-        Es256SigningKey::generate().unwrap().with_kid("k1"),
-        Some("https://verifier.example".into()),
-    )
-    .unwrap();
-    let sub = WorkloadId::parse("spiffe://example.com/ns/prod/sa/payments").unwrap();
-    let mut extra = serde_json::Map::new();
-    extra.insert(
-        "locus_tee".into(),
-        serde_json::json!({"type": "sev-snp", "debug": false}),
-    );
-    let now = locus_fuzz_entry::wimse::NOW;
-    let (wit, _) = issuer
-        .issue(&sub, &agent.public_jwk(), now, now + 3600, &extra)
-        .unwrap();
-    let wpt = create_wpt(
-        &agent,
-        &WptRequest::new("https://orders.example/v1/orders", &wit, now + 60),
-    )
-    .unwrap();
-    push(
-        seeds,
-        "wimse_tokens",
-        "wimse/wit-wpt",
-        format!("{wit}\n{wpt}").into_bytes(),
-    );
-    for (what, token) in [("wit", &wit), ("wpt", &wpt)] {
-        let payload = token.split('.').nth(1).unwrap();
-        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap();
-        push(
-            seeds,
-            "wimse_tokens",
-            format!("wimse/{what}-claims"),
-            claims,
-        );
+    // Tokens, EARs and an endorsement under the targets' fixed trusted keys.
+    for (target, name, bytes) in locus_fuzz_entry::wimse::signed_seeds() {
+        push(seeds, target, format!("signed/{name}"), bytes);
     }
-    let ed = Ed25519SigningKey::generate().unwrap().with_kid("ed");
+    let issuer = Es256SigningKey::generate()
+        .expect("key generation")
+        .with_kid("k1");
+    let ed = Ed25519SigningKey::generate()
+        .expect("key generation")
+        .with_kid("ed");
     push(
         seeds,
         "jwk",
@@ -377,74 +360,6 @@ fn simulator_seeds(seeds: &mut Seeds) {
         );
     }
 
-    // EAR in both forms, and its claims-sets.
-    let mut submods = BTreeMap::new();
-    submods.insert(
-        "sev-snp".to_owned(),
-        EarAppraisal {
-            status: TrustTier::Affirming,
-            trust_vector: Some(TrustVector {
-                instance_identity: Some(2),
-                hardware: Some(2),
-                ..Default::default()
-            }),
-            policy_ids: vec!["locus:geofence:eu".into()],
-            nonce: Some(vec![7; 32]),
-            profile: None,
-        },
-    );
-    let ear = Ear {
-        profile: locus_wimse::EAR_PROFILE.into(),
-        iat: now,
-        exp: Some(now + 600),
-        verifier_id: VerifierId {
-            developer: "locus".into(),
-            build: "0.1.0".into(),
-        },
-        status: Some(TrustTier::Affirming),
-        raw_evidence: Some(vec![1, 2, 3]),
-        nonce: Some(vec![9; 16]),
-        submods,
-    };
-    let signer = issuer.key();
-    push(
-        seeds,
-        "ear",
-        "wimse/ear.jwt",
-        ear.sign_jwt(signer).unwrap().into_bytes(),
-    );
-    push(seeds, "ear", "wimse/ear.cwt", ear.sign_cwt(signer).unwrap());
-    push(
-        seeds,
-        "ear",
-        "wimse/ear.json",
-        ear.to_json().to_string().into_bytes(),
-    );
-    let mut cbor = Vec::new();
-    ciborium::into_writer(&ear.to_cbor(), &mut cbor).unwrap();
-    push(seeds, "ear", "wimse/ear.cbor", cbor);
-
-    // A location endorsement, whole and as its payload.
-    let claims = locus_verifier::service::endorsement::EndorsementClaims {
-        platform: &[0xab; 64],
-        site: "fra-1",
-        country: "DE",
-        region: Some("DE-HE"),
-        not_before: now - 100,
-        not_after: now + 100,
-    };
-    let cose = locus_verifier::service::endorsement::encode(&claims, "op", |tbs| signer.sign(tbs))
-        .unwrap();
-    let sign1 =
-        <coset::CoseSign1 as coset::TaggedCborSerializable>::from_tagged_slice(&cose).unwrap();
-    push(seeds, "cose_endorsement", "verifier/endorsement.cose", cose);
-    push(
-        seeds,
-        "cose_endorsement",
-        "verifier/endorsement-payload.cbor",
-        sign1.payload.unwrap(),
-    );
-
     // The example configuration and the configs the verifier's own tests write.
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     for path in files_deep(&examples)
@@ -454,7 +369,10 @@ fn simulator_seeds(seeds: &mut Seeds) {
         push(
             seeds,
             "verifier_toml",
-            format!("examples/{}", path.file_name().unwrap().to_string_lossy()),
+            format!(
+                "examples/{}",
+                path.file_name().expect("a file name").to_string_lossy()
+            ),
             read(&path),
         );
     }
@@ -467,9 +385,9 @@ fn seeds() -> Seeds {
     if let Some(out) = std::env::var_os("LOCUS_FUZZ_SEEDS_OUT") {
         for (target, list) in &seeds {
             let dir = Path::new(&out).join(target);
-            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::create_dir_all(&dir).expect("write seeds");
             for (name, bytes) in list {
-                std::fs::write(dir.join(name.replace('/', "_")), bytes).unwrap();
+                std::fs::write(dir.join(name.replace('/', "_")), bytes).expect("write seeds");
             }
         }
     }
@@ -498,7 +416,7 @@ fn every_fuzz_target_survives_its_seeds_corpus_and_regressions() {
                 inputs.push((
                     format!(
                         "fuzz/{sub}/{target}/{}",
-                        path.file_name().unwrap().to_string_lossy()
+                        path.file_name().expect("a file name").to_string_lossy()
                     ),
                     read(&path),
                 ));
@@ -524,10 +442,15 @@ fn every_fuzz_target_survives_its_seeds_corpus_and_regressions() {
 
 #[test]
 fn every_fuzz_target_has_a_cargo_fuzz_wrapper_and_a_manifest_entry() {
-    let manifest = String::from_utf8(read(&fuzz_dir().join("Cargo.toml"))).unwrap();
+    let manifest = String::from_utf8(read(&fuzz_dir().join("Cargo.toml"))).expect("UTF-8 text");
     let mut wrappers: Vec<String> = files(&fuzz_dir().join("fuzz_targets"))
         .iter()
-        .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
+        .map(|p| {
+            p.file_stem()
+                .expect("a file name")
+                .to_string_lossy()
+                .to_string()
+        })
         .collect();
     wrappers.sort();
     let mut names: Vec<String> = TARGETS.iter().map(|(n, _)| n.to_string()).collect();
@@ -535,8 +458,8 @@ fn every_fuzz_target_has_a_cargo_fuzz_wrapper_and_a_manifest_entry() {
     assert_eq!(wrappers, names, "fuzz/fuzz_targets/*.rs and TARGETS differ");
     assert!(names.len() >= 12, "issue 10 asks for at least 12 targets");
     for name in &names {
-        let wrapper =
-            String::from_utf8(read(&fuzz_dir().join(format!("fuzz_targets/{name}.rs")))).unwrap();
+        let wrapper = String::from_utf8(read(&fuzz_dir().join(format!("fuzz_targets/{name}.rs"))))
+            .expect("UTF-8 text");
         assert!(
             wrapper.contains(&format!("locus_fuzz_entry::{name}(data)")),
             "{name}.rs does not call its entry point"
@@ -556,7 +479,7 @@ fn committed_fuzz_inputs_are_small_and_no_copy_of_a_vector() {
     }
     let total: u64 = committed
         .iter()
-        .map(|p| std::fs::metadata(p).unwrap().len())
+        .map(|p| std::fs::metadata(p).expect("file size").len())
         .sum();
     assert!(
         total <= 512 * 1024,

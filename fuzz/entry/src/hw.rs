@@ -180,3 +180,40 @@ mod tsm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use locus_hw::backend::configfs_tsm::{ConfigfsTsmAttester, TsmOptions};
+    use std::sync::Arc;
+
+    fn attest(input: &[u8]) -> Result<locus_hw::Evidence, locus_hw::AttestError> {
+        let fs = Arc::new(tsm::FuzzTsm::new(input));
+        let attester = ConfigfsTsmAttester::open(fs, TsmOptions::default())?;
+        locus_hw::Attester::attest(&attester, &[0; 64])
+    }
+
+    fn snp_report_bytes() -> Vec<u8> {
+        let mut raw = vec![0u8; locus_hw::snp::REPORT_SIZE];
+        raw[0] = 3;
+        raw[0x188] = 0x19;
+        raw[0x189] = 0x01;
+        raw
+    }
+
+    #[test]
+    fn the_seed_layout_yields_evidence_when_the_generation_matches_our_writes() {
+        let report = snp_report_bytes();
+        let input = [&b"sev_guest"[..], b"4", b"6", b"0", &report, b""].join(&[0xff, 0x00][..]);
+        let evidence = attest(&input).unwrap();
+        assert_eq!(evidence.raw, report);
+        configfs_tsm(&input);
+    }
+
+    #[test]
+    fn a_raced_generation_yields_no_evidence() {
+        let report = snp_report_bytes();
+        let input = [&b"sev_guest"[..], b"4", b"7", b"0", &report, b""].join(&[0xff, 0x00][..]);
+        assert_eq!(attest(&input).unwrap_err().code(), "attester_busy");
+    }
+}

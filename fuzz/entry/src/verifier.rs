@@ -167,7 +167,7 @@ pub fn cose_endorsement(data: &[u8]) {
 }
 
 /// The uncompressed SEC1 point of a P-256 signer, the form the verifier keeps endorser keys in.
-fn sec1(key: &locus_wimse::Es256SigningKey) -> Vec<u8> {
+pub(crate) fn sec1(key: &locus_wimse::Es256SigningKey) -> Vec<u8> {
     match key.public_key() {
         locus_wimse::PublicKey::P256 { x, y } => [&[4u8][..], &x, &y].concat(),
         _ => unreachable!("an ES256 key is P-256"),

@@ -18,7 +18,16 @@ const AUTHORITY: &str = "https://orders.example";
 const PATH: &str = "/v1/orders";
 const SUBJECT: &str = "spiffe://example.com/ns/prod/sa/payments";
 
-/// Keys and one valid WIT shared by every execution (key generation is too slow to repeat).
+/// The trusted WIT / EAR issuer's ES256 key (PKCS#8), fixed so that seeds written by one process verify in another.
+const ISSUER_PKCS8: &str = "308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b0201010420054bfe8257eeae353b0db20f4a3923bcf998a5e00c6d33c0716f5c7992589bdca1440342000425ec9a4594241eeea8690b495949249c6d5c9e111c4529bbeb6e825f255b0fe105c9997d0111d907eb2e3f13702bc284bf429e94757f50b79599913f516b0a5b";
+/// The agent's confirmation key, which is also the trusted endorser key of [`crate::cose_endorsement`].
+const AGENT_PKCS8: &str = "308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b020101042002fe46936773b6c820081592d490a66117d8f396c1821b7c810c3bfcb8ee18a2a1440342000473afffa56a1764d1e3ed2e9313aaa530e5c1772966f3a374a74058122bb85c4f8c5b101e7a9b7e667993a9057bac094c2616d7cdd65b77a31514144b6fc2bb4d";
+
+fn fixed_key(pkcs8_hex: &str) -> Es256SigningKey {
+    Es256SigningKey::from_pkcs8(&hex::decode(pkcs8_hex).unwrap()).unwrap()
+}
+
+/// Keys and one valid WIT shared by every execution.
 struct World {
     issuer: WitIssuer,
     agent: Es256SigningKey,
@@ -29,9 +38,9 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let key = Es256SigningKey::generate().unwrap().with_kid("k1");
+        let key = fixed_key(ISSUER_PKCS8).with_kid("k1");
         let issuer = WitIssuer::new(key, Some("https://verifier.example".into())).unwrap();
-        let agent = Es256SigningKey::generate().unwrap();
+        let agent = fixed_key(AGENT_PKCS8);
         let sub = WorkloadId::parse(SUBJECT).unwrap();
         let (wit, _) = issuer
             .issue(
@@ -231,4 +240,153 @@ pub(crate) fn cose_sign1_over(signer: &dyn JwsSigner, payload: &[u8], tagged: bo
 /// The agent key of the shared world (an ES256 signer for the COSE targets).
 pub(crate) fn signer() -> &'static Es256SigningKey {
     &world().agent
+}
+
+fn sample_ear() -> Ear {
+    use locus_wimse::{EarAppraisal, TrustTier, TrustVector, VerifierId};
+    let mut submods = std::collections::BTreeMap::new();
+    submods.insert(
+        "sev-snp".to_owned(),
+        EarAppraisal {
+            status: TrustTier::Affirming,
+            trust_vector: Some(TrustVector {
+                instance_identity: Some(2),
+                hardware: Some(2),
+                ..Default::default()
+            }),
+            policy_ids: vec!["locus:geofence:eu".into()],
+            nonce: Some(vec![7; 32]),
+            profile: None,
+        },
+    );
+    Ear {
+        profile: locus_wimse::EAR_PROFILE.into(),
+        iat: NOW - 10,
+        exp: Some(NOW + 600),
+        verifier_id: VerifierId {
+            developer: "locus".into(),
+            build: "0.1.0".into(),
+        },
+        status: Some(TrustTier::Affirming),
+        raw_evidence: Some(vec![1, 2, 3]),
+        nonce: Some(vec![9; 16]),
+        submods,
+    }
+}
+
+/// Seeds that only the fixed keys of these targets can make: a WIT and WPT pair the relying party accepts and the
+/// claims of each, EARs that verify, an endorsement from the trusted endorser and its payload. As
+/// `(target, name, bytes)`.
+pub fn signed_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let w = world();
+    let mut out = Vec::new();
+    let wpt = create_wpt(
+        &w.agent,
+        &WptRequest::new(format!("{AUTHORITY}{PATH}"), &w.wit, NOW + 60),
+    )
+    .unwrap();
+    out.push((
+        "wimse_tokens",
+        "wit-wpt",
+        format!("{}\n{wpt}", w.wit).into_bytes(),
+    ));
+    for (name, token) in [("wit-claims", &w.wit), ("wpt-claims", &wpt)] {
+        let payload = token.split('.').nth(1).unwrap();
+        out.push(("wimse_tokens", name, b64::decode(payload).unwrap()));
+    }
+    let ear = sample_ear();
+    out.push((
+        "ear",
+        "ear.jwt",
+        ear.sign_jwt(w.issuer.key()).unwrap().into_bytes(),
+    ));
+    out.push(("ear", "ear.cwt", ear.sign_cwt(w.issuer.key()).unwrap()));
+    out.push(("ear", "ear.json", ear.to_json().to_string().into_bytes()));
+    let mut cbor = Vec::new();
+    ciborium::into_writer(&ear.to_cbor(), &mut cbor).unwrap();
+    out.push(("ear", "ear.cbor", cbor));
+    let claims = locus_verifier::service::endorsement::EndorsementClaims {
+        platform: &[0xab; 64],
+        site: "fra-1",
+        country: "DE",
+        region: Some("DE-HE"),
+        not_before: NOW - 100,
+        not_after: NOW + 100,
+    };
+    let cose = locus_verifier::service::endorsement::encode(&claims, "op", |tbs| w.agent.sign(tbs))
+        .unwrap();
+    let payload = coset::CoseSign1::from_tagged_slice(&cose)
+        .unwrap()
+        .payload
+        .unwrap();
+    out.push(("cose_endorsement", "endorsement.cose", cose));
+    out.push(("cose_endorsement", "endorsement-payload.cbor", payload));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(name: &str) -> Vec<u8> {
+        signed_seeds()
+            .into_iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(_, _, b)| b)
+            .unwrap()
+    }
+
+    fn accepted(wit: &str, wpt: &str) -> bool {
+        let headers = [
+            ("Workload-Identity-Token", wit),
+            ("Workload-Proof-Token", wpt),
+        ];
+        relying_party().verify_request(headers, PATH, NOW).is_ok()
+    }
+
+    #[test]
+    fn signed_seeds_reach_past_every_signature_check() {
+        let w = world();
+        let pair = String::from_utf8(seed("wit-wpt")).unwrap();
+        let (wit, wpt) = pair.split_once('\n').unwrap();
+        assert!(accepted(wit, wpt));
+        // The claims seeds, re-signed the way `wimse_tokens` does, are accepted too.
+        let wit = sign_raw(w.issuer.key(), "wit+jwt", &seed("wit-claims"));
+        let wpt = create_wpt(
+            &w.agent,
+            &WptRequest::new(format!("{AUTHORITY}{PATH}"), &wit, NOW + 60),
+        )
+        .unwrap();
+        assert!(accepted(&wit, &wpt));
+        assert!(accepted(
+            &w.wit,
+            &sign_raw(&w.agent, "wpt+jwt", &seed("wpt-claims"))
+        ));
+        let jwt = String::from_utf8(seed("ear.jwt")).unwrap();
+        assert!(Ear::verify_jwt(&jwt, &w.jwks, NOW).is_ok());
+        assert!(Ear::verify_cwt(&seed("ear.cwt"), &w.jwks, NOW).is_ok());
+        assert!(
+            Ear::verify_cwt(&cwt_over(w.issuer.key(), &seed("ear.cbor")), &w.jwks, NOW).is_ok()
+        );
+        let endorsers = [locus_verifier::service::config::Endorser {
+            name: "fuzz".into(),
+            public_key: crate::verifier::sec1(&w.agent),
+        }];
+        let parse = locus_verifier::service::endorsement::Endorsement::parse_and_verify;
+        assert!(parse(&seed("endorsement.cose"), &endorsers).is_ok());
+        let resigned = cose_sign1_over(&w.agent, &seed("endorsement-payload.cbor"), false);
+        assert!(parse(&resigned, &endorsers).is_ok());
+    }
+
+    #[test]
+    fn a_token_signed_by_another_key_is_refused() {
+        let other = Es256SigningKey::generate().unwrap().with_kid("k1");
+        let wit = sign_raw(&other, "wit+jwt", &seed("wit-claims"));
+        let wpt = create_wpt(
+            &world().agent,
+            &WptRequest::new(format!("{AUTHORITY}{PATH}"), &wit, NOW + 60),
+        )
+        .unwrap();
+        assert!(!accepted(&wit, &wpt));
+    }
 }
