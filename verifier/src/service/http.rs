@@ -696,6 +696,26 @@ async fn openapi() -> Response {
     r
 }
 
+/// Decode a `POST /v1/attest` body the way [`attest_inner`] does before and around its checks (JSON shape, `tee`, the
+/// base64url `nonce`, `evidence` and `certs`, the agent JWK), without the challenge, appraisal or issuance. For the
+/// fuzz targets (`fuzz/entry`): the service decodes the same members step by step, interleaved with its checks.
+#[doc(hidden)]
+pub fn decode_attest_body(bytes: &[u8]) -> Result<(), Refusal> {
+    let req: AttestRequest = serde_json::from_slice(bytes)
+        .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("attest request: {e}")))?;
+    Tee::parse(&req.tee)
+        .ok_or_else(|| Refusal::new(ErrorCode::RequestInvalid, "tee is not sev-snp or tdx"))?;
+    b64url(&req.nonce, "nonce")?;
+    Jwk::from_value(&req.jwk)
+        .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("jwk: {e}")))?;
+    b64url(&req.evidence, "evidence")?;
+    for (i, c) in req.certs.iter().enumerate() {
+        b64url(c, &format!("certs[{i}]"))?;
+    }
+    let _ = req.workload;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
