@@ -7,8 +7,8 @@ use locus_verifier::appraisal::x509::{self, ParsedCert, ParsedCrl};
 use locus_verifier::appraisal::INTEL_SGX_ROOT_CA_PEM;
 use locus_verifier::appraisal::{intel_sgx_root_ca_der, TdxCollateral, TdxCollateralParts};
 use locus_verifier::collateral::{cache, evidence};
-use locus_verifier::service::config::{self, Endorser};
-use locus_verifier::service::endorsement::{self, Endorsement, PlatformRef};
+use locus_verifier::config;
+use locus_verifier::endorsement::{self, Endorsement, Endorser, PlatformRef};
 
 use crate::wimse::{cose_sign1_over, signer, NOW};
 
@@ -116,7 +116,7 @@ fn certificate(der: &[u8]) {
     let _ = cert.hw_id(64);
     let _ = cert.hw_id(8);
     let _ = cert.p384_public_key();
-    let _ = cert.verify_signed_by(&cert);
+    let _ = cert.verify_signed_by(&cert, &locus_verifier::appraisal::Memos::default());
     let _ = locus_verifier::appraisal::is_simulator_cert(&cert);
 }
 

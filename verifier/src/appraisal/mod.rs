@@ -20,7 +20,7 @@ pub use roots::{
 pub use snp::{appraise_snp, Revocation, SnpEndorsements, SnpFacts, SnpPolicyFacts, SnpSigner};
 pub use tdx::{appraise_tdx, PckFacts, TdxCollateral, TdxCollateralParts, TdxFacts};
 #[doc(hidden)]
-pub use tdx_memo::TdxMemoStats;
+pub use tdx_memo::{Memos, TdxMemoStats};
 
 use locus_hw::TeeType;
 

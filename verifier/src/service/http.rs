@@ -703,8 +703,9 @@ async fn openapi() -> Response {
 pub fn decode_attest_body(bytes: &[u8]) -> Result<(), Refusal> {
     let req: AttestRequest = serde_json::from_slice(bytes)
         .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("attest request: {e}")))?;
-    Tee::parse(&req.tee)
-        .ok_or_else(|| Refusal::new(ErrorCode::RequestInvalid, "tee is not sev-snp or tdx"))?;
+    req.tee
+        .parse::<TeeType>()
+        .map_err(|_| Refusal::new(ErrorCode::RequestInvalid, "tee is not sev-snp or tdx"))?;
     b64url(&req.nonce, "nonce")?;
     Jwk::from_value(&req.jwk)
         .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("jwk: {e}")))?;
