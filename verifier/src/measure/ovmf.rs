@@ -133,6 +133,47 @@ impl<'a> OvmfImage<'a> {
     pub fn offset_from_end(&self, offset_from_end: u32) -> Option<usize> {
         self.data.len().checked_sub(offset_from_end as usize)
     }
+
+    /// The items of a metadata descriptor the image points to with `guid` (SEV `"ASEV"`, TDVF `"TDVF"`): signature,
+    /// `u32` length, `u32` version (1), `u32` count, then `count` items of `item_len` bytes. `missing` when the image
+    /// has no such entry; `bad` wraps what is wrong with the descriptor.
+    pub fn metadata_items(
+        &self,
+        guid: &GuidLe,
+        signature: &[u8; 4],
+        item_len: usize,
+        missing: MeasureError,
+        bad: fn(String) -> MeasureError,
+    ) -> Result<&'a [u8], MeasureError> {
+        let offset = self.entry_u32(guid).ok_or(missing)?;
+        let data = self.data();
+        let start = self.offset_from_end(offset).ok_or_else(|| {
+            bad(format!(
+                "offset {offset:#x} from the end is outside the image"
+            ))
+        })?;
+        if data.get(start..start + 4) != Some(&signature[..]) {
+            return Err(bad(format!(
+                "no {:?} signature at image offset {start:#x}",
+                String::from_utf8_lossy(signature)
+            )));
+        }
+        let field = |at: usize, what: &str| {
+            super::le_u32(data, start + at)
+                .ok_or_else(|| bad(format!("{what} is past the end of the image")))
+        };
+        let len = field(4, "the length")? as usize;
+        let version = field(8, "the version")?;
+        let count = field(12, "the section count")? as usize;
+        if version != 1 {
+            return Err(bad(format!("version {version}, expected 1")));
+        }
+        if count.checked_mul(item_len).and_then(|n| n.checked_add(16)) != Some(len) {
+            return Err(bad(format!("length {len} does not hold {count} sections")));
+        }
+        data.get(start + 16..start + len)
+            .ok_or_else(|| bad(format!("{count} sections run past the end of the image")))
+    }
 }
 
 /// Build synthetic images for tests: `pages` zero pages, a GUIDed table with `entries`, and `patches` written at image

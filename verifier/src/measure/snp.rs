@@ -257,35 +257,14 @@ struct Section {
 /// (`u32` GPA, `u32` size, `u32` type).
 fn sev_metadata(ovmf: &OvmfImage<'_>) -> Result<Vec<Section>, MeasureError> {
     let bad = |m: String| MeasureError::SevMetadata(m);
-    let offset = ovmf
-        .entry_u32(&SEV_METADATA_GUID)
-        .ok_or(MeasureError::NoSevMetadata)?;
-    let data = ovmf.data();
-    let start = ovmf.offset_from_end(offset).ok_or_else(|| {
-        bad(format!(
-            "offset {offset:#x} from the end is outside the image"
-        ))
-    })?;
-    if data.get(start..start + 4) != Some(&b"ASEV"[..]) {
-        return Err(bad(format!(
-            "no \"ASEV\" signature at image offset {start:#x}"
-        )));
-    }
-    let field = |at: usize, what: &str| {
-        le_u32(data, start + at).ok_or_else(|| bad(format!("{what} is past the end of the image")))
-    };
-    let len = field(4, "the length")? as usize;
-    let version = field(8, "the version")?;
-    let count = field(12, "the section count")? as usize;
-    if version != 1 {
-        return Err(bad(format!("version {version}, expected 1")));
-    }
-    if count.checked_mul(12).and_then(|n| n.checked_add(16)) != Some(len) {
-        return Err(bad(format!("length {len} does not hold {count} sections")));
-    }
-    let items = data
-        .get(start + 16..start + len)
-        .ok_or_else(|| bad(format!("{count} sections run past the end of the image")))?;
+    let items = ovmf.metadata_items(
+        &SEV_METADATA_GUID,
+        b"ASEV",
+        12,
+        MeasureError::NoSevMetadata,
+        MeasureError::SevMetadata,
+    )?;
+    let count = items.len() / 12;
     let mut sections = Vec::with_capacity(count);
     for (i, item) in items.chunks_exact(12).enumerate() {
         let (gpa, size, kind) = (

@@ -63,35 +63,15 @@ struct Section {
 /// Steps 1 and 2: the descriptor (`"TDVF"`, `u32` length, `u32` version 1, `u32` count) and its sections.
 fn tdvf_sections(ovmf: &OvmfImage<'_>) -> Result<Vec<Section>, MeasureError> {
     let bad = |m: String| MeasureError::TdvfMetadata(m);
-    let offset = ovmf
-        .entry_u32(&TDX_METADATA_GUID)
-        .ok_or(MeasureError::NoTdvfMetadata)?;
+    let items = ovmf.metadata_items(
+        &TDX_METADATA_GUID,
+        b"TDVF",
+        32,
+        MeasureError::NoTdvfMetadata,
+        MeasureError::TdvfMetadata,
+    )?;
+    let count = items.len() / 32;
     let data = ovmf.data();
-    let start = ovmf.offset_from_end(offset).ok_or_else(|| {
-        bad(format!(
-            "offset {offset:#x} from the end is outside the image"
-        ))
-    })?;
-    if data.get(start..start + 4) != Some(&b"TDVF"[..]) {
-        return Err(bad(format!(
-            "no \"TDVF\" signature at image offset {start:#x}"
-        )));
-    }
-    let field = |at: usize, what: &str| {
-        le_u32(data, start + at).ok_or_else(|| bad(format!("{what} is past the end of the image")))
-    };
-    let len = field(4, "the length")? as usize;
-    let version = field(8, "the version")?;
-    let count = field(12, "the section count")? as usize;
-    if version != 1 {
-        return Err(bad(format!("version {version}, expected 1")));
-    }
-    if count.checked_mul(32).and_then(|n| n.checked_add(16)) != Some(len) {
-        return Err(bad(format!("length {len} does not hold {count} sections")));
-    }
-    let items = data
-        .get(start + 16..start + len)
-        .ok_or_else(|| bad(format!("{count} sections run past the end of the image")))?;
     let mut sections = Vec::with_capacity(count);
     for (i, item) in items.chunks_exact(32).enumerate() {
         let u32_at = |at| le_u32(item, at).unwrap_or(0);
