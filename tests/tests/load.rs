@@ -77,3 +77,42 @@ fn load_tool_counts_refusals_by_code_and_fails_when_nothing_is_issued() {
     );
     assert!(done.stdout.contains("issued      0\n"), "{}", done.stdout);
 }
+
+#[test]
+fn without_a_verifier_url_the_load_tool_starts_its_own_with_rate_limits_off_and_beats_the_default_burst(
+) {
+    // 240 challenge + attest pairs from one address exceed the default per-client burst (200): they are all issued only
+    // because the tool's own verifier has the limit turned off, as its output says.
+    let done = run_to_completion(
+        "locus-load",
+        Command::new(env!("CARGO_BIN_EXE_locus-load")).args([
+            "--clients",
+            "4",
+            "--requests",
+            "120",
+            "--duration-secs",
+            "300",
+            "--profile",
+            "tdx-fra-1",
+            "--workload",
+            EU_WORKLOAD,
+        ]),
+        Duration::from_secs(600),
+    )
+    .expect("spawn locus-load");
+    assert!(
+        done.success(),
+        "{:?}\n{}\n{}",
+        done.status,
+        done.stdout,
+        done.stderr
+    );
+    assert!(
+        done.stdout.contains("started its own verifier"),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stdout.contains("rate limits off"), "{}", done.stdout);
+    assert!(done.stdout.contains("issued      120\n"), "{}", done.stdout);
+    assert!(!done.stdout.contains("refused"), "{}", done.stdout);
+}

@@ -13,9 +13,11 @@ use locus_tests::load::{self, LoadConfig};
     about = "N concurrent agents doing challenge → attest against a verifier"
 )]
 struct Cli {
-    /// The verifier's base URL, e.g. http://127.0.0.1:8443.
+    /// The verifier's base URL, e.g. http://127.0.0.1:8443. Without it, locus-load starts its own `locus-verifier` on
+    /// `examples/verifier.toml` (state in a temporary directory) with the per-client rate limit turned off: every load
+    /// client shares one address, so the default limit would answer 429 to the load itself.
     #[arg(long)]
-    verifier: String,
+    verifier: Option<String>,
     /// Concurrent clients.
     #[arg(long, default_value_t = 8)]
     clients: usize,
@@ -38,8 +40,25 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Kept alive until the end: the verifier process and its state directory.
+    let mut own = None;
+    let verifier = match cli.verifier {
+        Some(url) => url,
+        None => match start_own_verifier() {
+            Ok((process, dir)) => {
+                let base = process.base.clone();
+                println!("locus-load: started its own verifier at {base} (examples/verifier.toml, rate_limit_per_second = 0: per-client rate limits off for the load)");
+                own = Some((process, dir));
+                base
+            }
+            Err(e) => {
+                eprintln!("locus-load: starting a verifier: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let cfg = LoadConfig {
-        verifier: cli.verifier,
+        verifier,
         clients: cli.clients,
         requests: cli.requests,
         duration: Duration::from_secs(cli.duration_secs),
@@ -57,9 +76,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(load::run(&cfg)) {
+    let result = rt.block_on(load::run(&cfg));
+    drop(own);
+    match result {
         Ok(report) => {
             print!("{}", report.render(&cfg));
+            if report.failures.contains_key("rate_limited") {
+                println!(
+                    "note: the verifier's per-client rate limit refused part of the load (all clients share one \
+                     address): set rate_limit_per_second = 0 under [server] for a load run, or run locus-load without \
+                     --verifier"
+                );
+            }
             if report.issued > 0 {
                 ExitCode::SUCCESS
             } else {
@@ -71,4 +99,26 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Start `locus-verifier serve` on a copy of `examples/verifier.toml` with the per-client rate limit off.
+fn start_own_verifier() -> Result<(locus_tests::procs::VerifierProcess, tempfile::TempDir), String>
+{
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let config = locus_tests::paths::example_config_for(&dir.path().join("state"), None)
+        .map_err(|e| e.to_string())?
+        .replacen("[server]\n", "[server]\nrate_limit_per_second = 0\n", 1);
+    if !config.contains("rate_limit_per_second = 0") {
+        return Err("the example configuration has no [server] table".into());
+    }
+    let path = dir.path().join("verifier.toml");
+    std::fs::write(&path, config).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bin = locus_tests::procs::workspace_bin("locus-verifier")?;
+    let process = locus_tests::procs::VerifierProcess::start(
+        &bin,
+        &path,
+        &dir.path().join("verifier.stderr"),
+        Duration::from_secs(120),
+    )?;
+    Ok((process, dir))
 }
