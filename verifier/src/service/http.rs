@@ -304,6 +304,50 @@ struct AttestRequest {
     workload: Option<String>,
 }
 
+/// A `POST /v1/attest` body with every member in the type the service uses.
+#[derive(Debug)]
+pub struct DecodedAttest {
+    pub tee: TeeType,
+    pub nonce: Vec<u8>,
+    pub jwk: Jwk,
+    pub evidence: Vec<u8>,
+    pub certs: Vec<Vec<u8>>,
+    /// Untrusted text; the decision parses it.
+    pub workload: Option<String>,
+}
+
+/// Decode a `POST /v1/attest` body: JSON shape, `tee`, the base64url `nonce`, `evidence` and `certs`, the agent JWK.
+/// The one decoder of the body (the service and the `attest_request` fuzz target use it); `request_invalid` on any
+/// malformed member.
+pub fn decode_attest_body(bytes: &[u8]) -> Result<DecodedAttest, Refusal> {
+    let req: AttestRequest = serde_json::from_slice(bytes)
+        .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("attest request: {e}")))?;
+    let tee = req.tee.parse::<TeeType>().map_err(|_| {
+        Refusal::new(
+            ErrorCode::RequestInvalid,
+            "tee is not \"sev-snp\" or \"tdx\"",
+        )
+    })?;
+    let nonce = b64url(&req.nonce, "nonce")?;
+    let jwk = Jwk::from_value(&req.jwk)
+        .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("jwk: {e}")))?;
+    let evidence = b64url(&req.evidence, "evidence")?;
+    let certs = req
+        .certs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| b64url(c, &format!("certs[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DecodedAttest {
+        tee,
+        nonce,
+        jwk,
+        evidence,
+        certs,
+        workload: req.workload,
+    })
+}
+
 /// How one attestation ended, as far as the audit record is concerned.
 struct Outcome {
     /// What the decision (or, for a refusal before it, the transport) established.
@@ -504,37 +548,20 @@ async fn attest_inner(
     let mut past_nonce = false;
     let result = async {
         let cfg = &rt.config;
-        let req: AttestRequest = serde_json::from_slice(bytes)
-            .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("attest request: {e}")))?;
-        let tee: TeeType = req.tee.parse().map_err(|_| {
-            Refusal::new(
-                ErrorCode::RequestInvalid,
-                "tee is not \"sev-snp\" or \"tdx\"",
-            )
-        })?;
-        context.tee = Some(tee);
+        // The body, every member decoded (malformed → refused before the nonce check, so not audited).
+        let req = decode_attest_body(bytes)?;
+        context.tee = Some(req.tee);
+        context.cnf_jkt = Some(req.jwk.thumbprint_b64());
 
         // The challenge is ours and fresh.
-        let nonce = b64url(&req.nonce, "nonce")?;
-        rt.challenge.check(&nonce, now, cfg.server.challenge_ttl)?;
+        rt.challenge
+            .check(&req.nonce, now, cfg.server.challenge_ttl)?;
         past_nonce = true;
 
-        // The agent's key.
-        let jwk = Jwk::from_value(&req.jwk)
-            .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("jwk: {e}")))?;
-        context.cnf_jkt = Some(jwk.thumbprint_b64());
-
         // The evidence, appraised to the vendor (or trusted simulator) roots.
-        let evidence = b64url(&req.evidence, "evidence")?;
-        let certs = req
-            .certs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| b64url(c, &format!("certs[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
         let verified = tokio::time::timeout(
             svc.request_timeout,
-            appraise(svc, rt, tee, evidence, certs, now, client),
+            appraise(svc, rt, req.tee, req.evidence, req.certs, now, client),
         )
         .await
         .map_err(|_| Refusal::new(ErrorCode::Overloaded, "appraisal timed out"))??;
@@ -545,8 +572,8 @@ async fn attest_inner(
             endorsements: &rt.endorsements,
             verified: &verified,
             request: decision::Request {
-                nonce: &nonce,
-                jwk: &jwk,
+                nonce: &req.nonce,
+                jwk: &req.jwk,
                 workload: req.workload.as_deref(),
             },
             now,
@@ -560,8 +587,8 @@ async fn attest_inner(
             rt.issuer(now).key(),
             &IssueRequest {
                 claims: &claims,
-                cnf: &jwk,
-                nonce: &nonce,
+                cnf: &req.jwk,
+                nonce: &req.nonce,
                 now,
                 with_ear: cfg.credentials.ear,
                 ear_format: cfg.credentials.ear_format,
@@ -694,27 +721,6 @@ async fn openapi() -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
-}
-
-/// Decode a `POST /v1/attest` body the way [`attest_inner`] does before and around its checks (JSON shape, `tee`, the
-/// base64url `nonce`, `evidence` and `certs`, the agent JWK), without the challenge, appraisal or issuance. For the
-/// fuzz targets (`fuzz/entry`): the service decodes the same members step by step, interleaved with its checks.
-#[doc(hidden)]
-pub fn decode_attest_body(bytes: &[u8]) -> Result<(), Refusal> {
-    let req: AttestRequest = serde_json::from_slice(bytes)
-        .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("attest request: {e}")))?;
-    req.tee
-        .parse::<TeeType>()
-        .map_err(|_| Refusal::new(ErrorCode::RequestInvalid, "tee is not sev-snp or tdx"))?;
-    b64url(&req.nonce, "nonce")?;
-    Jwk::from_value(&req.jwk)
-        .map_err(|e| Refusal::new(ErrorCode::RequestInvalid, format!("jwk: {e}")))?;
-    b64url(&req.evidence, "evidence")?;
-    for (i, c) in req.certs.iter().enumerate() {
-        b64url(c, &format!("certs[{i}]"))?;
-    }
-    let _ = req.workload;
-    Ok(())
 }
 
 #[cfg(test)]
