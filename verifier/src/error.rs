@@ -49,11 +49,16 @@ pub enum ErrorCode {
     AuditUnavailable,
     /// The client exceeded its request rate; retry after `Retry-After`.
     RateLimited,
+    /// A credential presented to the verifier (the WIT or EAR of an SVID request) is not a current one of this
+    /// verifier: bad signature, unknown key, expired, another trust domain or issuer, or not from the same attestation.
+    CredentialInvalid,
+    /// A signed request (an SVID request's `jti`) was seen before.
+    Replayed,
 }
 
 impl ErrorCode {
     /// Every code, in the order of docs/architecture.md#error-codes.
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::EvidenceMalformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::SignatureInvalid,
@@ -87,6 +92,8 @@ impl ErrorCode {
         ErrorCode::PolicyRejected,
         ErrorCode::AuditUnavailable,
         ErrorCode::RateLimited,
+        ErrorCode::CredentialInvalid,
+        ErrorCode::Replayed,
     ];
 
     /// The wire spelling of the code.
@@ -125,6 +132,8 @@ impl ErrorCode {
             ErrorCode::PolicyRejected => "policy_rejected",
             ErrorCode::AuditUnavailable => "audit_unavailable",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::CredentialInvalid => "credential_invalid",
+            ErrorCode::Replayed => "replayed",
         }
     }
 
@@ -138,7 +147,8 @@ impl ErrorCode {
             | ErrorCode::NonceInvalid
             | ErrorCode::NonceExpired
             | ErrorCode::KeyUnsupported
-            | ErrorCode::WorkloadAmbiguous => 400,
+            | ErrorCode::WorkloadAmbiguous
+            | ErrorCode::Replayed => 400,
             ErrorCode::RequestTooLarge => 413,
             ErrorCode::Overloaded | ErrorCode::AuditUnavailable => 503,
             ErrorCode::RateLimited => 429,

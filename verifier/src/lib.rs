@@ -14,5 +14,6 @@ pub mod error;
 pub mod lru;
 pub mod measure;
 pub mod service;
+pub mod spiffe;
 
 pub use error::{ErrorCode, Refusal};
