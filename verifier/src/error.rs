@@ -49,11 +49,15 @@ pub enum ErrorCode {
     AuditUnavailable,
     /// The client exceeded its request rate; retry after `Retry-After`.
     RateLimited,
+    /// Proximity bounds disagree with each other or with the platform's claimed site (docs/proximity.md).
+    LocationInconsistent,
+    /// The geo-fence needs a proximity bound from a landmark and no valid, fresh statement for this key counted.
+    ProximityFailed,
 }
 
 impl ErrorCode {
     /// Every code, in the order of docs/architecture.md#error-codes.
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::EvidenceMalformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::SignatureInvalid,
@@ -87,6 +91,8 @@ impl ErrorCode {
         ErrorCode::PolicyRejected,
         ErrorCode::AuditUnavailable,
         ErrorCode::RateLimited,
+        ErrorCode::LocationInconsistent,
+        ErrorCode::ProximityFailed,
     ];
 
     /// The wire spelling of the code.
@@ -125,6 +131,8 @@ impl ErrorCode {
             ErrorCode::PolicyRejected => "policy_rejected",
             ErrorCode::AuditUnavailable => "audit_unavailable",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::LocationInconsistent => "location_inconsistent",
+            ErrorCode::ProximityFailed => "proximity_failed",
         }
     }
 
