@@ -194,3 +194,199 @@ pub fn check_within(fence: &Geofence, bounds: &[Bound]) -> Result<(), Refusal> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::proximity::{d_max_km, Statement};
+    use locus_wimse::Es256SigningKey;
+    use std::path::Path;
+
+    const NOW: u64 = 1_800_000_000;
+
+    struct World {
+        cfg: Config,
+        fra: Es256SigningKey,
+        par: Es256SigningKey,
+        agent: [u8; 32],
+    }
+
+    fn world() -> World {
+        let fra = Es256SigningKey::generate().expect("key");
+        let par = Es256SigningKey::generate().expect("key");
+        let jwk = |k: &Es256SigningKey| k.public_jwk().to_value().to_string().replace('"', "\\\"");
+        let text = format!(
+            r#"
+[server]
+issuer = "https://v.example"
+state_dir = "s"
+[credentials]
+trust_domain = "locus.example"
+[[site]]
+name = "fra-1"
+country = "DE"
+coordinates = [50.1109, 8.6821]
+[[site]]
+name = "par-1"
+country = "FR"
+coordinates = [48.8566, 2.3522]
+[[landmark]]
+name = "fra-lm"
+url = "https://fra.example"
+site = "fra-1"
+public_key = "{}"
+[[landmark]]
+name = "par-lm"
+url = "https://par.example"
+site = "par-1"
+public_key = "{}"
+[[workload]]
+id = "spiffe://locus.example/near-fra"
+tee = ["tdx"]
+geofence = {{ within = [{{ landmark = "fra-lm", km = 500 }}] }}
+measurement_scope = "firmware"
+[workload.tdx]
+mr_td = ["{}"]
+"#,
+            jwk(&fra),
+            jwk(&par),
+            "00".repeat(48)
+        );
+        World {
+            cfg: config::parse(&text, Path::new("/")).expect("config"),
+            fra,
+            par,
+            agent: [7; 32],
+        }
+    }
+
+    fn statement(
+        lm: &Es256SigningKey,
+        coords: [i64; 2],
+        rtt_us: u64,
+        key: [u8; 32],
+        time: u64,
+    ) -> Vec<u8> {
+        Statement {
+            key_thumbprint: key,
+            landmark_id: lm.thumbprint_sha256(),
+            site: "x".into(),
+            coordinates: coords,
+            min_rtt_us: rtt_us,
+            d_max_km: d_max_km(rtt_us),
+            rounds: 8,
+            time,
+        }
+        .sign(lm)
+        .expect("sign")
+    }
+
+    const FRA: [i64; 2] = [50_110_900, 8_682_100];
+    const PAR: [i64; 2] = [48_856_600, 2_352_200];
+
+    #[test]
+    fn a_fresh_statement_from_a_trusted_landmark_for_this_key_counts_and_the_tightest_wins() {
+        let w = world();
+        let s = [
+            statement(&w.fra, FRA, 2_000, w.agent, NOW - 5),
+            statement(&w.fra, FRA, 400, w.agent, NOW - 10),
+        ];
+        let (b, ignored) = bounds(&w.cfg, &s, &w.agent, NOW);
+        assert!(ignored.is_empty(), "{ignored:?}");
+        assert_eq!(b.len(), 1);
+        assert_eq!(
+            (b[0].landmark.as_str(), b[0].max_distance_km),
+            ("fra-lm", 60)
+        );
+        let fence = w.cfg.workloads[0].geofence.clone().expect("fence");
+        assert!(check_within(&fence, &b).is_ok());
+        assert!(check_consistent(&w.cfg, &b, None).is_ok());
+    }
+
+    #[test]
+    fn untrusted_stale_future_other_key_and_moved_landmark_statements_are_ignored() {
+        let w = world();
+        let stranger = Es256SigningKey::generate().expect("key");
+        let cases = [
+            (statement(&stranger, FRA, 100, w.agent, NOW), "untrusted"),
+            (statement(&w.fra, FRA, 100, w.agent, NOW - 61), "stale"),
+            (statement(&w.fra, FRA, 100, w.agent, NOW + 31), "future"),
+            (statement(&w.fra, FRA, 100, [8; 32], NOW), "other key"),
+            (statement(&w.fra, PAR, 100, w.agent, NOW), "moved"),
+        ];
+        for (bytes, why) in &cases {
+            let (b, ignored) = bounds(&w.cfg, std::slice::from_ref(bytes), &w.agent, NOW);
+            assert!(b.is_empty(), "{why}");
+            assert_eq!(ignored.len(), 1, "{why}");
+        }
+        let (_, ignored) = bounds(&w.cfg, &[cases[1].0.clone()], &w.agent, NOW);
+        assert_eq!(ignored, vec![Ignored::Stale { time: NOW - 61 }]);
+        let (_, ignored) = bounds(&w.cfg, &[cases[3].0.clone()], &w.agent, NOW);
+        assert_eq!(ignored, vec![Ignored::OtherKey]);
+        // Ignored statements leave the fence without its bound: proximity_failed.
+        let fence = w.cfg.workloads[0].geofence.clone().expect("fence");
+        let all: Vec<Vec<u8>> = cases.iter().map(|(b, _)| b.clone()).collect();
+        let (b, _) = bounds(&w.cfg, &all, &w.agent, NOW);
+        assert_eq!(
+            check_within(&fence, &b).map_err(|r| r.code),
+            Err(ErrorCode::ProximityFailed)
+        );
+    }
+
+    #[test]
+    fn a_bound_over_the_fence_is_geofence_denied() {
+        let w = world();
+        // 20 ms round trip: 2,998 km.
+        let (b, _) = bounds(
+            &w.cfg,
+            &[statement(&w.fra, FRA, 20_000, w.agent, NOW)],
+            &w.agent,
+            NOW,
+        );
+        let fence = w.cfg.workloads[0].geofence.clone().expect("fence");
+        assert_eq!(
+            check_within(&fence, &b).map_err(|r| r.code),
+            Err(ErrorCode::GeofenceDenied)
+        );
+    }
+
+    #[test]
+    fn circles_that_cannot_meet_or_a_site_outside_one_are_location_inconsistent() {
+        let w = world();
+        // Within 100 km of Frankfurt and within 100 km of Paris (478 km apart): impossible.
+        let s = [
+            statement(&w.fra, FRA, 667, w.agent, NOW),
+            statement(&w.par, PAR, 667, w.agent, NOW),
+        ];
+        let (b, _) = bounds(&w.cfg, &s, &w.agent, NOW);
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            check_consistent(&w.cfg, &b, None).map_err(|r| r.code),
+            Err(ErrorCode::LocationInconsistent)
+        );
+        // Within 100 km of Paris while the registry says Frankfurt.
+        let (b, _) = bounds(&w.cfg, &s[1..], &w.agent, NOW);
+        let fra_site = Location {
+            country: "DE".into(),
+            region: None,
+            site: "fra-1".into(),
+            zones: vec![],
+            sources: vec!["registry"],
+            granularity: "host",
+            endorsers: vec![],
+        };
+        assert_eq!(
+            check_consistent(&w.cfg, &b, Some(&fra_site)).map_err(|r| r.code),
+            Err(ErrorCode::LocationInconsistent)
+        );
+        // Within 600 km of Paris: Frankfurt (478 km) is consistent.
+        let (b, _) = bounds(
+            &w.cfg,
+            &[statement(&w.par, PAR, 4_000, w.agent, NOW)],
+            &w.agent,
+            NOW,
+        );
+        assert!(check_consistent(&w.cfg, &b, Some(&fra_site)).is_ok());
+    }
+}

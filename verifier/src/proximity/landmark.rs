@@ -213,3 +213,135 @@ async fn read_frame<S: AsyncRead + Unpin>(
         )
     })?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proximity::Statement;
+
+    fn landmark() -> Landmark {
+        Landmark::new(
+            Es256SigningKey::generate().expect("key"),
+            LandmarkRole {
+                site: "fra-1".into(),
+                coordinates: [50_110_900, 8_682_100],
+                rounds: 4,
+                round_timeout: Duration::from_secs(2),
+                max_sessions: 1,
+            },
+        )
+    }
+
+    async fn send<S: AsyncWrite + Unpin>(io: &mut S, f: Frame) {
+        io.write_all(&f.encode().expect("encode"))
+            .await
+            .expect("write");
+    }
+
+    async fn recv<S: AsyncRead + Unpin>(io: &mut S) -> Frame {
+        read_frame(io, Duration::from_secs(5)).await.expect("frame")
+    }
+
+    /// An agent that presents `shown` and signs with `signer`, for landmark id `sign_for` (None: the one asked).
+    async fn agent<S: AsyncRead + AsyncWrite + Unpin>(
+        io: &mut S,
+        shown: &Es256SigningKey,
+        signer: &Es256SigningKey,
+        sign_for: Option<[u8; 32]>,
+    ) -> Frame {
+        send(
+            io,
+            Frame::Hello(shown.public_jwk().to_value().to_string().into_bytes()),
+        )
+        .await;
+        loop {
+            match recv(io).await {
+                Frame::Challenge {
+                    landmark_id,
+                    challenge,
+                } => {
+                    let id = sign_for.unwrap_or(landmark_id);
+                    let sig = wire::sign_round(signer, &id, &challenge).expect("sign");
+                    send(io, Frame::Response(sig)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_honest_agent_gets_a_statement_for_its_key_with_the_minimum_round_trip() {
+        let lm = landmark();
+        let key = Es256SigningKey::generate().expect("key");
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let (report, frame) = tokio::join!(
+            lm.serve(&mut a, || 1_800_000_000),
+            agent(&mut b, &key, &key, None)
+        );
+        let report = report.expect("session");
+        assert_eq!(report.rtts_us.len(), 4);
+        assert_eq!(
+            Some(&report.statement.min_rtt_us),
+            report.rtts_us.iter().min()
+        );
+        let Frame::Statement(bytes) = frame else {
+            panic!("expected a statement, got {frame:?}")
+        };
+        let pk = lm.key.public_key();
+        let s = Statement::verify(&bytes, |id| (*id == lm.id).then_some(&pk)).expect("verifies");
+        assert_eq!(s.key_thumbprint, key.thumbprint_sha256());
+        assert_eq!(
+            (s.rounds, s.time, s.coordinates),
+            (4, 1_800_000_000, [50_110_900, 8_682_100])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_relay_answering_with_its_own_key_is_refused() {
+        let lm = landmark();
+        let victim = Es256SigningKey::generate().expect("key");
+        let relay = Es256SigningKey::generate().expect("key");
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let (report, frame) =
+            tokio::join!(lm.serve(&mut a, || 0), agent(&mut b, &victim, &relay, None));
+        assert_eq!(
+            report.map_err(|e| e.code).err(),
+            Some(ErrorCode::SignatureInvalid)
+        );
+        assert!(matches!(frame, Frame::Error { code, .. } if code == "signature_invalid"));
+    }
+
+    #[tokio::test]
+    async fn a_signature_made_for_another_landmark_is_refused() {
+        let lm = landmark();
+        let key = Es256SigningKey::generate().expect("key");
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let (report, frame) = tokio::join!(
+            lm.serve(&mut a, || 0),
+            agent(&mut b, &key, &key, Some([0x42; 32]))
+        );
+        assert_eq!(
+            report.map_err(|e| e.code).err(),
+            Some(ErrorCode::SignatureInvalid)
+        );
+        assert!(matches!(frame, Frame::Error { code, .. } if code == "signature_invalid"));
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_does_not_answer_in_time_gets_proximity_failed() {
+        let mut lm = landmark();
+        lm.role.round_timeout = Duration::from_millis(50);
+        let key = Es256SigningKey::generate().expect("key");
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        send(
+            &mut b,
+            Frame::Hello(key.public_jwk().to_value().to_string().into_bytes()),
+        )
+        .await;
+        let report = lm.serve(&mut a, || 0).await;
+        assert_eq!(
+            report.map_err(|e| e.code).err(),
+            Some(ErrorCode::ProximityFailed)
+        );
+    }
+}
