@@ -37,6 +37,8 @@ pub mod docs {
     pub struct RelyingParty;
     #[doc = include_str!("../../docs/agent.md")]
     pub struct Agent;
+    #[doc = include_str!("../../docs/proximity.md")]
+    pub struct Proximity;
 }
 
 /// Unix seconds from the system clock. Callers read it once and pass it to the checks.

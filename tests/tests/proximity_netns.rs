@@ -583,3 +583,49 @@ fn on_loopback_a_relay_presenting_the_attested_key_but_signing_with_its_own_is_r
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+/// The smallest round trip of a raw TCP ping-pong (4 bytes) on loopback, over `n` rounds.
+fn raw_tcp_min_rtt(n: usize) -> Duration {
+    use std::io::{Read as _, Write as _};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let _ = s.set_nodelay(true);
+            let mut buf = [0u8; 4];
+            while s.read_exact(&mut buf).is_ok() && s.write_all(&buf).is_ok() {}
+        }
+    });
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let mut best = Duration::MAX;
+    for _ in 0..n {
+        let t = Instant::now();
+        s.write_all(b"ping").expect("write");
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).expect("read");
+        best = best.min(t.elapsed());
+    }
+    best
+}
+
+#[test]
+fn on_loopback_a_proximity_round_costs_more_than_a_raw_tcp_echo_and_the_overhead_is_printed() {
+    let env = Env::start(None, "fra-1");
+    let answer = env.attest(NEAR);
+    assert_eq!(verdict(&answer), "issued", "{answer}");
+    let (round_us, _) = env.last_measurement().expect("measurement");
+    let raw = raw_tcp_min_rtt(200);
+    println!(
+        "PROXIMITY overhead raw_tcp_min_rtt_ms={:.3} round_min_rtt_ms={:.3} overhead_ms={:.3} (= {} km of bound)",
+        raw.as_secs_f64() * 1000.0,
+        round_us as f64 / 1000.0,
+        (round_us as f64 / 1000.0 - raw.as_secs_f64() * 1000.0).max(0.0),
+        locus_verifier::proximity::d_max_km(round_us.saturating_sub(raw.as_micros() as u64))
+    );
+    // A round is a TCP round trip plus an ES256 signature: never cheaper than the bare round trip.
+    assert!(
+        Duration::from_micros(round_us) >= raw,
+        "round {round_us} µs < raw {raw:?}"
+    );
+}
