@@ -16,6 +16,7 @@ pub mod binding;
 pub mod client;
 pub mod credential;
 pub mod error;
+pub mod http_sig;
 pub mod run;
 pub mod select;
 #[cfg(feature = "simulator")]
