@@ -458,9 +458,22 @@ async fn every_svid_refusal_carries_its_code() {
     let (c, _) = request_claims(&w, "x509-svid");
     let (s, b) = post_svid(&v.base, &svid_body(&w, &c, false)).await;
     assert_refused(s, &b, "identifier_invalid", 400);
-    let (c, _) = request_claims(&w, "wit-svid");
+    let (c, svid_key) = request_claims(&w, "wit-svid");
     let (s, b) = post_svid(&v.base, &svid_body(&w, &c, false)).await;
     assert_eq!(s, 200, "{b}");
+
+    // credential_invalid: a WIT-SVID (its key is the workload's, not the attested one) does not authorize SVIDs.
+    let holder = Attested {
+        agent: Agent {
+            jwk: Jwk::new(svid_key.public_key()),
+            key: svid_key,
+        },
+        wit: b["wit"].as_str().expect("wit-svid").to_string(),
+        ear: String::new(),
+    };
+    let (c, _) = request_claims(&holder, "wit-svid");
+    let (s, b) = post_svid(&v.base, &svid_body(&holder, &c, false)).await;
+    assert_refused(s, &b, "credential_invalid", 403);
 
     // Refusals after authentication are audited with their code; the unauthenticated ones are not.
     let lines = audit_lines(&state);
