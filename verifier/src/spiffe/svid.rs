@@ -688,6 +688,12 @@ mod tests {
     }
 
     fn ear_for(fx: &Fx, iat: u64, exp: u64, policy: &str) -> String {
+        ear_value(iat, exp, policy)
+            .sign_jwt(fx.issuer.key())
+            .expect("ear")
+    }
+
+    fn ear_value(iat: u64, exp: u64, policy: &str) -> Ear {
         let mut submods = std::collections::BTreeMap::new();
         submods.insert(
             "sev-snp".to_string(),
@@ -712,8 +718,31 @@ mod tests {
             nonce: Some(vec![7; 32]),
             submods,
         }
-        .sign_jwt(fx.issuer.key())
-        .expect("ear")
+    }
+
+    #[test]
+    fn a_cwt_ear_is_kept_as_its_cbor_bytes_with_the_cwt_media_type() {
+        let f = fx();
+        let cwt = ear_value(NOW - 10, NOW + 3600, SUB)
+            .sign_cwt(f.issuer.key())
+            .expect("cwt");
+        let a = auth(&f, &claims(&f, "x509-svid"));
+        let sent = locus_wimse::b64::encode(&cwt);
+        let order = check(&a, Some(&sent), &f.keys, &ReplayCache::default(), NOW).expect("cwt ear");
+        assert_eq!(order.ear, Some((EAR_CWT_MEDIA_TYPE, cwt)));
+        let a = auth(&f, &claims(&f, "x509-svid"));
+        assert_eq!(
+            check(
+                &a,
+                Some("not base64url!"),
+                &f.keys,
+                &ReplayCache::default(),
+                NOW
+            )
+            .expect_err("junk")
+            .code,
+            ErrorCode::RequestInvalid
+        );
     }
 
     #[test]
