@@ -458,9 +458,22 @@ async fn every_svid_refusal_carries_its_code() {
     let (c, _) = request_claims(&w, "x509-svid");
     let (s, b) = post_svid(&v.base, &svid_body(&w, &c, false)).await;
     assert_refused(s, &b, "identifier_invalid", 400);
-    let (c, _) = request_claims(&w, "wit-svid");
+    let (c, svid_key) = request_claims(&w, "wit-svid");
     let (s, b) = post_svid(&v.base, &svid_body(&w, &c, false)).await;
     assert_eq!(s, 200, "{b}");
+
+    // credential_invalid: a WIT-SVID (its key is the workload's, not the attested one) does not authorize SVIDs.
+    let holder = Attested {
+        agent: Agent {
+            jwk: Jwk::new(svid_key.public_key()),
+            key: svid_key,
+        },
+        wit: b["wit"].as_str().expect("wit-svid").to_string(),
+        ear: String::new(),
+    };
+    let (c, _) = request_claims(&holder, "wit-svid");
+    let (s, b) = post_svid(&v.base, &svid_body(&holder, &c, false)).await;
+    assert_refused(s, &b, "credential_invalid", 403);
 
     // Refusals after authentication are audited with their code; the unauthenticated ones are not.
     let lines = audit_lines(&state);
@@ -480,4 +493,86 @@ async fn every_svid_refusal_carries_its_code() {
             "identifier_invalid"
         ]
     );
+}
+
+/// Poll the SPIFFE bundle until it holds `n` CAs.
+async fn bundle_with_cas(base: &str, n: usize) -> Value {
+    let deadline = now() + 20;
+    loop {
+        let b = get_json(base, "/v1/spiffe/bundle").await;
+        if bundle_keys(&b, "x509-svid").len() == n {
+            return b;
+        }
+        assert!(now() < deadline, "the bundle never held {n} CAs: {b}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The kid of the bundle CA that signed `leaf`.
+fn signer_kid(bundle: &Value, leaf: &Certificate) -> Value {
+    bundle_keys(bundle, "x509-svid")
+        .into_iter()
+        .find(|k| {
+            let ca =
+                Certificate::from_der(&std_b64d(k["x5c"][0].as_str().expect("x5c"))).expect("CA");
+            signed_by(leaf, &ca)
+        })
+        .map(|k| k["kid"].clone())
+        .expect("a bundle CA signed the leaf")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_spiffe_publishes_the_new_ca_and_jwt_svid_key_beside_the_old_and_they_sign_from_their_not_before(
+) {
+    let dir = tempdir();
+    let keys = dir.path().join("keys");
+    let v = Verifier::start_named(dir.path(), "r", &replica_config(dir.path(), "r", &keys));
+    let before = get_json(&v.base, "/v1/spiffe/bundle").await;
+    let seq_before = before["spiffe_sequence"].as_u64().expect("sequence");
+    let first_ca = bundle_keys(&before, "x509-svid")[0]["kid"].clone();
+    let a = attested(&v.base, EU_WORKLOAD).await;
+    let x509 = |a: &Attested| svid_body(a, &request_claims(a, "x509-svid").0, false);
+
+    // An immediate rotation: the new CA signs at once, the first stays published for the SVIDs it signed.
+    let r = keys_cli(&["rotate-spiffe", "--activate-in", "0"], &v.config_path).report();
+    let second_ca = r["ca_kid"].clone();
+    let bundle = bundle_with_cas(&v.base, 2).await;
+    let cas: Vec<Value> = bundle_keys(&bundle, "x509-svid")
+        .iter()
+        .map(|k| k["kid"].clone())
+        .collect();
+    assert_eq!(cas, vec![first_ca.clone(), second_ca.clone()]);
+    assert!(bundle["spiffe_sequence"].as_u64().expect("sequence") > seq_before);
+    let (status, body) = post_svid(&v.base, &x509(&a)).await;
+    assert_eq!(status, 200, "{body}");
+    let leaf = Certificate::from_der(&std_b64d(body["x509_svid"][0].as_str().expect("leaf")))
+        .expect("leaf");
+    assert_eq!(signer_kid(&bundle, &leaf), second_ca);
+
+    // A scheduled rotation: published at once, signing only from its not-before (300 s ahead).
+    let r = keys_cli(&["rotate-spiffe", "--activate-in", "300"], &v.config_path).report();
+    let (third_ca, third_jwt) = (r["ca_kid"].clone(), r["jwt_svid_kid"].clone());
+    let bundle = bundle_with_cas(&v.base, 3).await;
+    assert!(bundle_keys(&bundle, "x509-svid")
+        .iter()
+        .any(|k| k["kid"] == third_ca));
+    assert!(bundle_keys(&bundle, "jwt-svid")
+        .iter()
+        .any(|k| k["kid"] == third_jwt));
+    let (status, body) = post_svid(&v.base, &x509(&a)).await;
+    assert_eq!(status, 200, "{body}");
+    let leaf = Certificate::from_der(&std_b64d(body["x509_svid"][0].as_str().expect("leaf")))
+        .expect("leaf");
+    assert_eq!(signer_kid(&bundle, &leaf), second_ca);
+    let (claims, _) = request_claims(&a, "jwt-svid");
+    let (status, body) = post_svid(&v.base, &svid_body(&a, &claims, false)).await;
+    assert_eq!(status, 200, "{body}");
+    let (header, _) = jws_parts(body["jwt_svid"].as_str().expect("jwt"));
+    assert_ne!(
+        header["kid"], third_jwt,
+        "a JWT-SVID key does not sign before its not-before"
+    );
+    assert!(bundle_keys(&bundle, "jwt-svid")
+        .iter()
+        .any(|k| k["kid"] == header["kid"]));
 }

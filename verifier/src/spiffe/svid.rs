@@ -38,6 +38,9 @@ use crate::{ErrorCode, Refusal};
 
 /// The request JWS `typ`.
 pub const REQUEST_TYP: &str = "locus-svid-request+jwt";
+/// The claim marking a WIT-SVID: the `jti` of the attestation WIT it was issued on. Its `cnf` key is a per-SVID key
+/// the workload holds, not the attested key, so such a WIT never authorizes `/v1/svid`.
+pub const SVID_OF_CLAIM: &str = "locus_svid_of";
 /// How far a request's `iat` may be from the verifier's clock, seconds.
 pub const IAT_WINDOW: u64 = 60;
 /// The longest JWT-SVID lifetime, seconds (bearer tokens: short, as SPIRE's default).
@@ -147,6 +150,12 @@ pub fn authenticate(
             format!("the WIT is not a current WIT of this verifier: {e}"),
         )
     })?;
+    if wit.claims().extra.contains_key(SVID_OF_CLAIM) {
+        return Err(refuse(
+            ErrorCode::CredentialInvalid,
+            "a WIT-SVID does not bind the attested key: SVIDs are issued on the attestation WIT only",
+        ));
+    }
     let jws = CompactJws::parse(&body.request)
         .map_err(|e| refuse(ErrorCode::RequestInvalid, format!("request JWS: {e}")))?;
     if jws.header.typ.as_deref() != Some(REQUEST_TYP) {
@@ -534,9 +543,14 @@ pub fn issue(
                 .public_key
                 .as_ref()
                 .ok_or_else(|| internal("wit-svid", "no public key"))?;
+            let mut extra = locus_claims(&auth.wit);
+            extra.insert(
+                SVID_OF_CLAIM.into(),
+                wit.jti.clone().unwrap_or_default().into(),
+            );
             let (token, claims) = signers
                 .wit
-                .issue(sub, key, now, wit.exp, &locus_claims(&auth.wit))
+                .issue(sub, key, now, wit.exp, &extra)
                 .map_err(|e| internal("WIT-SVID", e))?;
             Ok(Issued {
                 body: json!({"wit": token, "expires_at": wit.exp}),
@@ -674,6 +688,12 @@ mod tests {
     }
 
     fn ear_for(fx: &Fx, iat: u64, exp: u64, policy: &str) -> String {
+        ear_value(iat, exp, policy)
+            .sign_jwt(fx.issuer.key())
+            .expect("ear")
+    }
+
+    fn ear_value(iat: u64, exp: u64, policy: &str) -> Ear {
         let mut submods = std::collections::BTreeMap::new();
         submods.insert(
             "sev-snp".to_string(),
@@ -698,8 +718,31 @@ mod tests {
             nonce: Some(vec![7; 32]),
             submods,
         }
-        .sign_jwt(fx.issuer.key())
-        .expect("ear")
+    }
+
+    #[test]
+    fn a_cwt_ear_is_kept_as_its_cbor_bytes_with_the_cwt_media_type() {
+        let f = fx();
+        let cwt = ear_value(NOW - 10, NOW + 3600, SUB)
+            .sign_cwt(f.issuer.key())
+            .expect("cwt");
+        let a = auth(&f, &claims(&f, "x509-svid"));
+        let sent = locus_wimse::b64::encode(&cwt);
+        let order = check(&a, Some(&sent), &f.keys, &ReplayCache::default(), NOW).expect("cwt ear");
+        assert_eq!(order.ear, Some((EAR_CWT_MEDIA_TYPE, cwt)));
+        let a = auth(&f, &claims(&f, "x509-svid"));
+        assert_eq!(
+            check(
+                &a,
+                Some("not base64url!"),
+                &f.keys,
+                &ReplayCache::default(),
+                NOW
+            )
+            .expect_err("junk")
+            .code,
+            ErrorCode::RequestInvalid
+        );
     }
 
     #[test]
@@ -978,7 +1021,55 @@ mod tests {
         assert_eq!(v.claims().sub.as_str(), SUB);
         assert_eq!(v.claims().exp, NOW + 3600);
         assert_eq!(v.claims().extra["locus_tee"]["type"], "sev-snp");
+        assert_eq!(
+            v.claims().extra[SVID_OF_CLAIM],
+            f.verifier
+                .verify(&f.wit, NOW)
+                .expect("wit")
+                .claims()
+                .jti
+                .clone()
+                .expect("jti")
+                .as_str()
+        );
         assert_eq!(issued.svid_jkt, Some(key.thumbprint_b64()));
+    }
+
+    #[test]
+    fn a_wit_svid_does_not_authorize_further_svid_requests() {
+        let f = fx();
+        let dir = tempfile::tempdir().expect("tmp");
+        let jwt = KeySet::ensure_kind(dir.path(), KeyKind::JwtSvid).expect("jwt");
+        let ca = SpiffeCa::ensure(dir.path(), "locus.example", NOW - 100).expect("ca");
+        let svid_key = Es256SigningKey::generate().expect("key");
+        let mut c = claims(&f, "wit-svid");
+        c["public_key"] = svid_key.public_jwk().to_value();
+        let a = auth(&f, &c);
+        let order = check(&a, None, &f.keys, &ReplayCache::default(), NOW).expect("check");
+        let signers = Signers {
+            issuer: ISS,
+            wit: &f.issuer,
+            jwt: jwt.active(NOW),
+            ca: ca.active(NOW),
+        };
+        let issued = issue(&a, &order, &signers, NOW).expect("issue");
+        let wit_svid = issued.body["wit"].as_str().expect("wit").to_string();
+        // The workload holds the WIT-SVID's key: it signs a request for an X.509-SVID with it.
+        let holder = Fx {
+            issuer: WitIssuer::new(
+                Es256SigningKey::generate().expect("key").with_kid("unused"),
+                None,
+            )
+            .expect("issuer"),
+            agent: svid_key,
+            wit: wit_svid,
+            keys: f.keys.clone(),
+            verifier: wit_verifier("locus.example", ISS, f.keys.clone()).expect("verifier"),
+        };
+        let c = claims(&holder, "x509-svid");
+        let err = authenticate(&body(&holder, &c), &holder.verifier, NOW).expect_err("refused");
+        assert_eq!(err.code, ErrorCode::CredentialInvalid);
+        assert!(err.message.contains("WIT-SVID"), "{}", err.message);
     }
 
     #[test]
