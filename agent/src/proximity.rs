@@ -123,3 +123,98 @@ async fn read_frame<S: AsyncRead + Unpin>(io: &mut S) -> Result<Frame, AgentErro
         .map_err(|e| AgentError::Unreachable(format!("landmark closed: {e}")))?;
     Frame::decode(kind, &payload).map_err(|e| AgentError::BadResponse(format!("landmark: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn landmark_ref(id: [u8; 32]) -> LandmarkRef {
+        LandmarkRef {
+            name: "lm".into(),
+            url: "http://127.0.0.1:1".into(),
+            id: locus_wimse::b64::encode(id),
+        }
+    }
+
+    async fn send<S: AsyncWrite + Unpin>(io: &mut S, f: Frame) {
+        io.write_all(&f.encode().expect("frame"))
+            .await
+            .expect("write");
+    }
+
+    #[tokio::test]
+    async fn the_agent_signs_each_challenge_for_the_announced_landmark_and_returns_the_statement() {
+        let key = Es256SigningKey::generate().expect("key");
+        let id = [5u8; 32];
+        let lm_ref = landmark_ref(id);
+        let (mut agent_io, mut lm_io) = tokio::io::duplex(4096);
+        let lm = async {
+            let Frame::Hello(jwk) = read_frame(&mut lm_io).await.expect("hello") else {
+                panic!("expected hello")
+            };
+            let jwk = locus_wimse::Jwk::from_json(std::str::from_utf8(&jwk).expect("utf-8"))
+                .expect("jwk");
+            for round in 0..3u8 {
+                let challenge = [round; 32];
+                send(
+                    &mut lm_io,
+                    Frame::Challenge {
+                        landmark_id: id,
+                        challenge,
+                    },
+                )
+                .await;
+                let Frame::Response(sig) = read_frame(&mut lm_io).await.expect("response") else {
+                    panic!("expected a response")
+                };
+                wire::verify_round(&jwk, &id, &challenge, &sig).expect("signed for this landmark");
+            }
+            send(&mut lm_io, Frame::Statement(b"statement".to_vec())).await;
+        };
+        let (got, ()) = tokio::join!(run_session(&mut agent_io, &lm_ref, &key), lm);
+        assert_eq!(got.expect("statement"), b"statement");
+    }
+
+    #[tokio::test]
+    async fn a_landmark_asking_for_another_landmark_id_gets_no_signature() {
+        let key = Es256SigningKey::generate().expect("key");
+        let lm_ref = landmark_ref([5; 32]);
+        let (mut agent_io, mut lm_io) = tokio::io::duplex(4096);
+        let lm = async {
+            let _ = read_frame(&mut lm_io).await;
+            send(
+                &mut lm_io,
+                Frame::Challenge {
+                    landmark_id: [6; 32],
+                    challenge: [1; 32],
+                },
+            )
+            .await;
+        };
+        let (got, ()) = tokio::join!(run_session(&mut agent_io, &lm_ref, &key), lm);
+        assert_eq!(
+            got.expect_err("refused").code(),
+            "verifier_response_invalid"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_landmark_refusal_keeps_its_code() {
+        let key = Es256SigningKey::generate().expect("key");
+        let lm_ref = landmark_ref([5; 32]);
+        let (mut agent_io, mut lm_io) = tokio::io::duplex(4096);
+        let lm = async {
+            let _ = read_frame(&mut lm_io).await;
+            send(
+                &mut lm_io,
+                Frame::Error {
+                    code: "signature_invalid".into(),
+                    message: "round 0".into(),
+                },
+            )
+            .await;
+        };
+        let (got, ()) = tokio::join!(run_session(&mut agent_io, &lm_ref, &key), lm);
+        assert_eq!(got.expect_err("refused").code(), "signature_invalid");
+    }
+}

@@ -51,12 +51,13 @@ pub fn trusted_landmarks(
     sites: &[Site],
 ) -> Vec<TrustedLandmark> {
     let mut out: Vec<TrustedLandmark> = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
     for (i, l) in raw.iter().enumerate() {
         let what = format!("landmark[{i}] {:?}", l.name);
         if l.name.is_empty() {
             p.push(format!("{what}: name must not be empty"));
         }
-        if out.iter().any(|o| o.name == l.name) {
+        if !names.insert(l.name.as_str()) {
             p.push(format!("{what}: duplicate landmark name"));
         }
         let url = l.url.trim_end_matches('/');

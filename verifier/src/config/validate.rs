@@ -1329,6 +1329,39 @@ mod workload_rules {
     }
 
     #[test]
+    fn proximity_keys_are_validated_with_a_message_each() {
+        let key = r#"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\",\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}"#;
+        let w = format!(
+            "[[workload]]\nid = \"spiffe://locus.example/s\"\ntee = [\"sev-snp\"]\ngeofence = {{ within = [{{ landmark = \"nowhere\", km = 0 }}] }}\n[workload.sev-snp]\nmeasurement = [\"{M}\"]\n"
+        );
+        let lm = format!(
+            "[[site]]\nname = \"bare\"\ncountry = \"FR\"\n\
+             [[landmark]]\nname = \"a\"\nurl = \"ftp://x\"\nsite = \"bare\"\npublic_key = \"{key}\"\n\
+             [[landmark]]\nname = \"a\"\nurl = \"https://x\"\nsite = \"nosuch\"\npublic_key = \"not a key\"\n\
+             [landmark_role]\nenabled = true\nsite = \"bare\"\nrounds = 0\nround_timeout_ms = 0\nmax_sessions = 0\n"
+        );
+        let all = problems(cfg(
+            &format!("{w}{lm}"),
+            &format!("[trust]\nproximity_max_age_secs = 0\n{MILAN}"),
+        ));
+        for needle in [
+            "geofence within landmark \"nowhere\" is not a configured [[landmark]]",
+            "geofence within km must be between 1 and 20038",
+            "url must be an http(s) base URL",
+            "site \"bare\" has no coordinates",
+            "duplicate landmark name",
+            "site \"nosuch\" is not a configured [[site]]",
+            "public_key:",
+            "landmark_role.rounds",
+            "landmark_role.round_timeout_ms",
+            "landmark_role.max_sessions",
+            "trust.proximity_max_age_secs",
+        ] {
+            assert!(all.contains(needle), "{needle}: {all}");
+        }
+    }
+
+    #[test]
     fn new_keys_are_validated_with_a_message_each() {
         let w = format!(
             "[[workload]]\nid = \"spiffe://locus.example/s\"\ntee = [\"sev-snp\"]\nresidency = \"sometimes\"\n[workload.sev-snp]\nmeasurement = [\"{M}\"]\nmin_policy_abi = \"x\"\nvmpl = [7]\nfamily_id = [\"00\"]\n"

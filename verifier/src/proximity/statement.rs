@@ -65,8 +65,8 @@ impl Statement {
         d_max_km(self.min_rtt_us)
     }
 
-    /// A tagged COSE_Sign1 signed with the landmark key (`kid` = `landmark_id`).
-    pub fn sign(&self, key: &Es256SigningKey) -> Result<Vec<u8>, StatementError> {
+    /// The CBOR payload (the labelled map of the module docs).
+    pub fn payload(&self) -> Result<Vec<u8>, StatementError> {
         let int = |n: i64| Value::Integer(n.into());
         let uint = |n: u64| Value::Integer(n.into());
         let payload = Value::Map(vec![
@@ -83,6 +83,12 @@ impl Statement {
         let mut bytes = Vec::new();
         ciborium::ser::into_writer(&payload, &mut bytes)
             .map_err(|e| StatementError::Sign(e.to_string()))?;
+        Ok(bytes)
+    }
+
+    /// A tagged COSE_Sign1 signed with the landmark key (`kid` = `landmark_id`).
+    pub fn sign(&self, key: &Es256SigningKey) -> Result<Vec<u8>, StatementError> {
+        let bytes = self.payload()?;
         let protected = HeaderBuilder::new()
             .algorithm(iana::Algorithm::ES256)
             .content_type(CONTENT_TYPE.to_string())
@@ -133,7 +139,7 @@ impl Statement {
             .payload
             .as_deref()
             .ok_or_else(|| StatementError::Payload("detached payload not supported".into()))?;
-        let s = decode_payload(payload)?;
+        let s = Statement::from_payload(payload)?;
         if s.landmark_id != kid {
             return Err(StatementError::Payload(
                 "landmark id differs from the kid".into(),
@@ -151,6 +157,13 @@ impl Statement {
             return Err(StatementError::Payload("no rounds".into()));
         }
         Ok(s)
+    }
+}
+
+impl Statement {
+    /// Decode a payload (no signature check: [`Statement::verify`] is the one way to a statement that counts).
+    pub fn from_payload(payload: &[u8]) -> Result<Statement, StatementError> {
+        decode_payload(payload)
     }
 }
 
