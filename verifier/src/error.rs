@@ -54,11 +54,15 @@ pub enum ErrorCode {
     CredentialInvalid,
     /// A signed request (an SVID request's `jti`) was seen before.
     Replayed,
+    /// Proximity bounds disagree with each other or with the platform's claimed site (docs/proximity.md).
+    LocationInconsistent,
+    /// The geo-fence needs a proximity bound from a landmark and no valid, fresh statement for this key counted.
+    ProximityFailed,
 }
 
 impl ErrorCode {
     /// Every code, in the order of docs/architecture.md#error-codes.
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 37] = [
         ErrorCode::EvidenceMalformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::SignatureInvalid,
@@ -94,6 +98,8 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::CredentialInvalid,
         ErrorCode::Replayed,
+        ErrorCode::LocationInconsistent,
+        ErrorCode::ProximityFailed,
     ];
 
     /// The wire spelling of the code.
@@ -134,6 +140,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::CredentialInvalid => "credential_invalid",
             ErrorCode::Replayed => "replayed",
+            ErrorCode::LocationInconsistent => "location_inconsistent",
+            ErrorCode::ProximityFailed => "proximity_failed",
         }
     }
 

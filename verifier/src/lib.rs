@@ -13,6 +13,7 @@ pub mod endorsement;
 pub mod error;
 pub mod lru;
 pub mod measure;
+pub mod proximity;
 pub mod service;
 pub mod spiffe;
 

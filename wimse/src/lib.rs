@@ -10,6 +10,7 @@
 //! - [`rp`]: the relying-party entry point ([`RelyingParty::verify_request`]) applying every check of both drafts.
 //! - [`replay`]: the bounded `jti` replay cache (per-sender quota, `jti` length cap).
 //! - [`jwks_cache`]: a sans-I/O JWKS cache (`Cache-Control`, refresh on unknown `kid`, rate-limited, stale limit).
+//! - [`proximity`]: what the agent signs in a proximity round with a landmark, and the frames of that protocol.
 //! - [`ear`]: EAT Attestation Results (draft-ietf-rats-ear-03) as JWT and CWT.
 //! - [`error`]: [`WimseError`] and its stable codes.
 //!
@@ -63,6 +64,7 @@ pub mod json;
 pub mod jwk;
 pub mod jwks_cache;
 pub mod jws;
+pub mod proximity;
 pub mod replay;
 pub mod rp;
 pub mod wit;

@@ -463,6 +463,23 @@ impl KeySet {
     }
 }
 
+/// The landmark's statement key (docs/proximity.md), one per landmark host, never rotated by `keys rotate`: its
+/// thumbprint is the landmark id issuers trust.
+pub const LANDMARK_KEY_FILE: &str = "landmark.pk8";
+
+/// Load the landmark statement key from `dir`, creating it (0600) first when `create` and it is missing.
+pub fn landmark_key(dir: &Path, create: bool) -> Result<Es256SigningKey, KeyError> {
+    let path = dir.join(LANDMARK_KEY_FILE);
+    if create && !path.exists() {
+        write_once(&path, &generate()?, true)?;
+    }
+    let der = read_key_file(&path)?;
+    Es256SigningKey::from_pkcs8(&der).map_err(|e| KeyError::BadKey {
+        path: path.clone(),
+        detail: e.to_string(),
+    })
+}
+
 /// The challenge MAC keys in `dir` with their not-befores, by not-before, refusing loose permissions and wrong sizes.
 pub fn load_challenge_keys(dir: &Path) -> Result<Vec<(u64, Vec<u8>)>, KeyError> {
     let mut out = Vec::new();

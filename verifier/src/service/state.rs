@@ -47,6 +47,8 @@ pub struct Runtime {
     issuers: Vec<WitIssuer>,
     /// The challenge MAC keys (current, next and previous, by not-before).
     pub challenge: ChallengeKey,
+    /// This verifier as a landmark (`[landmark_role]` enabled), with its statement key from the keys directory.
+    pub landmark: Option<Arc<crate::proximity::Landmark>>,
 }
 
 impl Runtime {
@@ -146,7 +148,15 @@ pub fn build_runtime(cfg: Config, create_keys: bool) -> Result<Runtime, BuildErr
                 .map_err(|e| BuildError::Other(format!("WIT issuer: {e}")))
         })
         .collect::<Result<Vec<_>, BuildError>>()?;
+    let landmark = match &cfg.landmark_role {
+        Some(role) => {
+            let key = keys::landmark_key(&cfg.server.keys_dir, create_keys)?;
+            Some(Arc::new(crate::proximity::Landmark::new(key, role.clone())))
+        }
+        None => None,
+    };
     Ok(Runtime {
+        landmark,
         config: Arc::new(cfg),
         anchors,
         collateral: Arc::new(collateral),
