@@ -17,8 +17,10 @@ pub mod verifier;
 pub mod wimse;
 
 pub use hw::{configfs_tsm, snp_cert_table, snp_report, tdx_quote};
-pub use verifier::{attest_request, cose_endorsement, pcs_collateral, verifier_toml, x509};
-pub use wimse::{ear, jwk, wimse_tokens, workload_id};
+pub use verifier::{
+    attest_request, cose_endorsement, pcs_collateral, svid_request, verifier_toml, x509,
+};
+pub use wimse::{ear, http_signature, jwk, wimse_tokens, workload_id};
 
 /// A fuzz target: its name (the cargo-fuzz binary and the corpus directory) and its entry point.
 pub type Target = (&'static str, fn(&[u8]));
@@ -38,4 +40,6 @@ pub const TARGETS: &[Target] = &[
     ("ear", ear),
     ("cose_endorsement", cose_endorsement),
     ("verifier_toml", verifier_toml),
+    ("svid_request", svid_request),
+    ("http_signature", http_signature),
 ];
