@@ -17,6 +17,7 @@ pub mod binding;
 pub mod client;
 pub mod credential;
 pub mod error;
+pub mod http_sig;
 pub mod proximity;
 pub mod run;
 pub mod select;

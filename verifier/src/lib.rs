@@ -15,5 +15,6 @@ pub mod lru;
 pub mod measure;
 pub mod proximity;
 pub mod service;
+pub mod spiffe;
 
 pub use error::{ErrorCode, Refusal};

@@ -5,6 +5,8 @@
 //! - [`jws`]: compact JWS parsing and signing keys ([`Es256SigningKey`], [`Ed25519SigningKey`]).
 //! - [`wit`]: Workload Identity Tokens, issue ([`WitIssuer`]) and verify ([`WitVerifier`]).
 //! - [`wpt`]: Workload Proof Tokens, create ([`create_wpt`]) and verify.
+//! - [`http_sig`]: HTTP Message Signatures proof of possession (draft-ietf-wimse-http-signature, RFC 9421), sign and
+//!   verify, the alternative to a WPT.
 //! - [`rp`]: the relying-party entry point ([`RelyingParty::verify_request`]) applying every check of both drafts.
 //! - [`replay`]: the bounded `jti` replay cache (per-sender quota, `jti` length cap).
 //! - [`jwks_cache`]: a sans-I/O JWKS cache (`Cache-Control`, refresh on unknown `kid`, rate-limited, stale limit).
@@ -56,6 +58,7 @@
 
 pub mod ear;
 pub mod error;
+pub mod http_sig;
 pub mod id;
 pub mod json;
 pub mod jwk;

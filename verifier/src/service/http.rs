@@ -98,12 +98,19 @@ pub fn router(service: Arc<Service>) -> Router {
     let v1 = Router::new()
         .route("/v1/challenge", post(challenge))
         .route("/v1/attest", post(attest))
+        .route("/v1/svid", post(crate::spiffe::http::svid))
         .route("/v1/proximity", get(crate::proximity::service::upgrade))
         .route("/v1/landmark", get(crate::proximity::service::describe))
         .route_layer(middleware::from_fn_with_state(service.clone(), admit));
     Router::new()
         .merge(v1)
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/v1/spiffe/bundle", get(crate::spiffe::http::spiffe_bundle))
+        .route("/v1/wimse/bundle", get(crate::spiffe::http::wimse_bundle))
+        .route(
+            "/.well-known/wimse-trust-domain",
+            get(crate::spiffe::http::discovery),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -158,7 +165,9 @@ async fn admit(State(svc): State<Arc<Service>>, req: Request, next: Next) -> Res
 }
 
 /// Bounded concurrency without queueing, taken once the request body is in: none free → 503 `overloaded` at once.
-fn take_permit(svc: &Service) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Response>> {
+pub(crate) fn take_permit(
+    svc: &Service,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Response>> {
     svc.requests.clone().try_acquire_owned().map_err(|_| {
         let mut r = problem_response(
             ErrorCode::Overloaded,
@@ -172,7 +181,7 @@ fn take_permit(svc: &Service) -> Result<tokio::sync::OwnedSemaphorePermit, Box<R
 }
 
 /// How long a body may take: 2 s, plus its announced length at the minimum rate, capped by the request timeout.
-fn body_deadline(svc: &Service, headers: &HeaderMap) -> std::time::Duration {
+pub(crate) fn body_deadline(svc: &Service, headers: &HeaderMap) -> std::time::Duration {
     let len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -195,7 +204,11 @@ async fn not_found() -> Response {
 }
 
 /// Read at most `limit` bytes of body.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Refusal> {
     let too_large = || {
         Refusal::new(
             ErrorCode::RequestTooLarge,
@@ -247,7 +260,7 @@ fn b64url(s: &str, what: &str) -> Result<Vec<u8>, Refusal> {
         })
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
     let mut r = (status, v.to_string()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -542,7 +555,7 @@ async fn attest(
 
 /// Record, once the log is durable again, that the credential `jti` was never sent (its own record may or may not have
 /// reached the disk before the failure). Retried for a few minutes; a log that stays broken loses only this marker.
-fn mark_withheld(svc: Arc<Service>, mut record: AuditRecord, jti: String) {
+pub(crate) fn mark_withheld(svc: Arc<Service>, mut record: AuditRecord, jti: String) {
     record.decision = "withheld";
     record.code = Some(ErrorCode::AuditUnavailable.as_str());
     record.message =
@@ -780,6 +793,10 @@ mod tests {
             "/v1/challenge",
             "/v1/attest",
             "/.well-known/jwks.json",
+            "/v1/svid",
+            "/v1/spiffe/bundle",
+            "/v1/wimse/bundle",
+            "/.well-known/wimse-trust-domain",
             "/healthz",
             "/readyz",
             "/metrics",
