@@ -128,10 +128,10 @@ fn netns_or_skip(test: &str) -> Option<Netns> {
 
 /// A verifier (landmark + issuer) behind a relay.
 struct Env {
+    /// Killed on drop, first (fields drop in order): before its state directory and namespace go.
+    _verifier: ChildGuard,
     dir: tempfile::TempDir,
     relay: Relay,
-    /// Killed on drop.
-    _verifier: ChildGuard,
     verifier_stderr: PathBuf,
     /// `ip netns exec <agent ns>` or nothing.
     agent_prefix: Vec<String>,
