@@ -714,6 +714,7 @@ async fn readyz(State(svc): State<Arc<Service>>) -> Response {
 async fn metrics(State(svc): State<Arc<Service>>) -> Response {
     let mut text = svc.metrics.render();
     super::metrics::render_collateral(&mut text, &svc.runtime().collateral.stats());
+    super::metrics::render_audit(&mut text, &svc.audit.stats());
     let mut r = (StatusCode::OK, text).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
