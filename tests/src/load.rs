@@ -114,6 +114,8 @@ pub struct LoadReport {
     pub fsync: Duration,
     /// The verifier's peak and current resident set (VmHWM, VmRSS) after the run, MiB.
     pub verifier_rss_mib: Option<(f64, f64)>,
+    /// CPU time (user + system) the verifier and this load tool used during the timed phase, when readable.
+    pub cpu: Option<(Duration, Duration)>,
     /// The verifier's `/metrics` counters this report shows (audit group commit, collateral fetches), after the run.
     pub counters: BTreeMap<String, f64>,
 }
@@ -248,6 +250,18 @@ impl LoadReport {
             "c=1 budget  {:.2} ms = floor + one fsync + 0.3 ms\n",
             (f.per_request() + self.fsync).as_secs_f64() * 1000.0 + 0.3
         ));
+        if let (Some((verifier, client)), true) = (self.cpu, self.rounds > 0) {
+            let per = |d: Duration| d.as_secs_f64() * 1e6 / self.rounds as f64;
+            let wall = self.elapsed.as_secs_f64() * f.cores as f64;
+            s.push_str(&format!(
+                "cpu         verifier {:.0} µs per answer (floor {:.0} µs), load client {:.0} µs per answer; together {:.0}% of the {} cores' time (the rest: other processes, idle)\n",
+                per(verifier),
+                f.per_request().as_secs_f64() * 1e6,
+                per(client),
+                100.0 * (verifier + client).as_secs_f64() / wall.max(1e-9),
+                f.cores
+            ));
+        }
         let c = |name: &str| self.counters.get(name).copied();
         if let (Some(records), Some(fsyncs)) = (
             c("locus_audit_records_total"),
@@ -431,6 +445,16 @@ fn measure_fsync(dir: &std::path::Path) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat` (clock ticks of 10 ms).
+pub fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is the first, utime the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// VmHWM and VmRSS of a process, MiB.
 pub fn rss_mib(pid: u32) -> Option<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -557,6 +581,8 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicU64::new(0));
     let shared = Arc::new(Mutex::new(Shared::default()));
+    let verifier_pid = cfg.verifier_pid.map(|p| p.to_string());
+    let cpu_before = (verifier_pid.as_deref().and_then(cpu_time), cpu_time("self"));
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let mut tasks = Vec::with_capacity(cfg.clients);
@@ -617,6 +643,14 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
         }
     }
     let elapsed = start.elapsed();
+    let cpu = match (
+        cpu_before,
+        verifier_pid.as_deref().and_then(cpu_time),
+        cpu_time("self"),
+    ) {
+        ((Some(v0), Some(c0)), Some(v1), Some(c1)) => Some((v1 - v0, c1 - c0)),
+        _ => None,
+    };
     let counters = match http
         .get(format!("{}/metrics", cfg.verifier.trim_end_matches('/')))
         .send()
@@ -645,6 +679,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
         floor,
         fsync,
         verifier_rss_mib: cfg.verifier_pid.and_then(rss_mib),
+        cpu,
         counters,
     })
 }
