@@ -1,4 +1,5 @@
-//! `locus-load` against a real verifier process: a small bounded run completes and counts what it did.
+//! `locus-load` against a real verifier process: a small bounded run completes, counts what it did and ends with its
+//! RESULT line.
 
 use std::process::Command;
 use std::time::Duration;
@@ -39,6 +40,13 @@ fn load_tool_runs_the_requested_rounds_and_reports_latency() {
     assert!(done.stdout.contains("issued      6\n"), "{}", done.stdout);
     assert!(!done.stdout.contains("refused"), "{}", done.stdout);
     assert!(done.stdout.contains("verifier    p50 "), "{}", done.stdout);
+    // Its last line: the RESULT with the floor measured in the same run; no RSS for a verifier it did not start.
+    let result = done.stdout.lines().last().unwrap_or_default();
+    assert!(result.starts_with("RESULT tee=sev-snp rps="), "{result}");
+    for field in [" floor_rps=", " ratio=", " p50_ms=", " p99_ms="] {
+        assert!(result.contains(field), "{field} in {result}");
+    }
+    assert!(result.contains(" errors=0 rss_mib=-"), "{result}");
 }
 
 #[test]
@@ -76,6 +84,7 @@ fn load_tool_counts_refusals_by_code_and_fails_when_nothing_is_issued() {
         done.stdout
     );
     assert!(done.stdout.contains("issued      0\n"), "{}", done.stdout);
+    assert!(done.stdout.contains(" errors=4 "), "{}", done.stdout);
 }
 
 #[test]
@@ -86,14 +95,14 @@ fn without_a_verifier_url_the_load_tool_starts_its_own_with_rate_limits_off_and_
     let done = run_to_completion(
         "locus-load",
         Command::new(env!("CARGO_BIN_EXE_locus-load")).args([
-            "--clients",
+            "--concurrency",
             "4",
             "--requests",
             "120",
             "--duration-secs",
             "300",
-            "--profile",
-            "tdx-fra-1",
+            "--tee",
+            "tdx",
             "--workload",
             EU_WORKLOAD,
         ]),
@@ -113,6 +122,20 @@ fn without_a_verifier_url_the_load_tool_starts_its_own_with_rate_limits_off_and_
         done.stdout
     );
     assert!(done.stdout.contains("rate limits off"), "{}", done.stdout);
+    assert!(
+        done.stdout.contains("plaintext HTTP on loopback"),
+        "{}",
+        done.stdout
+    );
     assert!(done.stdout.contains("issued      120\n"), "{}", done.stdout);
     assert!(!done.stdout.contains("refused"), "{}", done.stdout);
+    // Its own verifier's process is known: the RESULT line carries its peak RSS.
+    let result = done.stdout.lines().last().unwrap_or_default();
+    assert!(result.starts_with("RESULT tee=tdx rps="), "{result}");
+    let rss = result
+        .split(" rss_mib=")
+        .nth(1)
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(rss.is_some_and(|mib| mib > 1.0), "{result}");
+    assert!(result.contains(" errors=0 "), "{result}");
 }

@@ -1,35 +1,44 @@
-//! `locus-load`: bounded load on a verifier with simulated evidence (see `locus_tests::load`).
+//! `locus-load`: bounded load on a verifier with simulated evidence, against the crypto floor measured in the same
+//! run (see `locus_tests::load`).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use locus_hw::TeeType;
 use locus_tests::load::{self, LoadConfig};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "locus-load",
-    about = "N concurrent agents doing challenge → attest against a verifier"
+    about = "Concurrent attestations against a verifier, measured against this machine's crypto floor; ends with one \
+             RESULT line"
 )]
 struct Cli {
     /// The verifier's base URL, e.g. http://127.0.0.1:8443. Without it, locus-load starts its own `locus-verifier` on
-    /// `examples/verifier.toml` (state in a temporary directory) with the per-client rate limit turned off: every load
-    /// client shares one address, so the default limit would answer 429 to the load itself.
+    /// `examples/verifier.toml` (state in a temporary directory, plaintext on loopback) with the per-client rate limit
+    /// turned off: every load client shares one address, so the default limit would answer 429 to the load itself.
     #[arg(long)]
     verifier: Option<String>,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 8)]
-    clients: usize,
-    /// Total attestation rounds.
+    /// The verifier's process id when --verifier is given, for its peak RSS.
+    #[arg(long)]
+    verifier_pid: Option<u32>,
+    /// Evidence kind: sev-snp or tdx (simulated; the profile picks the platform).
+    #[arg(long, default_value = "sev-snp")]
+    tee: String,
+    /// Concurrent clients (connections) in the timed phase.
+    #[arg(long, alias = "clients", default_value_t = 8)]
+    concurrency: usize,
+    /// Total attestations (each with its own challenge and evidence, prepared before the timed phase).
     #[arg(long, default_value_t = 200)]
     requests: u64,
-    /// Stop after this many seconds even if rounds remain.
+    /// Stop the timed phase after this many seconds even if requests remain.
     #[arg(long, default_value_t = 60)]
     duration_secs: u64,
-    /// Simulator profile (snp-* or tdx-*).
-    #[arg(long, default_value = "snp-fra-1")]
-    profile: String,
+    /// Simulator profile (snp-* or tdx-*); default snp-fra-1 or tdx-fra-1 after --tee.
+    #[arg(long)]
+    profile: Option<String>,
     /// Workload Identifier to ask for.
     #[arg(long)]
     workload: Option<String>,
@@ -40,16 +49,39 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let tee = match cli.tee.parse::<TeeType>() {
+        Ok(t) => t,
+        Err(_) => {
+            eprintln!("locus-load: --tee must be sev-snp or tdx");
+            return ExitCode::from(2);
+        }
+    };
+    let profile = cli.profile.clone().unwrap_or_else(|| {
+        match tee {
+            TeeType::SevSnp => "snp-fra-1",
+            TeeType::Tdx => "tdx-fra-1",
+        }
+        .to_string()
+    });
+    if profile.starts_with("tdx") != (tee == TeeType::Tdx) {
+        eprintln!(
+            "locus-load: profile {profile} is not a {} profile",
+            tee.as_str()
+        );
+        return ExitCode::from(2);
+    }
     // Kept alive until the end: the verifier process and its state directory.
     let mut own = None;
-    let verifier = match cli.verifier {
-        Some(url) => url,
+    let (verifier, verifier_pid, fsync_dir) = match cli.verifier {
+        Some(url) => (url, cli.verifier_pid, None),
         None => match start_own_verifier() {
             Ok((process, dir)) => {
                 let base = process.base.clone();
-                println!("locus-load: started its own verifier at {base} (examples/verifier.toml, rate_limit_per_second = 0: per-client rate limits off for the load)");
+                println!("locus-load: started its own verifier at {base} (examples/verifier.toml; plaintext HTTP on loopback; rate_limit_per_second = 0, max_connections_per_client = 1024: per-client rate limits off for the load)");
+                let pid = process.guard.id();
+                let state = dir.path().join("state");
                 own = Some((process, dir));
-                base
+                (base, pid, Some(state))
             }
             Err(e) => {
                 eprintln!("locus-load: starting a verifier: {e}");
@@ -59,12 +91,14 @@ fn main() -> ExitCode {
     };
     let cfg = LoadConfig {
         verifier,
-        clients: cli.clients,
+        clients: cli.concurrency,
         requests: cli.requests,
         duration: Duration::from_secs(cli.duration_secs),
-        profile: cli.profile,
+        profile,
         workload: cli.workload,
         timeout: Duration::from_secs(cli.timeout_secs.max(1)),
+        verifier_pid,
+        fsync_dir,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -88,6 +122,7 @@ fn main() -> ExitCode {
                      --verifier"
                 );
             }
+            println!("{}", report.result_line(tee));
             if report.issued > 0 {
                 ExitCode::SUCCESS
             } else {
@@ -107,7 +142,11 @@ fn start_own_verifier() -> Result<(locus_tests::procs::VerifierProcess, tempfile
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let config = locus_tests::paths::example_config_for(&dir.path().join("state"), None)
         .map_err(|e| e.to_string())?
-        .replacen("[server]\n", "[server]\nrate_limit_per_second = 0\n", 1);
+        .replacen(
+            "[server]\n",
+            "[server]\nrate_limit_per_second = 0\nmax_connections_per_client = 1024\n",
+            1,
+        );
     if !config.contains("rate_limit_per_second = 0") {
         return Err("the example configuration has no [server] table".into());
     }

@@ -567,12 +567,11 @@ impl Collateral {
         let platform = TdxPlatform::from_quote(quote_raw)?;
         let items = self.tdx_items(client, &platform, now).await?;
         let key = (platform.fmspc_hex(), platform.ca);
-        {
-            let mut views = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(v) = views.get(&key) {
-                if v.items.iter().zip(&items).all(|(a, b)| Arc::ptr_eq(a, b)) {
-                    return Ok(v.view.clone());
-                }
+        // Built under the lock (a short parse, once per refresh), so concurrent first requests share one view.
+        let mut views = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = views.get(&key) {
+            if v.items.iter().zip(&items).all(|(a, b)| Arc::ptr_eq(a, b)) {
+                return Ok(v.view.clone());
             }
         }
         let view = Arc::new(tdx_items_of(&items)?.to_appraisal()?);
@@ -580,17 +579,13 @@ impl Collateral {
             .counters
             .tdx_views_built
             .fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .views
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                key,
-                TdxView {
-                    items,
-                    view: view.clone(),
-                },
-            );
+        views.insert(
+            key,
+            TdxView {
+                items,
+                view: view.clone(),
+            },
+        );
         Ok(view)
     }
 

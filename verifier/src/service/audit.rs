@@ -25,7 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -114,6 +114,24 @@ pub fn bounded(text: &str, max: usize) -> String {
 pub struct AuditLog {
     tx: mpsc::Sender<Job>,
     healthy: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+}
+
+/// What the writer did: records made durable and the batches (writes + fsyncs) they took. Records per batch is the
+/// group commit at work.
+#[derive(Debug, Default)]
+struct Counts {
+    records: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// Audit writer activity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditStats {
+    /// Records written and synced.
+    pub records: u64,
+    /// Write + fsync batches (one fsync each).
+    pub batches: u64,
 }
 
 /// A batch for the stdout thread and where to report how its write went.
@@ -191,11 +209,24 @@ impl AuditLog {
         };
         let (tx, rx) = mpsc::channel::<Job>();
         let healthy = Arc::new(AtomicBool::new(true));
-        let flag = healthy.clone();
+        let counts = Arc::new(Counts::default());
+        let (flag, writer_counts) = (healthy.clone(), counts.clone());
         std::thread::Builder::new()
             .name("locus-audit".into())
-            .spawn(move || writer(sink, rx, flag))?;
-        Ok(AuditLog { tx, healthy })
+            .spawn(move || writer(sink, rx, flag, writer_counts))?;
+        Ok(AuditLog {
+            tx,
+            healthy,
+            counts,
+        })
+    }
+
+    /// Records made durable and the batches they took.
+    pub fn stats(&self) -> AuditStats {
+        AuditStats {
+            records: self.counts.records.load(Ordering::Relaxed),
+            batches: self.counts.batches.load(Ordering::Relaxed),
+        }
     }
 
     /// False after a failed write or fsync, until a later fsync succeeds.
@@ -230,7 +261,7 @@ fn encode(record: &AuditRecord) -> io::Result<Vec<u8>> {
     Ok(line)
 }
 
-fn writer(mut sink: Sink, rx: mpsc::Receiver<Job>, healthy: Arc<AtomicBool>) {
+fn writer(mut sink: Sink, rx: mpsc::Receiver<Job>, healthy: Arc<AtomicBool>, counts: Arc<Counts>) {
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(job) => job,
@@ -256,6 +287,12 @@ fn writer(mut sink: Sink, rx: mpsc::Receiver<Job>, healthy: Arc<AtomicBool>) {
             bytes.extend_from_slice(&j.line);
         }
         let result = sink.write_batch(&bytes);
+        if result.is_ok() {
+            counts.batches.fetch_add(1, Ordering::Relaxed);
+            counts
+                .records
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
         match &result {
             Ok(()) if !healthy.load(Ordering::Relaxed) => {
                 tracing::warn!("audit log durable again: issuance resumes");
@@ -359,6 +396,32 @@ mod tests {
         assert_eq!(jtis.len(), 50);
         jtis.dedup();
         assert_eq!(jtis.len(), 50);
+        assert_eq!(log.stats().records, 50);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_answers_share_fsyncs() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = AuditLog::open(&AuditTarget::File(dir.path().join("audit.jsonl"))).expect("open");
+        // 200 answers waiting at once: each one's record is durable before it resolves, and the writer, draining
+        // whatever queued during the previous fsync, needs far fewer fsyncs than records.
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append(&record(i)).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("join").expect("append");
+        }
+        let stats = log.stats();
+        assert_eq!(stats.records, 200);
+        assert!(
+            stats.batches < stats.records / 2,
+            "{} fsyncs for {} records",
+            stats.batches,
+            stats.records
+        );
     }
 
     #[test]

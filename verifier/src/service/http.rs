@@ -616,20 +616,25 @@ async fn attest_inner(
             .check(&req.nonce, now, cfg.server.challenge_ttl)?;
         past_nonce = true;
 
-        // The evidence, appraised to the vendor (or trusted simulator) roots.
-        let verified = tokio::time::timeout(
-            svc.request_timeout,
-            appraise(svc, rt, req.tee, req.evidence, req.certs, now, client),
+        // The evidence's collateral (async, cached), then in one trip to the blocking pool: the appraisal to the
+        // vendor (or trusted simulator) roots, the decision and the credential's signatures. Both under the request
+        // deadline.
+        let deadline = tokio::time::Instant::now() + svc.request_timeout;
+        let overloaded = |_| Refusal::new(ErrorCode::Overloaded, "appraisal timed out");
+        let gathered = tokio::time::timeout_at(
+            deadline,
+            gather(rt, req.tee, req.evidence, req.certs, now, client),
         )
         .await
-        .map_err(|_| Refusal::new(ErrorCode::Overloaded, "appraisal timed out"))??;
-
-        // The decision, then the credential: on the blocking pool with the appraisal's CPU bound (the WIT and EAR
-        // signatures are the other per-request crypto).
+        .map_err(overloaded)??;
         let (nonce, jwk, workload) = (req.nonce, req.jwk, req.workload);
         let proximity = req.proximity;
         let rt = rt.clone();
-        let (decided, issued) = on_cpu(svc, move || {
+        let work = on_cpu(svc, move || {
+            let verified = match gathered.appraise(&rt.anchors, now) {
+                Ok(v) => v,
+                Err(r) => return (None, Err(r)),
+            };
             let cfg = &rt.config;
             let decision = decide(&Inputs {
                 config: cfg,
@@ -657,10 +662,14 @@ async fn attest_inner(
                     },
                 )
             });
-            (decision.context, issued)
-        })
-        .await?;
-        context = decided;
+            (Some(decision.context), issued)
+        });
+        let (decided, issued) = tokio::time::timeout_at(deadline, work)
+            .await
+            .map_err(overloaded)??;
+        if let Some(decided) = decided {
+            context = decided;
+        }
         issued
     }
     .await;
@@ -671,43 +680,66 @@ async fn attest_inner(
     }
 }
 
-/// Collateral (async, cached, fetched in the collateral layer's own bounded pool) then appraisal on the blocking pool
-/// under the blocking semaphore. The semaphore bounds CPU work only: its permit is taken once the collateral is in
-/// hand, never held across network I/O, so a slow vendor service cannot stall appraisals whose collateral is cached.
-/// `client` is the requester's address, for the collateral layer's per-client budget on fetches of platforms never
-/// seen before.
-async fn appraise(
-    svc: &Service,
+/// The evidence with what its appraisal needs, gathered without blocking.
+enum Gathered {
+    Snp {
+        evidence: Vec<u8>,
+        endorsements: appraisal::SnpEndorsements,
+    },
+    Tdx {
+        evidence: Vec<u8>,
+        /// The view shared until a refresh replaces one of its items.
+        collateral: Arc<appraisal::TdxCollateral>,
+    },
+}
+
+impl Gathered {
+    /// The appraisal (CPU-bound: run it on the blocking pool).
+    fn appraise(
+        &self,
+        anchors: &appraisal::TrustAnchors,
+        now: u64,
+    ) -> Result<Verified<Facts>, Refusal> {
+        match self {
+            Gathered::Snp {
+                evidence,
+                endorsements,
+            } => appraisal::appraise_snp(evidence, endorsements, anchors, now)
+                .map(Verified::<Facts>::from),
+            Gathered::Tdx {
+                evidence,
+                collateral,
+            } => appraisal::appraise_tdx(evidence, collateral, anchors, now)
+                .map(Verified::<Facts>::from),
+        }
+    }
+}
+
+/// Collateral (async, cached, fetched in the collateral layer's own bounded pool). The blocking semaphore bounds CPU
+/// work only: its permit is taken once the collateral is in hand ([`on_cpu`]), never held across network I/O, so a
+/// slow vendor service cannot stall appraisals whose collateral is cached. `client` is the requester's address, for
+/// the collateral layer's per-client budget on fetches of platforms never seen before.
+async fn gather(
     rt: &Arc<Runtime>,
     tee: TeeType,
     evidence: Vec<u8>,
     certs: Vec<Vec<u8>>,
     now: u64,
     client: std::net::IpAddr,
-) -> Result<Verified<Facts>, Refusal> {
-    let anchors = rt.anchors.clone();
-    match tee {
-        TeeType::SevSnp => {
-            let endorsements = rt
+) -> Result<Gathered, Refusal> {
+    Ok(match tee {
+        TeeType::SevSnp => Gathered::Snp {
+            endorsements: rt
                 .collateral
                 .snp_endorsements(client, &evidence, &certs, now)
-                .await?;
-            on_cpu(svc, move || {
-                appraisal::appraise_snp(&evidence, &endorsements, &anchors, now)
-                    .map(Verified::<Facts>::from)
-            })
-            .await?
-        }
-        TeeType::Tdx => {
-            // The collateral view is shared until a refresh replaces one of its items.
-            let collateral = rt.collateral.tdx_view(client, &evidence, now).await?;
-            on_cpu(svc, move || {
-                appraisal::appraise_tdx(&evidence, &collateral, &anchors, now)
-                    .map(Verified::<Facts>::from)
-            })
-            .await?
-        }
-    }
+                .await?,
+            evidence,
+        },
+        TeeType::Tdx => Gathered::Tdx {
+            collateral: rt.collateral.tdx_view(client, &evidence, now).await?,
+            evidence,
+        },
+    })
 }
 
 /// Run CPU-bound work (signature checks and signing) on the blocking pool under the blocking semaphore, so the async
@@ -774,6 +806,7 @@ async fn readyz(State(svc): State<Arc<Service>>) -> Response {
 async fn metrics(State(svc): State<Arc<Service>>) -> Response {
     let mut text = svc.metrics.render();
     super::metrics::render_collateral(&mut text, &svc.runtime().collateral.stats());
+    super::metrics::render_audit(&mut text, &svc.audit.stats());
     let mut r = (StatusCode::OK, text).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -172,6 +172,22 @@ impl Metrics {
     }
 }
 
+/// The audit writer's counters: records made durable and the fsync batches they took (group commit).
+pub fn render_audit(s: &mut String, a: &super::audit::AuditStats) {
+    let _ = writeln!(
+        s,
+        "# HELP locus_audit_records_total Audit records made durable."
+    );
+    let _ = writeln!(s, "# TYPE locus_audit_records_total counter");
+    let _ = writeln!(s, "locus_audit_records_total {}", a.records);
+    let _ = writeln!(
+        s,
+        "# HELP locus_audit_fsyncs_total Audit write + fsync batches (one fsync serves every record queued meanwhile)."
+    );
+    let _ = writeln!(s, "# TYPE locus_audit_fsyncs_total counter");
+    let _ = writeln!(s, "locus_audit_fsyncs_total {}", a.batches);
+}
+
 /// The collateral layer's counters: where items came from, the network fetches by path, and the fetches a
 /// request made of an item that had a valid cached copy (0 when the cache works).
 pub fn render_collateral(s: &mut String, c: &crate::collateral::CollateralStats) {
