@@ -187,6 +187,12 @@ impl VerifierClient {
         &self.base
     }
 
+    /// `GET path`: the body and its `Cache-Control` value.
+    pub(crate) async fn get(&self, path: &str) -> Result<(Vec<u8>, Option<String>), AgentError> {
+        let url = format!("{}{path}", self.base);
+        self.call(&url, self.http.get(&url)).await
+    }
+
     /// `POST /v1/challenge`.
     pub async fn challenge(&self) -> Result<Challenge, AgentError> {
         let body = self.post("/v1/challenge", &serde_json::json!({})).await?;
@@ -266,7 +272,7 @@ impl VerifierClient {
             .map_err(invalid)
     }
 
-    async fn post<T: Serialize + ?Sized>(
+    pub(crate) async fn post<T: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &T,
@@ -278,7 +284,7 @@ impl VerifierClient {
 
     /// Send, read the answer with the size cap, and map a refusal to its code. Returns the body and the
     /// `Cache-Control` value of a successful answer.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         url: &str,
         req: reqwest::RequestBuilder,

@@ -5,6 +5,7 @@
 //! - [`attest`]: one round — fresh key, challenge, [`binding`], evidence, attest — giving a [`credential::Credential`].
 //! - [`run`]: keep a valid WIT (renewal at 2/3 of its life, jittered back-off) and serve the Workload API on a Unix
 //!   socket.
+//! - [`spiffe`]: the SPIFFE Workload API over gRPC (`--spiffe-socket`), fed by [`svid_client`] (`POST /v1/svid`).
 //! - [`client`]: the verifier's HTTP API; [`error`]: [`AgentError`] and its stable codes.
 //!
 //! The private key exists only in memory (a zeroised PKCS#8 buffer inside `locus_wimse::Es256SigningKey`); nothing
@@ -20,5 +21,7 @@ pub mod run;
 pub mod select;
 #[cfg(feature = "simulator")]
 pub mod sim;
+pub mod spiffe;
+pub mod svid_client;
 
 pub use error::AgentError;
