@@ -1,6 +1,6 @@
 //! End-to-end support for Locus: the demo ([`demo`]), the load tool ([`load`]), and what the tests across real
 //! processes share — repository paths ([`paths`]), child processes that are always reaped ([`procs`]) and a small
-//! HTTP/1.1 client over TCP or a Unix socket ([`http1`]).
+//! HTTP/1.1 client over TCP or a Unix socket ([`http1`]), and SPIFFE test support ([`spiffe`]).
 //!
 //! Everything here talks to `127.0.0.1` or a Unix socket only, and every wait is bounded.
 #![forbid(unsafe_code)]
@@ -10,6 +10,7 @@ pub mod http1;
 pub mod load;
 pub mod paths;
 pub mod procs;
+pub mod spiffe;
 
 /// The EU-fenced workload of `examples/verifier.toml`.
 pub const EU_WORKLOAD: &str = "spiffe://locus.example/model-server";
