@@ -1,6 +1,7 @@
 //! One attestation round (docs/architecture.md#evidence-binding):
 //! 1. a fresh P-256 key in memory (ring, through `locus_wimse::Es256SigningKey`);
-//! 2. `POST /v1/challenge` → nonce;
+//! 2. `POST /v1/challenge` (naming the workload) → nonce, and the landmarks the workload's fence needs; a proximity
+//!    statement from each for this key ([`crate::proximity`]);
 //! 3. report_data = SHA-512("locus-attest-v1" ‖ 0 ‖ nonce ‖ RFC 7638 thumbprint of the public JWK);
 //! 4. evidence from the attester (blocking hardware call, run off the async workers);
 //! 5. `POST /v1/attest` with nonce, TEE, evidence, certificates, public JWK and workload;
@@ -31,7 +32,8 @@ pub async fn obtain_credential(
     let jwk = Credential::public_jwk_of(&key);
     let thumbprint = jwk.thumbprint_sha256();
 
-    let challenge = client.challenge().await?;
+    let challenge = client.challenge_for(workload).await?;
+    let proximity = crate::proximity::collect(client, &challenge.landmarks, &key).await;
     let report_data = binding::report_data(&challenge.nonce, &thumbprint);
 
     let expected_tee = attester.tee();
@@ -57,6 +59,7 @@ pub async fn obtain_credential(
             .collect(),
         jwk: jwk.to_value(),
         workload: workload.map(str::to_string),
+        proximity,
     };
     let response = client.attest(&request).await?;
     let received_at = now();

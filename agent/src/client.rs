@@ -35,6 +35,19 @@ pub struct Challenge {
     pub nonce_b64: String,
     /// Decoded bytes.
     pub nonce: Vec<u8>,
+    /// Landmarks to collect proximity statements from before attesting (docs/proximity.md).
+    pub landmarks: Vec<LandmarkRef>,
+}
+
+/// A landmark named in the challenge answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LandmarkRef {
+    /// The verifier's name for it.
+    pub name: String,
+    /// Its base URL (`<url>/v1/proximity` is dialled).
+    pub url: String,
+    /// base64url of its id (what the agent signs for; a landmark asking for another is refused).
+    pub id: String,
 }
 
 /// The body of `POST /v1/attest`.
@@ -54,6 +67,9 @@ pub struct AttestRequest {
     /// The Workload Identifier asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<String>,
+    /// Proximity statements (base64url COSE_Sign1) collected from landmarks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proximity: Vec<String>,
 }
 
 /// The answer of `POST /v1/attest`.
@@ -72,6 +88,8 @@ pub struct AttestResponse {
 #[derive(Deserialize)]
 struct ChallengeResponse {
     nonce: String,
+    #[serde(default)]
+    landmarks: Vec<LandmarkRef>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +110,8 @@ pub struct VerifierClient {
     /// The verifier's WIT signing keys, shared by every clone so that renewals reuse them. An async mutex held
     /// across the fetch: concurrent checks wait for one fetch instead of each starting their own.
     keys: Arc<tokio::sync::Mutex<JwksCache>>,
+    /// `--insecure-http`: plain `http://` to non-loopback hosts (landmark URLs follow the same rule).
+    insecure_http: bool,
 }
 
 /// Whether `host` (as in a URL: IPv6 in brackets) is a loopback address or `localhost`.
@@ -179,6 +199,7 @@ impl VerifierClient {
             keys: Arc::new(tokio::sync::Mutex::new(JwksCache::new(
                 JwksCachePolicy::default(),
             ))),
+            insecure_http,
         })
     }
 
@@ -193,9 +214,19 @@ impl VerifierClient {
         self.call(&url, self.http.get(&url)).await
     }
 
-    /// `POST /v1/challenge`.
+    /// `POST /v1/challenge` with `{}`.
     pub async fn challenge(&self) -> Result<Challenge, AgentError> {
-        let body = self.post("/v1/challenge", &serde_json::json!({})).await?;
+        self.challenge_for(None).await
+    }
+
+    /// `POST /v1/challenge` naming the workload the agent will ask for, so the answer lists the landmarks its
+    /// geo-fence needs.
+    pub async fn challenge_for(&self, workload: Option<&str>) -> Result<Challenge, AgentError> {
+        let req = match workload {
+            Some(w) => serde_json::json!({ "workload": w }),
+            None => serde_json::json!({}),
+        };
+        let body = self.post("/v1/challenge", &req).await?;
         let ch: ChallengeResponse = serde_json::from_slice(&body)
             .map_err(|e| AgentError::BadResponse(format!("challenge: {e}")))?;
         let nonce = locus_wimse::b64::decode(&ch.nonce).map_err(|e| {
@@ -207,6 +238,7 @@ impl VerifierClient {
         Ok(Challenge {
             nonce_b64: ch.nonce,
             nonce,
+            landmarks: ch.landmarks,
         })
     }
 
@@ -270,6 +302,55 @@ impl VerifierClient {
         WitVerifier::new(trust, WitPolicy::default())
             .verify(wit, now)
             .map_err(invalid)
+    }
+
+    /// `GET <url>/v1/proximity` asking to upgrade to the proximity protocol, over this client's transport (the
+    /// same TLS trust; plain `http://` under the same rule as the verifier's URL). Returns the upgraded stream.
+    pub async fn upgrade_to_landmark(&self, url: &str) -> Result<reqwest::Upgraded, AgentError> {
+        let base = url.trim_end_matches('/');
+        let parsed = reqwest::Url::parse(base)
+            .map_err(|e| AgentError::BadResponse(format!("landmark URL {url:?}: {e}")))?;
+        let plain = parsed.scheme() == "http";
+        let allowed = parsed.scheme() == "https"
+            || (plain
+                && (self.insecure_http || is_loopback_host(parsed.host_str().unwrap_or_default())));
+        if !allowed {
+            return Err(AgentError::BadResponse(format!(
+                "landmark URL {url:?}: must be https:// (plain http:// only to a loopback host, or with \
+                 --insecure-http)"
+            )));
+        }
+        let target = format!("{base}{}", locus_wimse::proximity::PATH);
+        let resp = self
+            .http
+            .get(&target)
+            .header(reqwest::header::CONNECTION, "upgrade")
+            .header(
+                reqwest::header::UPGRADE,
+                locus_wimse::proximity::UPGRADE_TOKEN,
+            )
+            .send()
+            .await
+            .map_err(|e| AgentError::Unreachable(format!("{target}: {}", error_chain(&e))))?;
+        if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            let status = resp.status();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(match serde_json::from_slice::<Problem>(&bytes) {
+                Ok(Problem {
+                    code: Some(code),
+                    detail,
+                    title,
+                }) if !code.is_empty() => AgentError::Refused {
+                    status: status.as_u16(),
+                    code,
+                    message: detail.or(title).unwrap_or_default(),
+                },
+                _ => AgentError::BadResponse(format!("{target}: HTTP {status}, not an upgrade")),
+            });
+        }
+        resp.upgrade()
+            .await
+            .map_err(|e| AgentError::Unreachable(format!("{target}: upgrade: {}", error_chain(&e))))
     }
 
     pub(crate) async fn post<T: Serialize + ?Sized>(

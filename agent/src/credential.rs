@@ -151,6 +151,35 @@ impl Credential {
         Self::public_jwk_of(&self.key)
     }
 
+    /// Sign an HTTP request with this WIT's key (draft-ietf-wimse-http-signature). The signature must cover this
+    /// credential's own `Workload-Identity-Token`, carried by `req`: a signature for another WIT is refused.
+    pub fn sign_http_request(
+        &self,
+        req: &locus_wimse::http_sig::HttpRequest,
+        params: &locus_wimse::http_sig::SignatureParams,
+    ) -> Result<locus_wimse::http_sig::SignatureHeaders, AgentError> {
+        let wit_covered = params
+            .covered
+            .contains(&locus_wimse::http_sig::Component::new(
+                "workload-identity-token",
+            ));
+        let carries_own = req
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("workload-identity-token") && v == &self.wit);
+        if !wit_covered || !carries_own {
+            return Err(AgentError::Internal(
+                "an HTTP signature must cover this credential's own WIT".into(),
+            ));
+        }
+        locus_wimse::http_sig::sign(
+            &self.key,
+            locus_wimse::http_sig::Message::Request(req),
+            params,
+        )
+        .map_err(|e| AgentError::Internal(format!("signing the HTTP request: {e}")))
+    }
+
     /// The private key's PKCS#8 document, only for the tests that scan what the agent writes for key bytes. Nothing
     /// in the agent calls it: the key never leaves memory.
     #[doc(hidden)]

@@ -6,6 +6,7 @@
 //! - [`run`]: keep a valid WIT (renewal at 2/3 of its life, jittered back-off) and serve the Workload API on a Unix
 //!   socket.
 //! - [`spiffe`]: the SPIFFE Workload API over gRPC (`--spiffe-socket`), fed by [`svid_client`] (`POST /v1/svid`).
+//! - [`proximity`]: statements from the landmarks the challenge answer names, collected before attesting.
 //! - [`client`]: the verifier's HTTP API; [`error`]: [`AgentError`] and its stable codes.
 //!
 //! The private key exists only in memory (a zeroised PKCS#8 buffer inside `locus_wimse::Es256SigningKey`); nothing
@@ -17,6 +18,8 @@ pub mod binding;
 pub mod client;
 pub mod credential;
 pub mod error;
+pub mod http_sig;
+pub mod proximity;
 pub mod run;
 pub mod select;
 #[cfg(feature = "simulator")]

@@ -4,9 +4,9 @@
 //! - the **renewal loop** obtains a credential (fresh key each time, docs/architecture.md#evidence-binding), sleeps until 2/3 of its lifetime,
 //!   and renews; on failure it retries with jittered exponential back-off (capped, and at most half the remaining
 //!   validity so several tries fit before expiry). An expired credential is dropped, which wipes its key.
-//! - the **Workload API** on a Unix socket (mode 0660): `GET /v1/wit` and `POST /v1/wpt`. It checks validity on
-//!   every request against the clock, so it serves the current WIT until the second it expires and never after
-//!   (503 `credential_unavailable`), whatever the renewal loop is doing.
+//! - the **Workload API** on a Unix socket (mode 0660): `GET /v1/wit`, `POST /v1/wpt` and `POST /v1/http-sig`
+//!   ([`crate::http_sig`]). It checks validity on every request against the clock, so it serves the current WIT
+//!   until the second it expires and never after (503 `credential_unavailable`), whatever the renewal loop is doing.
 //!
 //! The socket is bound inside a private 0700 directory, set to 0660, then renamed into place, so it is never
 //! reachable with looser permissions. Nothing else is written to disk: the private key lives only in memory.
@@ -288,13 +288,14 @@ pub async fn renewal_loop(
 }
 
 #[derive(Clone)]
-struct ApiState {
-    slot: CredentialSlot,
-    clock: Clock,
-    wpt_lifetime: u64,
+pub(crate) struct ApiState {
+    pub(crate) slot: CredentialSlot,
+    pub(crate) clock: Clock,
+    /// Lifetime of a WPT, and of an HTTP signature's `expires`.
+    pub(crate) wpt_lifetime: u64,
 }
 
-fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
+pub(crate) fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
     let body = serde_json::json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("error"),
@@ -312,7 +313,7 @@ fn problem(status: StatusCode, code: &str, detail: impl Into<String>) -> Respons
     resp
 }
 
-fn json_ok(body: serde_json::Value) -> Response {
+pub(crate) fn json_ok(body: serde_json::Value) -> Response {
     let mut resp = (StatusCode::OK, body.to_string()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -323,7 +324,7 @@ fn json_ok(body: serde_json::Value) -> Response {
     resp
 }
 
-fn unavailable(slot: &CredentialSlot) -> Response {
+pub(crate) fn unavailable(slot: &CredentialSlot) -> Response {
     let detail = match slot.stats.last_error() {
         Some((code, msg)) => {
             format!("no valid WIT; last attestation attempt failed with {code}: {msg}")
@@ -451,7 +452,7 @@ async fn not_found() -> Response {
     problem(
         StatusCode::NOT_FOUND,
         "not_found",
-        "the Workload API has GET /v1/wit and POST /v1/wpt",
+        "the Workload API has GET /v1/wit, POST /v1/wpt and POST /v1/http-sig",
     )
 }
 
@@ -473,6 +474,7 @@ pub fn workload_api(slot: CredentialSlot, clock: Clock, wpt_lifetime: u64) -> Ro
     Router::new()
         .route("/v1/wit", get(get_wit))
         .route("/v1/wpt", post(post_wpt))
+        .route("/v1/http-sig", post(crate::http_sig::post_http_sig))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))

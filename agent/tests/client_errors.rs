@@ -41,6 +41,7 @@ fn request() -> AttestRequest {
         certs: Vec::new(),
         jwk: serde_json::json!({}),
         workload: None,
+        proximity: Vec::new(),
     }
 }
 

@@ -6,7 +6,10 @@
 //! 3. an agent on `snp-iad-1` (Ashburn, US) asks for the same workload → refused `geofence_denied`; the unfenced
 //!    batch worker is still issued there, with a US residency;
 //! 4. a relying party (`locus_wimse::RelyingParty`, trust anchor fetched from the verifier's JWKS) accepts the WIT
-//!    with a WPT signed by the agent's key for its target URI, and refuses a replay and a proof for another service.
+//!    with a WPT signed by the agent's key for its target URI, and refuses a replay and a proof for another service;
+//! 5. proximity (docs/proximity.md): the verifier also serves as landmark `fra-lm` at site fra-1; the agent on
+//!    `snp-fra-1` asks for a workload fenced `within 500 km of fra-lm`, answers the landmark's timed challenges with
+//!    its attested key, and gets a WIT whose residency shows the bound beside the registry location.
 //!
 //! Every step checks its outcome; the first deviation ends the demo with [`DemoError::Deviation`].
 
@@ -26,6 +29,11 @@ use locus_wimse::{Jwks, RelyingParty, RpConfig, TrustAnchor, TrustDomain, TrustS
 use serde_json::Value;
 
 use crate::{paths, ANY_WORKLOAD, EU_WORKLOAD, TRUST_DOMAIN};
+
+/// The workload the demo adds, fenced by distance to the landmark `fra-lm`.
+pub const NEAR_WORKLOAD: &str = "spiffe://locus.example/near-fra";
+/// The landmark the demo's verifier serves as.
+pub const DEMO_LANDMARK: &str = "fra-lm";
 
 /// The relying party's own origin in the demo; WPTs are made for a URI under it.
 pub const RP_AUTHORITY: &str = "https://orders.example";
@@ -85,6 +93,52 @@ pub fn demo_config(state_dir: &Path, issuer: &str) -> Result<Config, DemoError> 
     cfg.server.issuer = issuer.to_string();
     cfg.server.listen = None;
     Ok(cfg)
+}
+
+/// Make the demo's verifier a landmark at site fra-1 (key created in its keys directory), trust it as `fra-lm` at
+/// `base`, and add [`NEAR_WORKLOAD`]: the EU workload's reference values, fenced `within 500 km of fra-lm`.
+pub fn add_demo_landmark(cfg: &mut Config, base: &str) -> Result<(), DemoError> {
+    use locus_verifier::config::{to_micro, Geofence, LandmarkRole, TrustedLandmark, Within};
+    let site = cfg
+        .site("fra-1")
+        .and_then(|s| s.coordinates)
+        .ok_or_else(|| DemoError::Setup("site fra-1 has no coordinates".into()))?;
+    let coordinates = [to_micro(site[0]), to_micro(site[1])];
+    std::fs::create_dir_all(&cfg.server.keys_dir)
+        .map_err(|e| DemoError::Setup(format!("keys dir: {e}")))?;
+    let key = locus_verifier::service::keys::landmark_key(&cfg.server.keys_dir, true)
+        .map_err(|e| DemoError::Setup(format!("landmark key: {e}")))?;
+    cfg.landmark_role = Some(LandmarkRole {
+        site: "fra-1".into(),
+        coordinates,
+        rounds: 8,
+        round_timeout: Duration::from_secs(2),
+        max_sessions: 16,
+    });
+    cfg.landmarks.push(TrustedLandmark {
+        name: DEMO_LANDMARK.into(),
+        url: base.to_string(),
+        site: "fra-1".into(),
+        coordinates,
+        public_key: key.public_key(),
+        id: key.thumbprint_sha256(),
+    });
+    let mut near = cfg
+        .workload(EU_WORKLOAD)
+        .cloned()
+        .ok_or_else(|| DemoError::Setup(format!("{EU_WORKLOAD} is not configured")))?;
+    near.id = locus_wimse::WorkloadId::parse(NEAR_WORKLOAD)
+        .map_err(|e| DemoError::Setup(format!("{NEAR_WORKLOAD}: {e}")))?;
+    near.default = false;
+    near.geofence = Some(Geofence {
+        within: vec![Within {
+            landmark: DEMO_LANDMARK.into(),
+            km: 500,
+        }],
+        ..Geofence::default()
+    });
+    cfg.workloads.push(near);
+    Ok(())
 }
 
 fn heading(out: &mut dyn Write, title: &str) -> std::io::Result<()> {
@@ -167,7 +221,8 @@ pub async fn run(out: &mut dyn Write) -> Result<DemoReport, DemoError> {
         .local_addr()
         .map_err(|e| DemoError::Setup(format!("local address: {e}")))?;
     let base = format!("http://{addr}");
-    let cfg = demo_config(state.path(), &base)?;
+    let mut cfg = demo_config(state.path(), &base)?;
+    add_demo_landmark(&mut cfg, &base)?;
     writeln!(
         out,
         "config          {}",
@@ -201,7 +256,15 @@ pub async fn run(out: &mut dyn Write) -> Result<DemoReport, DemoError> {
         let fence = match &w.geofence {
             None => "not fenced".to_string(),
             Some(g) if !g.zones.is_empty() => format!("geo-fence: zones {:?}", g.zones),
-            Some(g) => format!("geo-fence: countries {:?}", g.countries),
+            Some(g) if !g.countries.is_empty() => format!("geo-fence: countries {:?}", g.countries),
+            Some(g) => format!(
+                "geo-fence: within {}",
+                g.within
+                    .iter()
+                    .map(|w| format!("{} km of landmark {}", w.km, w.landmark))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         writeln!(out, "workload        {:<40} {fence}", w.id)?;
     }
@@ -257,6 +320,61 @@ pub async fn run(out: &mut dyn Write) -> Result<DemoReport, DemoError> {
         report.rp_authenticated
     )?;
     Ok(report)
+}
+
+/// Step 5: a bound from landmark `fra-lm` beside the registry location.
+async fn proximity_step(out: &mut dyn Write, base: &str) -> Result<(), DemoError> {
+    heading(
+        out,
+        "5. Proximity: the agent's key answers timed challenges from landmark fra-lm (site fra-1)",
+    )?;
+    writeln!(out, "agent: POST /v1/challenge names {NEAR_WORKLOAD} → the answer lists landmark {DEMO_LANDMARK} → GET /v1/proximity (upgraded), 8 challenges signed with the attested key → signed statement → POST /v1/attest with it")?;
+    let step = "proximity on snp-fra-1";
+    let cred = agent_attest(base, "snp-fra-1", NEAR_WORKLOAD)
+        .await?
+        .map_err(|e| deviation(step, format!("expected a WIT, got {} ({e})", e.code())))?;
+    let residency = cred
+        .claims()
+        .get("locus_residency")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let bound = residency["max_distance_km"][DEMO_LANDMARK]
+        .as_u64()
+        .ok_or_else(|| {
+            deviation(
+                step,
+                format!("no max_distance_km for {DEMO_LANDMARK}: {residency}"),
+            )
+        })?;
+    writeln!(
+        out,
+        "  locus_residency\n{}",
+        indent(&pretty(&residency), "    ")
+    )?;
+    writeln!(
+        out,
+        "registry says    site {} ({})",
+        residency["site"].as_str().unwrap_or("?"),
+        residency["country"].as_str().unwrap_or("?")
+    )?;
+    writeln!(
+        out,
+        "physics says     within {bound} km of landmark {DEMO_LANDMARK} (light in vacuum over the minimum round trip, on loopback)"
+    )?;
+    if bound > 500 {
+        return Err(deviation(
+            step,
+            format!("bound {bound} km over the 500 km fence"),
+        ));
+    }
+    let sources = residency["sources"].as_array().cloned().unwrap_or_default();
+    if !sources.iter().any(|s| s == "proximity") || !sources.iter().any(|s| s == "registry") {
+        return Err(deviation(
+            step,
+            format!("sources: {}", residency["sources"]),
+        ));
+    }
+    Ok(())
 }
 
 async fn steps(
@@ -523,6 +641,8 @@ async fn steps(
             ))
         }
     }
+
+    proximity_step(out, base).await?;
 
     Ok(DemoReport {
         verifier: base.to_string(),

@@ -1,8 +1,10 @@
 //! End-to-end support for Locus: the demo ([`demo`]), the load tool ([`load`]), and what the tests across real
 //! processes share — repository paths ([`paths`]), child processes that are always reaped ([`procs`]) and a small
-//! HTTP/1.1 client over TCP or a Unix socket ([`http1`]), and SPIFFE test support ([`spiffe`]).
+//! HTTP/1.1 client over TCP or a Unix socket ([`http1`]), a delaying TCP relay for the proximity tests ([`relay`]),
+//! and SPIFFE test support ([`spiffe`]).
 //!
-//! Everything here talks to `127.0.0.1` or a Unix socket only, and every wait is bounded.
+//! Everything here talks to `127.0.0.1` or a Unix socket (the relay: to the addresses a test gives it, in network
+//! namespaces of its own), and every wait is bounded.
 #![forbid(unsafe_code)]
 
 pub mod demo;
@@ -10,6 +12,7 @@ pub mod http1;
 pub mod load;
 pub mod paths;
 pub mod procs;
+pub mod relay;
 pub mod spiffe;
 
 /// The EU-fenced workload of `examples/verifier.toml`.
@@ -36,6 +39,8 @@ pub mod docs {
     pub struct RelyingParty;
     #[doc = include_str!("../../docs/agent.md")]
     pub struct Agent;
+    #[doc = include_str!("../../docs/proximity.md")]
+    pub struct Proximity;
 }
 
 /// Unix seconds from the system clock. Callers read it once and pass it to the checks.

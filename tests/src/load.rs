@@ -164,6 +164,7 @@ async fn one_round(
                 .collect(),
             jwk: jwk.to_value(),
             workload: workload.map(str::to_string),
+            proximity: Vec::new(),
         };
         let t = Instant::now();
         let response = client.attest(&request).await?;

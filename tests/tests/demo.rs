@@ -36,6 +36,9 @@ fn demo_issues_on_fra_1_refuses_geofence_on_iad_1_and_the_relying_party_accepts(
         "{out}"
     );
     assert!(out.contains("same proof again refused: replayed"), "{out}");
+    // The proximity bound beside the registry location.
+    assert!(out.contains("physics says     within "), "{out}");
+    assert!(out.contains("\"fra-lm\": "), "{out}");
     assert!(
         out.contains("Every step gave the expected outcome"),
         "{out}"

@@ -83,6 +83,54 @@ fn attest_body(tee: &str, evidence: &[u8], certs: &[Vec<u8>], jwk: &serde_json::
     .expect("JSON encoding")
 }
 
+/// Proximity seeds: every frame type, and a statement's payload and whole COSE_Sign1 (signed by an unknown key).
+fn proximity_seeds(seeds: &mut Seeds) {
+    use locus_wimse::proximity::Frame;
+    let lm = Es256SigningKey::generate().expect("key generation");
+    let frames = [
+        Frame::Hello(lm.public_jwk().to_value().to_string().into_bytes()),
+        Frame::Challenge {
+            landmark_id: [1; 32],
+            challenge: [2; 32],
+        },
+        Frame::Response(vec![3; 64]),
+        Frame::Statement(vec![0xd2, 0x84]),
+        Frame::Error {
+            code: "signature_invalid".into(),
+            message: "m".into(),
+        },
+    ];
+    for (i, f) in frames.iter().enumerate() {
+        let bytes = f.encode().expect("frame");
+        // The entry point reads the type byte then the payload (no length).
+        let mut input = vec![bytes[0]];
+        input.extend_from_slice(&bytes[3..]);
+        push(seeds, "proximity", format!("frame{i}"), input);
+    }
+    let statement = locus_verifier::proximity::Statement {
+        key_thumbprint: [9; 32],
+        landmark_id: lm.thumbprint_sha256(),
+        site: "fra-1".into(),
+        coordinates: [50_110_900, 8_682_100],
+        min_rtt_us: 1_000,
+        d_max_km: 150,
+        rounds: 8,
+        time: 1_800_000_000,
+    };
+    push(
+        seeds,
+        "proximity",
+        "statement-payload",
+        statement.payload().expect("payload"),
+    );
+    push(
+        seeds,
+        "proximity",
+        "statement",
+        statement.sign(&lm).expect("sign"),
+    );
+}
+
 fn push(seeds: &mut Seeds, target: &'static str, name: impl Into<String>, bytes: Vec<u8>) {
     seeds.entry(target).or_default().push((name.into(), bytes));
 }
@@ -382,6 +430,7 @@ fn seeds() -> Seeds {
     let mut seeds = Seeds::new();
     vector_seeds(&mut seeds);
     simulator_seeds(&mut seeds);
+    proximity_seeds(&mut seeds);
     if let Some(out) = std::env::var_os("LOCUS_FUZZ_SEEDS_OUT") {
         for (target, list) in &seeds {
             let dir = Path::new(&out).join(target);

@@ -846,6 +846,7 @@ impl Attempt {
                 nonce: &self.nonce,
                 jwk: &self.jwk,
                 workload: self.workload.as_deref(),
+                proximity: &[],
             },
             now: self.now,
         });

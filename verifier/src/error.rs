@@ -49,11 +49,20 @@ pub enum ErrorCode {
     AuditUnavailable,
     /// The client exceeded its request rate; retry after `Retry-After`.
     RateLimited,
+    /// A credential presented to the verifier (the WIT or EAR of an SVID request) is not a current one of this
+    /// verifier: bad signature, unknown key, expired, another trust domain or issuer, or not from the same attestation.
+    CredentialInvalid,
+    /// A signed request (an SVID request's `jti`) was seen before.
+    Replayed,
+    /// Proximity bounds disagree with each other or with the platform's claimed site (docs/proximity.md).
+    LocationInconsistent,
+    /// The geo-fence needs a proximity bound from a landmark and no valid, fresh statement for this key counted.
+    ProximityFailed,
 }
 
 impl ErrorCode {
     /// Every code, in the order of docs/architecture.md#error-codes.
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 37] = [
         ErrorCode::EvidenceMalformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::SignatureInvalid,
@@ -87,6 +96,10 @@ impl ErrorCode {
         ErrorCode::PolicyRejected,
         ErrorCode::AuditUnavailable,
         ErrorCode::RateLimited,
+        ErrorCode::CredentialInvalid,
+        ErrorCode::Replayed,
+        ErrorCode::LocationInconsistent,
+        ErrorCode::ProximityFailed,
     ];
 
     /// The wire spelling of the code.
@@ -125,6 +138,10 @@ impl ErrorCode {
             ErrorCode::PolicyRejected => "policy_rejected",
             ErrorCode::AuditUnavailable => "audit_unavailable",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::CredentialInvalid => "credential_invalid",
+            ErrorCode::Replayed => "replayed",
+            ErrorCode::LocationInconsistent => "location_inconsistent",
+            ErrorCode::ProximityFailed => "proximity_failed",
         }
     }
 
@@ -138,7 +155,8 @@ impl ErrorCode {
             | ErrorCode::NonceInvalid
             | ErrorCode::NonceExpired
             | ErrorCode::KeyUnsupported
-            | ErrorCode::WorkloadAmbiguous => 400,
+            | ErrorCode::WorkloadAmbiguous
+            | ErrorCode::Replayed => 400,
             ErrorCode::RequestTooLarge => 413,
             ErrorCode::Overloaded | ErrorCode::AuditUnavailable => 503,
             ErrorCode::RateLimited => 429,

@@ -13,6 +13,8 @@ pub mod endorsement;
 pub mod error;
 pub mod lru;
 pub mod measure;
+pub mod proximity;
 pub mod service;
+pub mod spiffe;
 
 pub use error::{ErrorCode, Refusal};

@@ -31,7 +31,11 @@ fn keys_ready(dir: &Path) -> (PathBuf, PathBuf, Vec<PathBuf>) {
     let mut pk8: Vec<PathBuf> = std::fs::read_dir(&keys)
         .expect("keys dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pk8"))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("es256-") && n.ends_with(".pk8"))
+        })
         .collect();
     pk8.sort();
     assert_eq!(pk8.len(), 2);

@@ -38,6 +38,10 @@
 //! | `jwks_unavailable` | no usable key set: never fetched, or the last good one is older than the stale limit |
 //! | `ear_invalid` | an EAR claims-set breaks draft-ietf-rats-ear-03 |
 //! | `request_invalid` | caller misuse (e.g. a reserved claim passed as an extra claim, a signing key without `kid`) |
+//! | `signature_params_invalid` | HTTP message signature: `Signature-Input` / `Signature` syntax, a missing or forbidden parameter (`alg`, `keyid`), a wrong `tag`, an unsupported component |
+//! | `component_missing` | HTTP message signature: a component the draft requires is not covered, or a covered header is absent |
+//! | `signature_stale` | HTTP message signature: `created` in the future or older than the maximum age, or `expires` passed |
+//! | `content_digest_mismatch` | HTTP message signature: the body does not match `Content-Digest` (or no supported digest) |
 //! | `internal` | our own failure (random generator, signing) |
 
 use crate::id::IdReason;
@@ -252,6 +256,33 @@ pub enum WimseError {
         /// What was wrong.
         detail: String,
     },
+    /// HTTP message signature: malformed `Signature-Input` / `Signature`, a missing or forbidden parameter, a wrong
+    /// `tag`, or an unsupported component.
+    #[error("HTTP signature parameters invalid: {detail}")]
+    SignatureParamsInvalid {
+        /// What is wrong.
+        detail: String,
+    },
+    /// HTTP message signature: a component the profile requires is not covered, or a covered field is absent.
+    #[error("HTTP signature component {name:?} missing: {detail}")]
+    ComponentMissing {
+        /// The component.
+        name: String,
+        /// Not covered, or absent from the message.
+        detail: &'static str,
+    },
+    /// HTTP message signature: `created` in the future or too old, or `expires` passed.
+    #[error("HTTP signature stale: {detail}")]
+    SignatureStale {
+        /// Which time check failed, with the values.
+        detail: String,
+    },
+    /// HTTP message signature: the body does not match `Content-Digest`.
+    #[error("content digest mismatch: {detail}")]
+    ContentDigestMismatch {
+        /// Which digest.
+        detail: String,
+    },
     /// Caller misuse.
     #[error("request invalid: {detail}")]
     RequestInvalid {
@@ -308,6 +339,10 @@ impl WimseError {
             Self::EarInvalid { .. } => "ear_invalid",
             Self::RequestInvalid { .. } => "request_invalid",
             Self::Internal { .. } => "internal",
+            Self::SignatureParamsInvalid { .. } => "signature_params_invalid",
+            Self::ComponentMissing { .. } => "component_missing",
+            Self::SignatureStale { .. } => "signature_stale",
+            Self::ContentDigestMismatch { .. } => "content_digest_mismatch",
         }
     }
 
@@ -376,4 +411,8 @@ pub const ALL_CODES: &[&str] = &[
     "jti_too_long",
     "lifetime_too_long",
     "jwks_unavailable",
+    "signature_params_invalid",
+    "component_missing",
+    "signature_stale",
+    "content_digest_mismatch",
 ];

@@ -7,9 +7,12 @@
 //! - [`wit`]: Workload Identity Tokens, issue ([`WitIssuer`]) and verify ([`WitVerifier`]).
 //! - [`wpt`]: Workload Proof Tokens, create ([`create_wpt`]) and verify.
 //! - [`spiffe_tls`]: rustls verifiers that authenticate TLS peers by their X.509-SVID's SPIFFE ID.
+//! - [`http_sig`]: HTTP Message Signatures proof of possession (draft-ietf-wimse-http-signature, RFC 9421), sign and
+//!   verify, the alternative to a WPT.
 //! - [`rp`]: the relying-party entry point ([`RelyingParty::verify_request`]) applying every check of both drafts.
 //! - [`replay`]: the bounded `jti` replay cache (per-sender quota, `jti` length cap).
 //! - [`jwks_cache`]: a sans-I/O JWKS cache (`Cache-Control`, refresh on unknown `kid`, rate-limited, stale limit).
+//! - [`proximity`]: what the agent signs in a proximity round with a landmark, and the frames of that protocol.
 //! - [`ear`]: EAT Attestation Results (draft-ietf-rats-ear-03) as JWT and CWT.
 //! - [`error`]: [`WimseError`] and its stable codes.
 //!
@@ -57,12 +60,14 @@
 
 pub mod ear;
 pub mod error;
+pub mod http_sig;
 pub mod id;
 pub mod json;
 pub mod jwk;
 pub mod jwks_cache;
 pub mod jws;
 pub mod jwt_svid;
+pub mod proximity;
 pub mod replay;
 pub mod rp;
 pub mod spiffe_tls;

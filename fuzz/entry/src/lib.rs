@@ -17,7 +17,9 @@ pub mod verifier;
 pub mod wimse;
 
 pub use hw::{configfs_tsm, snp_cert_table, snp_report, tdx_quote};
-pub use verifier::{attest_request, cose_endorsement, pcs_collateral, verifier_toml, x509};
+pub use verifier::{
+    attest_request, cose_endorsement, pcs_collateral, proximity, verifier_toml, x509,
+};
 pub use wimse::{ear, jwk, wimse_tokens, workload_id};
 
 /// A fuzz target: its name (the cargo-fuzz binary and the corpus directory) and its entry point.
@@ -38,4 +40,5 @@ pub const TARGETS: &[Target] = &[
     ("ear", ear),
     ("cose_endorsement", cose_endorsement),
     ("verifier_toml", verifier_toml),
+    ("proximity", proximity),
 ];

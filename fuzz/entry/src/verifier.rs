@@ -181,3 +181,46 @@ pub fn verifier_toml(data: &[u8]) {
     };
     let _ = config::parse(text, Path::new("/nonexistent/locus-fuzz"));
 }
+
+/// Proximity (docs/proximity.md): the input as a protocol frame (first byte the type, the rest the payload) and as
+/// a statement — whole, and as the payload of a statement signed by a trusted landmark key. A decoded frame encodes
+/// to the bytes it came from; a verified statement re-signs to one that verifies to the same value.
+pub fn proximity(data: &[u8]) {
+    use locus_verifier::proximity::Statement;
+    use locus_wimse::proximity::Frame;
+    if let Some((&kind, payload)) = data.split_first() {
+        if let Ok(frame) = Frame::decode(kind, payload) {
+            if !matches!(frame, Frame::Error { .. }) {
+                let bytes = frame.encode().unwrap();
+                assert_eq!(bytes[0], kind);
+                assert_eq!(&bytes[3..], payload);
+            }
+        }
+    }
+    let key = signer();
+    let pk = key.public_key();
+    let id = key.thumbprint_sha256();
+    let trusted = |kid: &[u8; 32]| (*kid == id).then_some(&pk);
+    let _ = Statement::verify(data, trusted);
+    // As a payload: signed by our key under the kid the payload names (so a well-formed payload verifies).
+    let kid = Statement::from_payload(data).map_or(id, |s| s.landmark_id);
+    let any_kid = |_: &[u8; 32]| Some(&pk);
+    let sign1 = coset::CoseSign1Builder::new()
+        .protected(
+            coset::HeaderBuilder::new()
+                .algorithm(coset::iana::Algorithm::ES256)
+                .content_type(locus_verifier::proximity::statement::CONTENT_TYPE.to_string())
+                .key_id(kid.to_vec())
+                .build(),
+        )
+        .payload(data.to_vec())
+        .try_create_signature(&[], |tbs| locus_wimse::JwsSigner::sign(key, tbs))
+        .unwrap()
+        .build();
+    let signed = coset::TaggedCborSerializable::to_tagged_vec(sign1).unwrap();
+    if let Ok(s) = Statement::verify(&signed, any_kid) {
+        assert_eq!(s.d_max_km, s.expected_d_max_km());
+        let again = s.sign(key).unwrap();
+        assert_eq!(Statement::verify(&again, any_kid).unwrap(), s);
+    }
+}

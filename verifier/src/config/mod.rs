@@ -2,6 +2,7 @@
 //! on ([`model`]), and the validation between them ([`validate`](mod@validate)).
 
 pub mod model;
+pub mod proximity;
 pub mod raw;
 pub mod validate;
 

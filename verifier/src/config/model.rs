@@ -104,6 +104,8 @@ pub struct TrustConfig {
     pub new_platform_fetches_global: u32,
     /// Bound on the on-disk collateral cache (`state_dir/cache`), least recently used files deleted first.
     pub cache_max_bytes: u64,
+    /// Proximity statements older than this (by their own time) are ignored.
+    pub proximity_max_age: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -153,6 +155,63 @@ pub struct Zone {
 pub struct Geofence {
     pub zones: Vec<String>,
     pub countries: Vec<String>,
+    /// Each: a fresh proximity statement from this landmark must bound the distance to at most `km`.
+    pub within: Vec<Within>,
+}
+
+impl Geofence {
+    /// Whether the fence names zones or countries (then it needs a location; `within` alone does not).
+    pub fn has_places(&self) -> bool {
+        !self.zones.is_empty() || !self.countries.is_empty()
+    }
+}
+
+/// `within = [{ landmark, km }]` of a geo-fence (docs/proximity.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Within {
+    /// A configured `[[landmark]]` name.
+    pub landmark: String,
+    pub km: u64,
+}
+
+/// Default age past which a proximity statement is ignored (docs/proximity.md).
+pub const DEFAULT_PROXIMITY_MAX_AGE: Duration = Duration::from_secs(60);
+/// Default challenges per proximity session.
+pub const DEFAULT_LANDMARK_ROUNDS: u32 = 8;
+pub const DEFAULT_LANDMARK_ROUND_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_LANDMARK_MAX_SESSIONS: usize = 64;
+
+/// A landmark whose statements this verifier trusts (`[[landmark]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedLandmark {
+    pub name: String,
+    /// Base URL agents dial (told to them in the challenge answer).
+    pub url: String,
+    /// The `[[site]]` it stands at, and that site's coordinates `[lat, lon]` (degrees) as this config says them.
+    pub site: String,
+    pub coordinates: [CoordinateMicro; 2],
+    /// Its statement key (P-256).
+    pub public_key: locus_wimse::PublicKey,
+    /// The landmark id: RFC 7638 SHA-256 thumbprint of `public_key`.
+    pub id: [u8; 32],
+}
+
+/// A latitude or longitude in millionths of a degree (exact in config, statements and comparisons).
+pub type CoordinateMicro = i64;
+
+/// This verifier's own landmark role (`[landmark_role]`, enabled).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LandmarkRole {
+    pub site: String,
+    pub coordinates: [CoordinateMicro; 2],
+    pub rounds: u32,
+    pub round_timeout: Duration,
+    pub max_sessions: usize,
+}
+
+/// Degrees to millionths of a degree (rounded to nearest).
+pub fn to_micro(deg: f64) -> CoordinateMicro {
+    (deg * 1e6).round() as i64
 }
 
 /// Whether a workload may be issued on a platform nobody located.
@@ -212,9 +271,35 @@ pub struct Config {
     pub zones: Vec<Zone>,
     pub endorsers: Vec<Endorser>,
     pub workloads: Vec<Workload>,
+    pub landmarks: Vec<TrustedLandmark>,
+    /// `None`: this verifier is not a landmark.
+    pub landmark_role: Option<LandmarkRole>,
 }
 
 impl Config {
+    pub fn landmark(&self, name: &str) -> Option<&TrustedLandmark> {
+        self.landmarks.iter().find(|l| l.name == name)
+    }
+
+    /// The landmarks an agent asking for `workload` must collect statements from: that workload's `within`
+    /// landmarks, or, when the request names none, those of every workload (any of them may be chosen).
+    pub fn landmarks_for(&self, workload: Option<&str>) -> Vec<&TrustedLandmark> {
+        let fences = self
+            .workloads
+            .iter()
+            .filter(|w| workload.is_none_or(|id| w.id.as_str() == id))
+            .filter_map(|w| w.geofence.as_ref());
+        let mut out: Vec<&TrustedLandmark> = Vec::new();
+        for within in fences.flat_map(|g| g.within.iter()) {
+            if let Some(l) = self.landmark(&within.landmark) {
+                if !out.iter().any(|o| o.name == l.name) {
+                    out.push(l);
+                }
+            }
+        }
+        out
+    }
+
     pub fn site(&self, name: &str) -> Option<&Site> {
         self.sites.iter().find(|s| s.name == name)
     }

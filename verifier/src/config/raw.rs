@@ -25,6 +25,38 @@ pub struct RawConfig {
     pub endorsers: Vec<RawEndorser>,
     #[serde(default, rename = "workload")]
     pub workloads: Vec<RawWorkload>,
+    /// This verifier also serves as a landmark for proximity rounds (docs/proximity.md).
+    pub landmark_role: Option<RawLandmarkRole>,
+    /// Landmarks whose proximity statements this verifier trusts.
+    #[serde(default, rename = "landmark")]
+    pub landmarks: Vec<RawLandmark>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLandmarkRole {
+    #[serde(default)]
+    pub enabled: bool,
+    /// A configured `[[site]]` with coordinates: where this host is.
+    pub site: String,
+    /// Challenges per session (default 8).
+    pub rounds: Option<u32>,
+    /// Longest wait for one answer (and for the agent's hello), milliseconds.
+    pub round_timeout_ms: Option<u64>,
+    /// Proximity sessions at once.
+    pub max_sessions: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLandmark {
+    pub name: String,
+    /// The landmark verifier's base URL (agents dial `<url>/v1/proximity`).
+    pub url: String,
+    /// A configured `[[site]]` with coordinates: where the landmark is.
+    pub site: String,
+    /// PEM `PUBLIC KEY` (SPKI, P-256) or a JWK JSON object: the landmark's statement key.
+    pub public_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +140,8 @@ pub struct RawTrust {
     pub new_platform_fetches_global: Option<u32>,
     /// Bound on the on-disk collateral cache in bytes (default 256 MiB).
     pub cache_max_bytes: Option<u64>,
+    /// Proximity statements older than this are ignored, seconds (default 60).
+    pub proximity_max_age_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,4 +295,14 @@ pub struct RawGeofence {
     pub zones: Vec<String>,
     #[serde(default)]
     pub countries: Vec<String>,
+    /// Distance bounds: `[{ landmark = "...", km = N }]`.
+    #[serde(default)]
+    pub within: Vec<RawWithin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWithin {
+    pub landmark: String,
+    pub km: u64,
 }

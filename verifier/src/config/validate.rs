@@ -558,8 +558,16 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
         }
     }
 
+    // [[landmark]], [landmark_role], trust.proximity_max_age_secs
+    let landmarks = super::proximity::trusted_landmarks(&mut p, &raw.landmarks, &sites);
+    let landmark_role = super::proximity::landmark_role(&mut p, raw.landmark_role.as_ref(), &sites);
+    let proximity_max_age =
+        super::proximity::proximity_max_age(&mut p, raw.trust.proximity_max_age_secs);
+    let landmark_names: BTreeSet<String> = raw.landmarks.iter().map(|l| l.name.clone()).collect();
+
     // [[workload]]
     let defaults = WorkloadDefaults {
+        landmark_names: &landmark_names,
         trust_domain: &raw.credentials.trust_domain,
         default_ttl,
         tdx_allowed_tcb: &tdx_allowed_tcb,
@@ -672,12 +680,15 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             new_platform_fetches_per_client,
             new_platform_fetches_global,
             cache_max_bytes,
+            proximity_max_age,
         },
         sites,
         platforms,
         zones,
         endorsers,
         workloads,
+        landmarks,
+        landmark_role,
     })
 }
 
@@ -700,6 +711,7 @@ struct WorkloadDefaults<'a> {
     snp_allowed_tcb: &'a [String],
     snp_current_tcb: &'a BTreeMap<Product, CurrentTcb>,
     zone_names: &'a BTreeSet<String>,
+    landmark_names: &'a BTreeSet<String>,
 }
 
 fn parse_tee(p: &mut Vec<String>, what: &str, text: &str) -> Option<TeeType> {
@@ -931,10 +943,24 @@ fn workload(
     };
     let geofence = match &w.geofence {
         Some(g) => {
-            if g.zones.is_empty() && g.countries.is_empty() {
+            if g.zones.is_empty() && g.countries.is_empty() && g.within.is_empty() {
                 p.push(format!(
-                    "{what}: geofence must list zones or countries (omit it for no fence)"
+                    "{what}: geofence must list zones, countries or within bounds (omit it for no fence)"
                 ));
+            }
+            for b in &g.within {
+                if !d.landmark_names.contains(&b.landmark) {
+                    p.push(format!(
+                        "{what}: geofence within landmark {:?} is not a configured [[landmark]]",
+                        b.landmark
+                    ));
+                }
+                if b.km == 0 || b.km > 20_038 {
+                    p.push(format!(
+                        "{what}: geofence within km must be between 1 and 20038 (half the equator), got {}",
+                        b.km
+                    ));
+                }
             }
             for z in &g.zones {
                 if !d.zone_names.contains(z) {
@@ -953,6 +979,14 @@ fn workload(
             Some(Geofence {
                 zones: g.zones.clone(),
                 countries: g.countries.clone(),
+                within: g
+                    .within
+                    .iter()
+                    .map(|b| Within {
+                        landmark: b.landmark.clone(),
+                        km: b.km,
+                    })
+                    .collect(),
             })
         }
         None => None,
@@ -1292,6 +1326,39 @@ mod workload_rules {
         let one = format!("[[workload]]\nid = \"spiffe://locus.example/a\"\ntee = [\"sev-snp\"]\ndefault = true\n[workload.sev-snp]\nmeasurement = [\"{M}\"]\n");
         let two = format!("{one}{}", one.replace("/a\"", "/b\""));
         assert!(problems(cfg(&two, MILAN)).contains("more than one workload has default = true"));
+    }
+
+    #[test]
+    fn proximity_keys_are_validated_with_a_message_each() {
+        let key = r#"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\",\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}"#;
+        let w = format!(
+            "[[workload]]\nid = \"spiffe://locus.example/s\"\ntee = [\"sev-snp\"]\ngeofence = {{ within = [{{ landmark = \"nowhere\", km = 0 }}] }}\n[workload.sev-snp]\nmeasurement = [\"{M}\"]\n"
+        );
+        let lm = format!(
+            "[[site]]\nname = \"bare\"\ncountry = \"FR\"\n\
+             [[landmark]]\nname = \"a\"\nurl = \"ftp://x\"\nsite = \"bare\"\npublic_key = \"{key}\"\n\
+             [[landmark]]\nname = \"a\"\nurl = \"https://x\"\nsite = \"nosuch\"\npublic_key = \"not a key\"\n\
+             [landmark_role]\nenabled = true\nsite = \"bare\"\nrounds = 0\nround_timeout_ms = 0\nmax_sessions = 0\n"
+        );
+        let all = problems(cfg(
+            &format!("{w}{lm}"),
+            &format!("[trust]\nproximity_max_age_secs = 0\n{MILAN}"),
+        ));
+        for needle in [
+            "geofence within landmark \"nowhere\" is not a configured [[landmark]]",
+            "geofence within km must be between 1 and 20038",
+            "url must be an http(s) base URL",
+            "site \"bare\" has no coordinates",
+            "duplicate landmark name",
+            "site \"nosuch\" is not a configured [[site]]",
+            "public_key:",
+            "landmark_role.rounds",
+            "landmark_role.round_timeout_ms",
+            "landmark_role.max_sessions",
+            "trust.proximity_max_age_secs",
+        ] {
+            assert!(all.contains(needle), "{needle}: {all}");
+        }
     }
 
     #[test]

@@ -10,9 +10,12 @@
 //!   a simulator root: a verifier that trusts the simulator cannot vouch for hardware.
 //! - `locus_residency` says where the platform is, from which sources, at which granularity (`host` | `provider`);
 //!   for a workload with `residency = "optional"` on a platform nobody located it is `{"established": false}`.
+//!   Proximity bounds that counted add `"proximity"` to `sources` and `max_distance_km` per landmark name; a
+//!   platform nobody located but whose key is bounded (a `within`-only fence) has those alone.
 
 use serde::Serialize;
 
+use super::proximity::Bound;
 use super::residency::{Location, PlatformIdentity};
 use crate::appraisal::{Facts, PolicyOutcome, Verified};
 use crate::config::Workload;
@@ -97,21 +100,44 @@ impl TeeClaim {
     }
 }
 
+/// `{"<landmark>": km, …}`.
+fn max_distance_km(bounds: &[Bound]) -> serde_json::Value {
+    bounds
+        .iter()
+        .map(|b| {
+            (
+                b.landmark.clone(),
+                serde_json::Value::from(b.max_distance_km),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 /// `locus_residency`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ResidencyClaim {
     Established {
         location: Location,
+        /// Proximity bounds that counted (may be empty).
+        bounds: Vec<Bound>,
         checked_at: u64,
     },
+    /// No registry or endorsement location, but proximity bounds (a fence of `within` bounds only).
+    ProximityOnly { bounds: Vec<Bound>, checked_at: u64 },
     /// `residency = "optional"` and no location: said, not omitted.
     NotEstablished,
 }
 
 impl ResidencyClaim {
-    pub(super) fn established(location: Location, checked_at: u64) -> ResidencyClaim {
+    pub(super) fn established(
+        location: Location,
+        bounds: Vec<Bound>,
+        checked_at: u64,
+    ) -> ResidencyClaim {
         ResidencyClaim::Established {
             location,
+            bounds,
             checked_at,
         }
     }
@@ -121,6 +147,7 @@ impl ResidencyClaim {
         match self {
             ResidencyClaim::Established {
                 location,
+                bounds,
                 checked_at,
             } => {
                 let mut v = serde_json::json!({
@@ -135,8 +162,18 @@ impl ResidencyClaim {
                 if let (Some(region), Some(obj)) = (&location.region, v.as_object_mut()) {
                     obj.insert("region".into(), serde_json::Value::String(region.clone()));
                 }
+                if let (false, Some(obj)) = (bounds.is_empty(), v.as_object_mut()) {
+                    obj.insert("max_distance_km".into(), max_distance_km(bounds));
+                }
                 v
             }
+            ResidencyClaim::ProximityOnly { bounds, checked_at } => serde_json::json!({
+                "established": true,
+                "sources": ["proximity"],
+                "max_distance_km": max_distance_km(bounds),
+                "granularity": "key",
+                "checked_at": checked_at,
+            }),
             ResidencyClaim::NotEstablished => serde_json::json!({
                 "established": false,
                 "sources": [],

@@ -9,8 +9,9 @@
 //! 4. the confirmation key's algorithm is one the workload allows (`key_unsupported`);
 //! 5. the workload's policy over the facts (`crate::appraisal::apply_policy`: debug, migration, VMPL, revocation, TCB
 //!    status and floors, launch properties, reference values), which also yields the SNP `tcb_status`;
-//! 6. where the platform is ([`residency`]: registry, endorsements) and the geo-fence (`location_unknown`,
-//!    `geofence_denied`);
+//! 6. where the platform is ([`residency`]: registry, endorsements), how far its key answered from landmarks
+//!    ([`proximity`]: statements, `location_inconsistent`), and the geo-fence (`location_unknown`, `geofence_denied`,
+//!    `proximity_failed`);
 //! 7. the claims ([`claims`]), every value in them one the steps above established.
 //!
 //! Nothing here reads a file, a socket or the clock; the HTTP layer feeds it and signs, audits and answers what it
@@ -19,6 +20,7 @@
 
 pub mod binding;
 pub mod claims;
+pub mod proximity;
 pub mod residency;
 pub mod select;
 
@@ -42,6 +44,8 @@ pub struct Request<'a> {
     pub jwk: &'a Jwk,
     /// The workload named in the request, if any (untrusted text).
     pub workload: Option<&'a str>,
+    /// Proximity statements as received (untrusted bytes; [`proximity::bounds`] keeps the ones that count).
+    pub proximity: &'a [Vec<u8>],
 }
 
 /// Everything the decision looks at.
@@ -144,15 +148,33 @@ fn decide_inner<'a>(
     // Step 5: the workload's policy.
     let outcome = apply_policy(verified, &workload.policy)?;
 
-    // Step 6: residency and the fence.
-    let location = residency::locate(cfg, inputs.endorsements, platform, inputs.now);
+    // Step 6: residency, proximity bounds and the fence.
+    let mut location = residency::locate(cfg, inputs.endorsements, platform, inputs.now);
+    let (bounds, _ignored) = proximity::bounds(
+        cfg,
+        inputs.request.proximity,
+        &inputs.request.jwk.thumbprint_sha256(),
+        inputs.now,
+    );
     context.location = location.clone();
+    proximity::check_consistent(cfg, &bounds, location.as_ref())?;
     residency::check(workload, location.as_ref())?;
+    if let Some(fence) = &workload.geofence {
+        proximity::check_within(fence, &bounds)?;
+    }
+    if let (Some(loc), false) = (location.as_mut(), bounds.is_empty()) {
+        loc.sources.push("proximity");
+        context.location = Some(loc.clone());
+    }
 
     // Step 7: the claims.
     let tee = TeeClaim::new(verified, workload, platform, &outcome, simulated);
     let residency = match location {
-        Some(loc) => Some(ResidencyClaim::established(loc, inputs.now)),
+        Some(loc) => Some(ResidencyClaim::established(loc, bounds, inputs.now)),
+        None if !bounds.is_empty() => Some(ResidencyClaim::ProximityOnly {
+            bounds,
+            checked_at: inputs.now,
+        }),
         None => Some(ResidencyClaim::NotEstablished),
     };
     Ok(Claims {

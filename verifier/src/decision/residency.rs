@@ -131,6 +131,11 @@ pub fn check(workload: &Workload, location: Option<&Location>) -> Result<(), Ref
         if workload.residency == ResidencyRequirement::Optional && workload.geofence.is_none() {
             return Ok(());
         }
+        // A fence of `within` bounds only is about distance, not places: the bounds decide
+        // (`crate::decision::proximity::check_within`).
+        if workload.geofence.as_ref().is_some_and(|f| !f.has_places()) {
+            return Ok(());
+        }
         return Err(Refusal::new(
             ErrorCode::LocationUnknown,
             format!(
@@ -139,7 +144,7 @@ pub fn check(workload: &Workload, location: Option<&Location>) -> Result<(), Ref
             ),
         ));
     };
-    let Some(fence) = &workload.geofence else {
+    let Some(fence) = workload.geofence.as_ref().filter(|f| f.has_places()) else {
         return Ok(());
     };
     let allowed =

@@ -71,6 +71,13 @@ pub struct AuditRecord {
     pub cnf_jkt: Option<String>,
     /// Which replica decided (hostname or config issuer) — useful when N replicas share a log pipeline.
     pub replica: Option<String>,
+    /// For `/v1/svid`: the SVID kind (`x509-svid`, `jwt-svid`, `wit-svid`); `jti` then holds the JWT's `jti` or the
+    /// certificate's hex serial, `kid` the signing key, `cnf_jkt` the attested key. Absent on `/v1/attest` records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<&'static str>,
+    /// For `/v1/svid`: the RFC 7638 thumbprint (base64url) of the per-SVID key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub svid_jkt: Option<String>,
 }
 
 struct Job {

@@ -98,10 +98,19 @@ pub fn router(service: Arc<Service>) -> Router {
     let v1 = Router::new()
         .route("/v1/challenge", post(challenge))
         .route("/v1/attest", post(attest))
+        .route("/v1/svid", post(crate::spiffe::http::svid))
+        .route("/v1/proximity", get(crate::proximity::service::upgrade))
+        .route("/v1/landmark", get(crate::proximity::service::describe))
         .route_layer(middleware::from_fn_with_state(service.clone(), admit));
     Router::new()
         .merge(v1)
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/v1/spiffe/bundle", get(crate::spiffe::http::spiffe_bundle))
+        .route("/v1/wimse/bundle", get(crate::spiffe::http::wimse_bundle))
+        .route(
+            "/.well-known/wimse-trust-domain",
+            get(crate::spiffe::http::discovery),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -156,7 +165,9 @@ async fn admit(State(svc): State<Arc<Service>>, req: Request, next: Next) -> Res
 }
 
 /// Bounded concurrency without queueing, taken once the request body is in: none free → 503 `overloaded` at once.
-fn take_permit(svc: &Service) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Response>> {
+pub(crate) fn take_permit(
+    svc: &Service,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Response>> {
     svc.requests.clone().try_acquire_owned().map_err(|_| {
         let mut r = problem_response(
             ErrorCode::Overloaded,
@@ -170,7 +181,7 @@ fn take_permit(svc: &Service) -> Result<tokio::sync::OwnedSemaphorePermit, Box<R
 }
 
 /// How long a body may take: 2 s, plus its announced length at the minimum rate, capped by the request timeout.
-fn body_deadline(svc: &Service, headers: &HeaderMap) -> std::time::Duration {
+pub(crate) fn body_deadline(svc: &Service, headers: &HeaderMap) -> std::time::Duration {
     let len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -193,7 +204,11 @@ async fn not_found() -> Response {
 }
 
 /// Read at most `limit` bytes of body.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Refusal> {
     let too_large = || {
         Refusal::new(
             ErrorCode::RequestTooLarge,
@@ -245,7 +260,7 @@ fn b64url(s: &str, what: &str) -> Result<Vec<u8>, Refusal> {
         })
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
     let mut r = (status, v.to_string()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -270,6 +285,7 @@ async fn challenge_inner(svc: &Service, headers: &HeaderMap, body: Body) -> Resu
     )
     .await
     .map_err(|_| Refusal::new(ErrorCode::RequestInvalid, "the body arrived too slowly"))??;
+    let mut workload = None;
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
             Refusal::new(ErrorCode::RequestInvalid, format!("body is not JSON: {e}"))
@@ -280,15 +296,36 @@ async fn challenge_inner(svc: &Service, headers: &HeaderMap, body: Body) -> Resu
                 "body must be a JSON object ({})",
             ));
         }
+        workload = match v.get("workload") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(w)) => Some(w.clone()),
+            Some(_) => {
+                return Err(Refusal::new(
+                    ErrorCode::RequestInvalid,
+                    "workload must be a string",
+                ))
+            }
+        };
     }
     let rt = svc.runtime();
     let now = now_unix();
     let nonce = rt.challenge.issue(now)?;
     let expires = now + rt.config.server.challenge_ttl.as_secs();
-    Ok(json!({
+    let mut answer = json!({
         "nonce": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce),
         "expires_at": rfc3339(expires),
-    }))
+    });
+    // The landmarks the workload's fence needs statements from (docs/proximity.md); absent when none.
+    let landmarks: Vec<Value> = rt
+        .config
+        .landmarks_for(workload.as_deref())
+        .into_iter()
+        .map(|l| json!({"name": l.name, "url": l.url, "id": locus_wimse::b64::encode(l.id)}))
+        .collect();
+    if let (false, Some(obj)) = (landmarks.is_empty(), answer.as_object_mut()) {
+        obj.insert("landmarks".into(), Value::Array(landmarks));
+    }
+    Ok(answer)
 }
 
 /// `POST /v1/attest` body (docs/api.md). Unknown members are ignored for forward compatibility.
@@ -302,7 +339,13 @@ struct AttestRequest {
     jwk: Value,
     #[serde(default)]
     workload: Option<String>,
+    /// Proximity statements (COSE_Sign1, base64url) from landmarks (docs/proximity.md).
+    #[serde(default)]
+    proximity: Vec<String>,
 }
+
+/// Most proximity statements one attest request may carry.
+pub const MAX_PROXIMITY_STATEMENTS: usize = 16;
 
 /// A `POST /v1/attest` body with every member in the type the service uses.
 #[derive(Debug)]
@@ -314,6 +357,8 @@ pub struct DecodedAttest {
     pub certs: Vec<Vec<u8>>,
     /// Untrusted text; the decision parses it.
     pub workload: Option<String>,
+    /// Proximity statements as received (COSE_Sign1 bytes); the decision verifies them.
+    pub proximity: Vec<Vec<u8>>,
 }
 
 /// Decode a `POST /v1/attest` body: JSON shape, `tee`, the base64url `nonce`, `evidence` and `certs`, the agent JWK.
@@ -338,6 +383,18 @@ pub fn decode_attest_body(bytes: &[u8]) -> Result<DecodedAttest, Refusal> {
         .enumerate()
         .map(|(i, c)| b64url(c, &format!("certs[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
+    if req.proximity.len() > MAX_PROXIMITY_STATEMENTS {
+        return Err(Refusal::new(
+            ErrorCode::RequestInvalid,
+            format!("at most {MAX_PROXIMITY_STATEMENTS} proximity statements"),
+        ));
+    }
+    let proximity = req
+        .proximity
+        .iter()
+        .enumerate()
+        .map(|(i, p)| b64url(p, &format!("proximity[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(DecodedAttest {
         tee,
         nonce,
@@ -345,6 +402,7 @@ pub fn decode_attest_body(bytes: &[u8]) -> Result<DecodedAttest, Refusal> {
         evidence,
         certs,
         workload: req.workload,
+        proximity,
     })
 }
 
@@ -497,7 +555,7 @@ async fn attest(
 
 /// Record, once the log is durable again, that the credential `jti` was never sent (its own record may or may not have
 /// reached the disk before the failure). Retried for a few minutes; a log that stays broken loses only this marker.
-fn mark_withheld(svc: Arc<Service>, mut record: AuditRecord, jti: String) {
+pub(crate) fn mark_withheld(svc: Arc<Service>, mut record: AuditRecord, jti: String) {
     record.decision = "withheld";
     record.code = Some(ErrorCode::AuditUnavailable.as_str());
     record.message =
@@ -575,6 +633,7 @@ async fn attest_inner(
                 nonce: &req.nonce,
                 jwk: &req.jwk,
                 workload: req.workload.as_deref(),
+                proximity: &req.proximity,
             },
             now,
         });
@@ -734,6 +793,10 @@ mod tests {
             "/v1/challenge",
             "/v1/attest",
             "/.well-known/jwks.json",
+            "/v1/svid",
+            "/v1/spiffe/bundle",
+            "/v1/wimse/bundle",
+            "/.well-known/wimse-trust-domain",
             "/healthz",
             "/readyz",
             "/metrics",

@@ -1,7 +1,10 @@
 //! The verifier's secrets in `keys_dir` (default `<state_dir>/keys`), the only state replicas share (docs/operations.md#replicas-and-shared-keys):
 //!
 //! - `challenge.key`, `challenge-<not_before>.key`: 32 random bytes each, the challenge MAC keys (§2);
-//! - `es256-<not_before>.pk8`: ES256 WIT signing keys (PKCS#8 DER).
+//! - `es256-<not_before>.pk8`: ES256 WIT signing keys (PKCS#8 DER);
+//! - `jwt-svid-<not_before>.pk8`: ES256 JWT-SVID signing keys (PKCS#8 DER), published with `use` `jwt-svid`;
+//! - `spiffe-ca-<not_before>.pk8` and `spiffe-ca-<not_before>.crt`: the SPIFFE X.509 CA keys (PKCS#8 DER) and their
+//!   self-signed certificates (DER, written once beside the key so every replica publishes the same bytes).
 //!
 //! `<not_before>` is the 10-digit unix second from which the key signs (or makes nonces); `challenge.key` is the
 //! first challenge key, active since forever. Files written before keys had a not-before were named by their creation
@@ -30,6 +33,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use locus_wimse::jwk::{Alg, Jwk, USE_WIT_SVID};
+
+/// `use` of a JWT-SVID signing key in the SPIFFE bundle.
+pub const USE_JWT_SVID: &str = "jwt-svid";
+/// `use` of an X.509 CA certificate in the SPIFFE bundle.
+pub const USE_X509_SVID: &str = "x509-svid";
 use locus_wimse::Es256SigningKey;
 use ring::rand::{SecureRandom as _, SystemRandom};
 
@@ -104,7 +112,7 @@ pub fn check_mode(path: &Path, mode: u32) -> Result<(), KeyError> {
 
 /// Read a key file after checking the permissions of what was opened (following symlinks, as a mounted Kubernetes
 /// Secret has them; checked on the open file so a swap between check and read cannot slip past).
-fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+pub fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyError> {
     let mut f = fs::File::open(path).map_err(io(path))?;
     let mode = f.metadata().map_err(io(path))?.permissions().mode();
     check_mode(path, mode)?;
@@ -118,19 +126,78 @@ struct FileKind {
     prefix: &'static str,
     suffix: &'static str,
     since_forever: Option<&'static str>,
+    /// A file that belongs to each key (same stem, this suffix): pruned with it.
+    companion: Option<&'static str>,
 }
 
 const SIGNING: FileKind = FileKind {
     prefix: KEY_PREFIX,
     suffix: KEY_SUFFIX,
     since_forever: None,
+    companion: None,
 };
+
+const JWT_SVID: FileKind = FileKind {
+    prefix: "jwt-svid-",
+    suffix: KEY_SUFFIX,
+    since_forever: None,
+    companion: None,
+};
+
+const SPIFFE_CA: FileKind = FileKind {
+    prefix: "spiffe-ca-",
+    suffix: KEY_SUFFIX,
+    since_forever: None,
+    companion: Some(CA_CERT_SUFFIX),
+};
+
+/// Suffix of the certificate file beside a SPIFFE CA key.
+pub const CA_CERT_SUFFIX: &str = ".crt";
 
 const CHALLENGE: FileKind = FileKind {
     prefix: CHALLENGE_PREFIX,
     suffix: CHALLENGE_SUFFIX,
     since_forever: Some(CHALLENGE_KEY_FILE),
+    companion: None,
 };
+
+/// The kinds of ES256 signing key in the keys directory; each has its own files and its own rotation schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// WIT (and EAR) signing keys, `use` `wit-svid`.
+    Wit,
+    /// JWT-SVID signing keys, `use` `jwt-svid`.
+    JwtSvid,
+    /// SPIFFE X.509 CA keys, `use` `x509-svid` (their certificates sit beside them).
+    SpiffeCa,
+}
+
+impl KeyKind {
+    fn files(self) -> &'static FileKind {
+        match self {
+            KeyKind::Wit => &SIGNING,
+            KeyKind::JwtSvid => &JWT_SVID,
+            KeyKind::SpiffeCa => &SPIFFE_CA,
+        }
+    }
+
+    /// The JWK `use` its public keys are published with.
+    pub fn key_use(self) -> &'static str {
+        match self {
+            KeyKind::Wit => USE_WIT_SVID,
+            KeyKind::JwtSvid => USE_JWT_SVID,
+            KeyKind::SpiffeCa => USE_X509_SVID,
+        }
+    }
+
+    /// The path of a key file's companion (the CA certificate beside a CA key).
+    pub fn companion_path(self, key_path: &Path) -> Option<PathBuf> {
+        let suffix = self.files().companion?;
+        let name = key_path.file_name()?.to_str()?;
+        let stem = name.strip_suffix(self.files().suffix)?;
+        Some(key_path.with_file_name(format!("{stem}{suffix}")))
+    }
+}
 
 impl FileKind {
     fn not_before(&self, name: &str) -> Option<u64> {
@@ -146,6 +213,20 @@ impl FileKind {
 
     fn file_name(&self, not_before: u64) -> String {
         format!("{}{not_before:010}{}", self.prefix, self.suffix)
+    }
+
+    /// Whether `name` is this kind's key file or its companion.
+    fn owns(&self, name: &str) -> bool {
+        if self.not_before(name).is_some() {
+            return true;
+        }
+        match self.companion {
+            Some(c) => name
+                .strip_prefix(self.prefix)
+                .and_then(|rest| rest.strip_suffix(c))
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())),
+            None => false,
+        }
     }
 
     /// The files of this kind in `dir` with their not-befores, by (not-before, name).
@@ -173,7 +254,7 @@ pub struct SigningKey {
     pub path: PathBuf,
     /// The key, `kid` set to its RFC 7638 thumbprint.
     pub key: Arc<Es256SigningKey>,
-    /// The public JWK (`alg` ES256, `kid`, `use` wit-svid).
+    /// The public JWK (`alg` ES256, `kid`, `use` of its [`KeyKind`]).
     pub jwk: Jwk,
 }
 
@@ -187,7 +268,12 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    fn from_pkcs8(path: &Path, not_before: u64, pkcs8: &[u8]) -> Result<Self, KeyError> {
+    fn from_pkcs8(
+        path: &Path,
+        not_before: u64,
+        pkcs8: &[u8],
+        kind: KeyKind,
+    ) -> Result<Self, KeyError> {
         let key = Es256SigningKey::from_pkcs8(pkcs8)
             .map_err(|e| KeyError::BadKey {
                 path: path.to_path_buf(),
@@ -199,7 +285,7 @@ impl SigningKey {
         let jwk = bare
             .with_alg(Alg::Es256)
             .with_kid(kid.clone())
-            .with_use(USE_WIT_SVID);
+            .with_use(kind.key_use());
         Ok(SigningKey {
             kid,
             not_before,
@@ -224,6 +310,7 @@ impl SigningKey {
 #[derive(Debug)]
 pub struct KeySet {
     pub dir: PathBuf,
+    pub kind: KeyKind,
     keys: Vec<SigningKey>,
     /// `keys[i].not_before`, for the schedule.
     not_befores: Vec<u64>,
@@ -268,12 +355,17 @@ impl KeySet {
             .collect()
     }
 
-    /// Load every signing key in `dir` (no writes), refusing files with loose permissions.
+    /// Load every WIT signing key in `dir` (no writes), refusing files with loose permissions.
     pub fn load(dir: &Path) -> Result<KeySet, KeyError> {
+        KeySet::load_kind(dir, KeyKind::Wit)
+    }
+
+    /// Load every key of `kind` in `dir` (no writes), refusing files with loose permissions.
+    pub fn load_kind(dir: &Path, kind: KeyKind) -> Result<KeySet, KeyError> {
         let mut keys = Vec::new();
-        for (nb, path) in SIGNING.scan(dir)? {
+        for (nb, path) in kind.files().scan(dir)? {
             let der = read_key_file(&path)?;
-            keys.push(SigningKey::from_pkcs8(&path, nb, &der)?);
+            keys.push(SigningKey::from_pkcs8(&path, nb, &der, kind)?);
         }
         if keys.is_empty() {
             return Err(KeyError::NoKey(dir.to_path_buf()));
@@ -281,12 +373,13 @@ impl KeySet {
         let not_befores = keys.iter().map(|k| k.not_before).collect();
         Ok(KeySet {
             dir: dir.to_path_buf(),
+            kind,
             keys,
             not_befores,
         })
     }
 
-    /// First start: create `dir`, a challenge key and a signing key if they are missing; then load.
+    /// First start: create `dir`, a challenge key and a WIT signing key if they are missing; then load.
     pub fn ensure(dir: &Path) -> Result<KeySet, KeyError> {
         if !dir.exists() {
             fs::create_dir_all(dir).map_err(io(dir))?;
@@ -296,37 +389,65 @@ impl KeySet {
             let secret = random_challenge_secret()?;
             write_once(&dir.join(CHALLENGE_KEY_FILE), &secret, true)?;
         }
-        match KeySet::load(dir) {
+        KeySet::ensure_kind(dir, KeyKind::Wit)
+    }
+
+    /// Create a key of `kind` (not-before 0) in `dir` if it has none; then load. Two replicas doing this together
+    /// agree on one key (the loser of the link reads the winner's).
+    pub fn ensure_kind(dir: &Path, kind: KeyKind) -> Result<KeySet, KeyError> {
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(io(dir))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+        }
+        match KeySet::load_kind(dir, kind) {
             Err(KeyError::NoKey(_)) => {
                 let pkcs8 = generate()?;
-                write_once(&dir.join(SIGNING.file_name(0)), &pkcs8, true)?;
-                KeySet::load(dir)
+                write_once(&dir.join(kind.files().file_name(0)), &pkcs8, true)?;
+                KeySet::load_kind(dir, kind)
             }
             other => other,
         }
     }
 
-    /// Add a signing key that starts signing `activate_in` after `now` (and after every existing key), and delete the
-    /// keys no longer published at `now`. Until its not-before the new key is only published.
+    /// Add a WIT signing key that starts signing `activate_in` after `now` (and after every existing key), and delete
+    /// the keys no longer published at `now`. Until its not-before the new key is only published.
     pub fn rotate(
         dir: &Path,
         now: u64,
         activate_in: Duration,
         retain: Duration,
     ) -> Result<Rotated, KeyError> {
-        let before = KeySet::load(dir)?;
+        KeySet::rotate_kind(dir, KeyKind::Wit, now, activate_in, retain)
+    }
+
+    /// [`KeySet::rotate`] for keys of `kind`; a pruned key's companion file (a CA certificate) goes with it.
+    pub fn rotate_kind(
+        dir: &Path,
+        kind: KeyKind,
+        now: u64,
+        activate_in: Duration,
+        retain: Duration,
+    ) -> Result<Rotated, KeyError> {
+        let before = KeySet::load_kind(dir, kind)?;
         let not_before = schedule::next_not_before(&before.not_befores, now, activate_in);
         let pkcs8 = generate()?;
-        let path = dir.join(SIGNING.file_name(not_before));
+        let path = dir.join(kind.files().file_name(not_before));
         // Strict here: a concurrent rotation that took this name must not leave us reporting a key that is not on disk.
         write_once(&path, &pkcs8, false)?;
-        let kid = SigningKey::from_pkcs8(&path, not_before, &pkcs8)?.kid;
-        let after = KeySet::load(dir)?;
+        let kid = SigningKey::from_pkcs8(&path, not_before, &pkcs8, kind)?.kid;
+        let after = KeySet::load_kind(dir, kind)?;
         let mut removed = Vec::new();
         for (i, k) in after.keys.iter().enumerate() {
             if !schedule::is_live(&after.not_befores, i, now, retain) {
                 fs::remove_file(&k.path).map_err(io(&k.path))?;
                 removed.push(k.path.clone());
+                if let Some(c) = kind.companion_path(&k.path) {
+                    match fs::remove_file(&c) {
+                        Ok(()) => removed.push(c),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(KeyError::Io { path: c, source: e }),
+                    }
+                }
             }
         }
         Ok(Rotated {
@@ -335,6 +456,28 @@ impl KeySet {
             removed,
         })
     }
+
+    /// The not-befores of the keys, in order (for the bundle sequence number).
+    pub fn not_befores(&self) -> &[u64] {
+        &self.not_befores
+    }
+}
+
+/// The landmark's statement key (docs/proximity.md), one per landmark host, never rotated by `keys rotate`: its
+/// thumbprint is the landmark id issuers trust.
+pub const LANDMARK_KEY_FILE: &str = "landmark.pk8";
+
+/// Load the landmark statement key from `dir`, creating it (0600) first when `create` and it is missing.
+pub fn landmark_key(dir: &Path, create: bool) -> Result<Es256SigningKey, KeyError> {
+    let path = dir.join(LANDMARK_KEY_FILE);
+    if create && !path.exists() {
+        write_once(&path, &generate()?, true)?;
+    }
+    let der = read_key_file(&path)?;
+    Es256SigningKey::from_pkcs8(&der).map_err(|e| KeyError::BadKey {
+        path: path.clone(),
+        detail: e.to_string(),
+    })
 }
 
 /// The challenge MAC keys in `dir` with their not-befores, by not-before, refusing loose permissions and wrong sizes.
@@ -405,7 +548,7 @@ fn generate() -> Result<Vec<u8>, KeyError> {
 
 /// Write `bytes` to `path` with mode 0600 unless it exists: temp file, fsync, then hard link (atomic, fails if
 /// `path` exists — then the existing file wins, which is not an error when `existing_wins`).
-fn write_once(path: &Path, bytes: &[u8], existing_wins: bool) -> Result<(), KeyError> {
+pub fn write_once(path: &Path, bytes: &[u8], existing_wins: bool) -> Result<(), KeyError> {
     let mut rnd = [0u8; 8];
     SystemRandom::new()
         .fill(&mut rnd)
@@ -446,8 +589,10 @@ pub fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<std::time::SystemTime
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            let is_key =
-                CHALLENGE.not_before(&name).is_some() || SIGNING.not_before(&name).is_some();
+            let is_key = CHALLENGE.owns(&name)
+                || SIGNING.owns(&name)
+                || JWT_SVID.owns(&name)
+                || SPIFFE_CA.owns(&name);
             if !is_key {
                 continue;
             }

@@ -209,6 +209,17 @@ pub enum KeysCommand {
         #[arg(long, default_value_t = keys::DEFAULT_ACTIVATE_IN.as_secs())]
         activate_in: u64,
     },
+    /// Create a new SPIFFE X.509 CA key (with its self-signed certificate) and a new JWT-SVID signing key, published
+    /// in the SPIFFE bundle at once and signing from `--activate-in` seconds later, like `rotate` for WIT keys; the
+    /// previous ones stay published until the SVIDs they signed expire. Prints {"ca_kid", "jwt_svid_kid",
+    /// "not_before", "activates_at", "removed"}.
+    RotateSpiffe {
+        #[arg(long)]
+        config: PathBuf,
+        /// Seconds from now until the new keys sign.
+        #[arg(long, default_value_t = keys::DEFAULT_ACTIVATE_IN.as_secs())]
+        activate_in: u64,
+    },
     /// Create a new challenge MAC key that makes nonces from `--activate-in` seconds later; until then the current
     /// one does, and it keeps verifying nonces for the challenge ttl plus skew after the switch, so no challenge
     /// in flight is lost. Prints {"not_before", "activates_at", "removed"}.
@@ -298,6 +309,10 @@ pub fn run_keys(args: &KeysArgs) -> u8 {
             config,
             activate_in,
         }
+        | KeysCommand::RotateSpiffe {
+            config,
+            activate_in,
+        }
         | KeysCommand::RotateChallenge {
             config,
             activate_in,
@@ -311,11 +326,15 @@ pub fn run_keys(args: &KeysArgs) -> u8 {
         }
     };
     let dir = &cfg.server.keys_dir;
-    if let Err(e) = keys::KeySet::ensure(dir) {
+    let now = http::now_unix();
+    // Every kind of key exists afterwards (the documented way to fill a Kubernetes Secret), whichever is rotated.
+    let ensured = keys::KeySet::ensure(dir)
+        .and_then(|_| keys::KeySet::ensure_kind(dir, keys::KeyKind::JwtSvid))
+        .and_then(|_| crate::spiffe::ca::SpiffeCa::ensure(dir, &cfg.credentials.trust_domain, now));
+    if let Err(e) = ensured {
         eprintln!("keys: {e}");
         return 1;
     }
-    let now = http::now_unix();
     let safe = keys::safe_activate_in(cfg.server.key_rescan);
     if activate_in < safe {
         eprintln!(
@@ -329,6 +348,51 @@ pub fn run_keys(args: &KeysArgs) -> u8 {
         KeysCommand::Rotate { .. } => {
             keys::KeySet::rotate(dir, now, activate_in, cfg.longest_ttl() + keys::RETAIN_SKEW)
                 .and_then(|r| Ok((r, Some(keys::KeySet::load(dir)?.active(now).kid.clone()))))
+        }
+        KeysCommand::RotateSpiffe { .. } => {
+            let retain = cfg.longest_ttl() + keys::RETAIN_SKEW;
+            let rotated =
+                keys::KeySet::rotate_kind(dir, keys::KeyKind::SpiffeCa, now, activate_in, retain)
+                    .and_then(|ca| {
+                        // The new CA's certificate, written before the JWT-SVID key so a failure leaves no key without one.
+                        crate::spiffe::ca::SpiffeCa::ensure(
+                            dir,
+                            &cfg.credentials.trust_domain,
+                            now,
+                        )?;
+                        let jwt = keys::KeySet::rotate_kind(
+                            dir,
+                            keys::KeyKind::JwtSvid,
+                            now,
+                            activate_in,
+                            retain,
+                        )?;
+                        Ok((ca, jwt))
+                    });
+            return match rotated {
+                Ok((ca, jwt)) => {
+                    let removed: Vec<String> = ca
+                        .removed
+                        .iter()
+                        .chain(&jwt.removed)
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    let report = serde_json::json!({
+                        "ca_kid": ca.kid,
+                        "jwt_svid_kid": jwt.kid,
+                        "not_before": ca.not_before,
+                        "jwt_svid_not_before": jwt.not_before,
+                        "activates_at": http::rfc3339(ca.not_before),
+                        "removed": removed,
+                    });
+                    println!("{report}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("keys: {e}");
+                    1
+                }
+            };
         }
         KeysCommand::RotateChallenge { .. } => keys::rotate_challenge(
             dir,

@@ -20,11 +20,12 @@ use tokio::sync::Semaphore;
 use super::audit::AuditLog;
 use super::challenge::ChallengeKey;
 use super::config::{self, Config};
-use super::keys::{self, KeySet, RETAIN_SKEW};
+use super::keys::{self, KeyKind, KeySet, RETAIN_SKEW};
 use super::metrics::Metrics;
 use crate::appraisal::TrustAnchors;
 use crate::collateral::{Collateral, CollateralConfig};
 use crate::endorsement::{self, Endorsement};
+use crate::spiffe::ca::SpiffeCa;
 
 /// Everything derived from one config file and the keys directory.
 #[derive(Debug)]
@@ -37,11 +38,17 @@ pub struct Runtime {
     /// Endorsements from `server.endorsements_dir` whose signature verified under a configured endorser.
     pub endorsements: Vec<Endorsement>,
     pub keys: KeySet,
+    /// JWT-SVID signing keys (`jwt-svid-*.pk8`), scheduled like the WIT keys.
+    pub jwt_svid_keys: KeySet,
+    /// The SPIFFE X.509 CA keys and certificates (`spiffe-ca-*`), scheduled like the WIT keys.
+    pub spiffe_ca: SpiffeCa,
     /// One WIT (and EAR) issuer per signing key, in the order of `keys.all()`; [`Runtime::issuer`] picks the one
     /// active at the request's time, so a key scheduled ahead starts signing at its not-before without a reload.
     issuers: Vec<WitIssuer>,
     /// The challenge MAC keys (current, next and previous, by not-before).
     pub challenge: ChallengeKey,
+    /// This verifier as a landmark (`[landmark_role]` enabled), with its statement key from the keys directory.
+    pub landmark: Option<Arc<crate::proximity::Landmark>>,
 }
 
 impl Runtime {
@@ -114,10 +121,19 @@ pub fn build_runtime(cfg: Config, create_keys: bool) -> Result<Runtime, BuildErr
         None => Vec::new(),
     };
 
-    let keys = if create_keys {
-        KeySet::ensure(&cfg.server.keys_dir)?
+    let dir = &cfg.server.keys_dir;
+    let (keys, jwt_svid_keys, spiffe_ca) = if create_keys {
+        (
+            KeySet::ensure(dir)?,
+            KeySet::ensure_kind(dir, KeyKind::JwtSvid)?,
+            SpiffeCa::ensure(dir, &cfg.credentials.trust_domain, super::http::now_unix())?,
+        )
     } else {
-        KeySet::load(&cfg.server.keys_dir)?
+        (
+            KeySet::load(dir)?,
+            KeySet::load_kind(dir, KeyKind::JwtSvid)?,
+            SpiffeCa::load(dir)?,
+        )
     };
     let secrets = keys::load_challenge_keys(&cfg.server.keys_dir)?;
     let schedule: Vec<(u64, &[u8])> = secrets.iter().map(|(nb, s)| (*nb, s.as_slice())).collect();
@@ -132,12 +148,22 @@ pub fn build_runtime(cfg: Config, create_keys: bool) -> Result<Runtime, BuildErr
                 .map_err(|e| BuildError::Other(format!("WIT issuer: {e}")))
         })
         .collect::<Result<Vec<_>, BuildError>>()?;
+    let landmark = match &cfg.landmark_role {
+        Some(role) => {
+            let key = keys::landmark_key(&cfg.server.keys_dir, create_keys)?;
+            Some(Arc::new(crate::proximity::Landmark::new(key, role.clone())))
+        }
+        None => None,
+    };
     Ok(Runtime {
+        landmark,
         config: Arc::new(cfg),
         anchors,
         collateral: Arc::new(collateral),
         endorsements,
         keys,
+        jwt_svid_keys,
+        spiffe_ca,
         issuers,
         challenge,
     })
@@ -207,6 +233,8 @@ pub struct Service {
     pub admission: super::admission::Admission,
     /// Minimum body rate: a body's deadline is 2 s plus its length at this rate.
     pub body_min_bytes_per_sec: u64,
+    /// `(subject, jti)` of the SVID requests seen while their `iat` window lasts (per replica).
+    pub svid_replay: locus_wimse::ReplayCache,
 }
 
 impl Service {
@@ -233,6 +261,7 @@ impl Service {
                 cfg.server.trusted_proxies.clone(),
             ),
             body_min_bytes_per_sec: cfg.server.body_min_bytes_per_sec,
+            svid_replay: locus_wimse::ReplayCache::default(),
         }
     }
 

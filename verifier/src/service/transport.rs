@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -251,7 +250,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let conns = Arc::new(Conns::default());
-    let graceful = GracefulShutdown::new();
+    // Graceful shutdown by hand (hyper-util's `GracefulShutdown` cannot watch a connection that may upgrade): every
+    // connection task holds a clone of `alive`; on shutdown each is asked to finish its request and close, and
+    // `drained` yields `None` once the last clone is dropped.
+    let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+    let (alive, mut drained) = tokio::sync::mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -275,8 +278,10 @@ pub async fn serve(
         let app = app.clone();
         let tls = tls.clone();
         let limits = limits.clone();
-        let watcher = graceful.watcher();
+        let alive = alive.clone();
+        let mut draining = draining_rx.clone();
         tokio::spawn(async move {
+            let _alive = alive;
             let _slot = slot;
             let last = Arc::new(AtomicU64::new(0));
             let started = Instant::now();
@@ -324,9 +329,13 @@ pub async fn serve(
                     return;
                 }
             };
-            let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc));
+            // With upgrades: `GET /v1/proximity` hands the connection to a landmark session (crate::proximity).
+            let conn = builder
+                .serve_connection(TokioIo::new(io), svc)
+                .with_upgrades();
             tokio::pin!(conn);
             let check = (limits.idle_timeout / 4).max(Duration::from_millis(100));
+            let mut asked_to_close = false;
             loop {
                 tokio::select! {
                     r = &mut conn => {
@@ -334,6 +343,12 @@ pub async fn serve(
                             tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                         }
                         break;
+                    }
+                    changed = draining.changed(), if !asked_to_close => {
+                        asked_to_close = true;
+                        if changed.is_ok() {
+                            conn.as_mut().graceful_shutdown();
+                        }
                     }
                     () = tokio::time::sleep(check) => {
                         let idle_for = started.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
@@ -347,7 +362,9 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = draining_tx.send(true);
+    drop(alive);
+    let _ = drained.recv().await;
     Ok(())
 }
 
