@@ -11,6 +11,10 @@
 //! The socket is bound inside a private 0700 directory, set to 0660, then renamed into place, so it is never
 //! reachable with looser permissions. Nothing else is written to disk: the private key lives only in memory.
 //!
+//! With `--spiffe-socket` ([`SpiffeParams`]) the SPIFFE Workload API runs beside it ([`crate::spiffe`]): one more
+//! renewal loop per extra identity it serves, an SVID loop per identity, and a gRPC server on its own socket, all
+//! stopped by the same shutdown signal.
+//!
 //! File permissions decide who may connect; the peer's credentials (`SO_PEERCRED`, read when the connection is
 //! accepted) decide who is served: a peer whose uid is not in [`PeerAllowList::uids`] and whose gid is not in
 //! [`PeerAllowList::gids`] gets 403 `peer_not_allowed` before any handler runs. The default list is the agent's own

@@ -1,4 +1,4 @@
-//! JWT-SVID validation (SPIFFE `standards/JWT-SVID.md`), for relying parties and for the agent's `ValidateJWTSVID`.
+//! JWT-SVID validation (the SPIFFE JWT-SVID standard), for relying parties and for the agent's `ValidateJWTSVID`.
 //!
 //! 1. Compact JWS, strict ([`CompactJws::parse`]); `typ`, when present, is `JWT` or `JOSE` (§2.3).
 //! 2. `alg` is one of the JWT-SVID algorithms this crate implements (ES256, ES384, RS256, PS256 — §2.1 excludes

@@ -1,4 +1,4 @@
-//! rustls certificate verifiers for SPIFFE X.509-SVID peers (SPIFFE `standards/X509-SVID.md` §5).
+//! rustls certificate verifiers for SPIFFE X.509-SVID peers (the SPIFFE X509-SVID standard, §5 validation).
 //!
 //! An X.509-SVID names its workload only by a `spiffe://` URI SAN, which rustls's name check (DNS names and IP
 //! addresses) cannot match. These verifiers replace the name check, not the chain check:
