@@ -375,12 +375,23 @@ impl SpiffeWorkloadApi for WorkloadApi {
     }
 }
 
-/// A request naming a SPIFFE ID (`spiffe_id`, optional) is served only when it is the caller's identity.
+/// A request naming a SPIFFE ID (`spiffe_id`, optional) is served only when it is the caller's identity: the
+/// Workload Identifier its credential is asked for (the WIT's `sub` is checked to be that one), or, for the default
+/// identity without `--workload`, the current WIT's `sub` (`Unavailable` until there is one).
 fn entitled(ident: &Identity, wanted: &str, now: u64) -> Result<(), Status> {
     if wanted.is_empty() {
         return Ok(());
     }
-    let current = ident.slot.valid_at(now).and_then(|c| spiffe_id_of(&c).ok());
+    let current = match &ident.key {
+        Some(id) => Some(id.clone()),
+        None => Some(
+            ident
+                .slot
+                .valid_at(now)
+                .and_then(|c| spiffe_id_of(&c).ok())
+                .ok_or_else(|| Status::unavailable("no attested credential yet"))?,
+        ),
+    };
     if current.as_deref() == Some(wanted) {
         Ok(())
     } else {
