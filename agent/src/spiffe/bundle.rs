@@ -123,3 +123,70 @@ impl SpiffeBundle {
         self.refresh_hint
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Any DER certificate serves as an X.509 authority here: the simulator's TDX root.
+    const CA_DER: &[u8] =
+        include_bytes!("../../../examples/sim-pki/tdx/collateral/intel_sgx_root_ca.der");
+
+    fn x5c() -> String {
+        base64::engine::general_purpose::STANDARD.encode(CA_DER)
+    }
+
+    fn doc(keys: Value) -> Vec<u8> {
+        json!({"keys": keys, "spiffe_sequence": 7, "spiffe_refresh_hint": 60})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn jwt_key(kid: &str, key_use: &str) -> Value {
+        json!({"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+               "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":kid,"use":key_use})
+    }
+
+    #[test]
+    fn each_profile_gets_only_its_own_keys() {
+        let body = doc(json!([
+            {"kty":"EC","use":"x509-svid","kid":"ca","x5c":[x5c()]},
+            jwt_key("j", "jwt-svid"),
+            jwt_key("w", "wit-svid"),
+            jwt_key("o", "wimse-jwt"),
+        ]));
+        let b = SpiffeBundle::from_json(&body).expect("bundle");
+        assert_eq!(b.x509_der(), CA_DER);
+        assert_eq!((b.sequence(), b.refresh_hint()), (Some(7), Some(60)));
+        let jwt: Value = serde_json::from_str(&b.jwt_jwks_json()).expect("json");
+        assert_eq!(jwt["keys"].as_array().map(Vec::len), Some(1));
+        assert_eq!(jwt["keys"][0]["kid"], "j");
+        let wit: Value = serde_json::from_str(&b.wit_jwks_json()).expect("json");
+        assert_eq!(wit["keys"][0]["kid"], "w");
+        assert_eq!(b.jwt_jwks().expect("parsed").keys.len(), 1);
+    }
+
+    #[test]
+    fn malformed_bundles_are_verifier_response_invalid() {
+        let ca = json!({"kty":"EC","use":"x509-svid","kid":"ca","x5c":[x5c()]});
+        let cases = [
+            br#"not json"#.to_vec(),
+            br#"{"keys":{}}"#.to_vec(),
+            doc(json!([jwt_key("j", "jwt-svid")])),
+            doc(json!([ca.clone()])),
+            doc(json!([{"kty":"EC","use":"x509-svid","kid":"ca"}, jwt_key("j", "jwt-svid")])),
+            doc(
+                json!([{"kty":"EC","use":"x509-svid","kid":"ca","x5c":["%%%"]}, jwt_key("j", "jwt-svid")]),
+            ),
+            doc(
+                json!([{"kty":"EC","use":"x509-svid","kid":"ca","x5c":["AAAA"]}, jwt_key("j", "jwt-svid")]),
+            ),
+            doc(json!([ca, jwt_key("", "jwt-svid")])),
+            doc(json!(vec![jwt_key("j", "jwt-svid"); MAX_BUNDLE_KEYS + 1])),
+        ];
+        for body in cases {
+            let err = SpiffeBundle::from_json(&body).expect_err(&String::from_utf8_lossy(&body));
+            assert_eq!(err.code(), "verifier_response_invalid");
+        }
+    }
+}
