@@ -128,10 +128,10 @@ fn netns_or_skip(test: &str) -> Option<Netns> {
 
 /// A verifier (landmark + issuer) behind a relay.
 struct Env {
+    /// Killed on drop, first (fields drop in order): before its state directory and namespace go.
+    _verifier: ChildGuard,
     dir: tempfile::TempDir,
     relay: Relay,
-    /// Killed on drop.
-    _verifier: ChildGuard,
     verifier_stderr: PathBuf,
     /// `ip netns exec <agent ns>` or nothing.
     agent_prefix: Vec<String>,
@@ -280,6 +280,10 @@ impl Env {
     }
 
     fn agent(&self, args: &[&str]) -> Command {
+        self.agent_on("snp-fra-1", args)
+    }
+
+    fn agent_on(&self, profile: &str, args: &[&str]) -> Command {
         let mut cmd = match self.agent_prefix.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
@@ -290,14 +294,18 @@ impl Env {
         };
         cmd.args(args)
             .args(["--verifier", &self.base(), "--insecure-http"])
-            .args(["--tee", "sim-snp", "--sim-profile", "snp-fra-1"])
+            .args(["--tee", "sim-snp", "--sim-profile", profile])
             .env("RUST_LOG", "warn");
         cmd
     }
 
-    /// `locus-agent attest --json` for `workload`: the one JSON object it prints.
+    /// `locus-agent attest --json` for `workload` on `snp-fra-1`: the one JSON object it prints.
     fn attest(&self, workload: &str) -> Value {
-        let mut cmd = self.agent(&["attest", "--json", "--workload", workload]);
+        self.attest_on("snp-fra-1", workload)
+    }
+
+    fn attest_on(&self, profile: &str, workload: &str) -> Value {
+        let mut cmd = self.agent_on(profile, &["attest", "--json", "--workload", workload]);
         let done = run_to_completion("locus-agent attest", &mut cmd, STEP).expect("agent");
         let line = done.stdout.lines().last().unwrap_or_default().to_string();
         serde_json::from_str(&line).unwrap_or_else(|e| {
@@ -473,7 +481,7 @@ fn in_namespaces_run_stops_renewing_once_delay_pushes_the_bound_past_the_fence()
 }
 
 #[test]
-fn on_loopback_a_fenced_workload_is_issued_with_its_bound_and_refused_proximity_failed_without_statements(
+fn on_loopback_a_distance_fence_issues_with_its_bound_even_unregistered_and_without_statements_is_proximity_failed(
 ) {
     let env = Env::start(None, "fra-1");
     let answer = env.attest(NEAR);
@@ -500,6 +508,29 @@ fn on_loopback_a_fenced_workload_is_issued_with_its_bound_and_refused_proximity_
     // An attest request with no statements (an agent that skipped the landmark): proximity_failed.
     let answer = attest_without_statements(&env);
     assert_eq!(answer["code"], "proximity_failed", "{answer}");
+
+    // A platform nobody registered: the fence of distance bounds alone decides, and the WIT says only the bound.
+    let answer = env.attest_on("snp-unregistered", NEAR);
+    assert_eq!(verdict(&answer), "issued", "{answer}");
+    let residency = &answer["claims"]["locus_residency"];
+    assert_eq!(
+        residency["sources"],
+        serde_json::json!(["proximity"]),
+        "{residency}"
+    );
+    assert_eq!(residency["granularity"], "key", "{residency}");
+    assert!(residency.get("country").is_none(), "{residency}");
+    assert!(
+        residency["max_distance_km"]["fra-lm"]
+            .as_u64()
+            .is_some_and(|km| km <= 500),
+        "{residency}"
+    );
+    // The EU workload (zones) still needs a location there.
+    assert_eq!(
+        verdict(&env.attest_on("snp-unregistered", locus_tests::EU_WORKLOAD)),
+        "location_unknown"
+    );
 }
 
 /// Attest for [`NEAR`] without collecting statements, through the library with the simulator attester.

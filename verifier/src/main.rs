@@ -33,6 +33,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !locus_verifier::service::transport::install_crypto_provider() {
+        eprintln!("locus-verifier: another rustls crypto provider is installed; ring is required");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Appraise(args) => {
             tracing_subscriber::fmt()

@@ -229,9 +229,11 @@ fn other_collateral_other_anchors_or_another_pck_are_never_memo_hits() {
             .with_fault(TdxFault::StaleCollateral)
             .collateral(),
     );
-    let (r, hits, _) = judged(&quote, &stale, &anchors, SIM_VERIFICATION_TIME_UNIX);
-    assert_eq!(hits, 0);
-    assert_eq!(refused(r), ErrorCode::CollateralExpired);
+    for _ in 0..2 {
+        let (r, hits, _) = judged(&quote, &stale, &anchors, SIM_VERIFICATION_TIME_UNIX);
+        assert_eq!(hits, 0, "a refusal about time is never memoised");
+        assert_eq!(refused(r), ErrorCode::CollateralExpired);
+    }
 
     // Equivalent collateral in other bytes (an extra newline after a PEM chain): a miss that verifies and is then
     // stored under its own identity.
@@ -251,10 +253,13 @@ fn other_collateral_other_anchors_or_another_pck_are_never_memo_hits() {
     assert_eq!(hits, 1);
     r.expect("now a hit");
 
-    // Anchors without simulator trust: refused before the memo is consulted.
+    // Anchors without simulator trust (another instance, so another memo): a miss, refused.
     let pinned = TrustAnchors::pinned().expect("anchors");
     let (r, hits, misses) = judged(&quote, collateral(), &pinned, SIM_VERIFICATION_TIME_UNIX);
-    assert_eq!((hits, misses), (0, 0));
+    assert_eq!((hits, misses), (0, 1));
+    assert_eq!(refused(r), ErrorCode::SimulatedEvidenceUntrusted);
+    let (r, hits, _) = judged(&quote, collateral(), &pinned, SIM_VERIFICATION_TIME_UNIX);
+    assert_eq!(hits, 0, "an untrusted root is never memoised");
     assert_eq!(refused(r), ErrorCode::SimulatedEvidenceUntrusted);
 
     // The same platform with a revoked or an expired PCK: other signature data, a miss, refused.
@@ -314,4 +319,86 @@ fn each_platform_and_td_has_its_own_memo_entry() {
     );
     assert_eq!(hits, 0);
     assert!(r.expect("debug verifies").facts().debug);
+}
+
+#[test]
+fn a_refusal_the_collateral_decides_is_memoised_and_answered_again_only_for_a_validly_signed_quote()
+{
+    let att = attester("tdx-fra-1");
+    let anchors = trusting();
+    // TCB info whose signed text changed: the engine refuses it for every quote of the platform.
+    let mut c = collateral().as_dcap_qvl().clone();
+    c.tcb_info = c.tcb_info.replacen("UpToDate", "OutOfDate", 1);
+    let tampered = TdxCollateral::from_dcap_qvl(c);
+    let (r, hits, misses) = judged(
+        &att.quote(&rd(0x21)),
+        &tampered,
+        &anchors,
+        SIM_VERIFICATION_TIME_UNIX,
+    );
+    assert_eq!((hits, misses), (0, 1));
+    let first = r.expect_err("tampered TCB info");
+    assert_eq!(first.code, ErrorCode::SignatureInvalid);
+    // Another quote of the platform: a hit, the same refusal, without the engine.
+    let (r, hits, misses) = judged(
+        &att.quote(&rd(0x22)),
+        &tampered,
+        &anchors,
+        SIM_VERIFICATION_TIME_UNIX,
+    );
+    assert_eq!((hits, misses), (1, 0));
+    assert_eq!(r.expect_err("memoised refusal"), first);
+    // A quote whose own signature fails finds the entry but goes the full way: the engine reports what its order
+    // finds first (here the TCB info signature again), not the memo.
+    let bad = attester("tdx-fra-1").with_fault(TdxFault::BadSignature);
+    let (r, hits, _) = judged(
+        &bad.quote(&rd(0x23)),
+        &tampered,
+        &anchors,
+        SIM_VERIFICATION_TIME_UNIX,
+    );
+    assert_eq!(hits, 1);
+    assert_eq!(refused(r), ErrorCode::SignatureInvalid);
+    // Outside the collateral's window: a miss.
+    let (_, hits, misses) = judged(
+        &att.quote(&rd(0x24)),
+        &tampered,
+        &anchors,
+        COLLATERAL_NEXT_UPDATE_UNIX + 1,
+    );
+    assert_eq!((hits, misses), (0, 1));
+}
+
+#[test]
+fn a_real_tcb_not_supported_quote_is_refused_from_the_memo_on_its_second_appraisal() {
+    for name in [
+        "tdx/v4-50806f-tcb-not-supported-gotdx",
+        "tdx/v5-90c06f-tcb-not-supported-dcapqvl",
+    ] {
+        let Some(root) = appraise_support::vectors_dir() else {
+            return;
+        };
+        let dir = root.join(name);
+        let quote = std::fs::read(dir.join("quote.bin")).expect("quote.bin");
+        let c = locus_verifier::cli::tdx_collateral_from_dir(&dir.join("collateral"))
+            .map_err(|e| e.0)
+            .expect("collateral dir")
+            .expect("collateral");
+        let expected: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join("expected.json")).expect("expected.json"),
+        )
+        .expect("expected.json");
+        let now = locus_verifier::cli::parse_rfc3339(
+            expected["verification_time"].as_str().expect("time"),
+        )
+        .map_err(|e| e.0)
+        .expect("time");
+        let anchors = TrustAnchors::pinned().expect("anchors");
+        let (r, hits, misses) = judged(&quote, &c, &anchors, now);
+        assert_eq!((hits, misses), (0, 1), "{name}");
+        assert_eq!(refused(r), ErrorCode::TcbNotSupported, "{name}");
+        let (r, hits, misses) = judged(&quote, &c, &anchors, now);
+        assert_eq!((hits, misses), (1, 0), "{name}: memoised");
+        assert_eq!(refused(r), ErrorCode::TcbNotSupported, "{name}");
+    }
 }

@@ -179,13 +179,11 @@ async fn an_attested_agent_gets_an_x509_svid_that_chains_to_the_bundle_ca_names_
         p256_point(&a.agent.key.public_key()).as_slice()
     );
 
-    // No longer than the WIT.
-    let not_after = leaf
-        .tbs_certificate
-        .validity
-        .not_after
-        .to_unix_duration()
-        .as_secs();
+    // Within the WIT's validity: never before its iat, ending with it.
+    let validity = &leaf.tbs_certificate.validity;
+    let not_after = validity.not_after.to_unix_duration().as_secs();
+    let not_before = validity.not_before.to_unix_duration().as_secs();
+    assert!(not_before >= wit.claims().iat.expect("iat"), "{not_before}");
     assert_eq!(not_after, wit.claims().exp);
     assert_eq!(body["expires_at"], not_after);
 

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use ring::rand::SystemRandom;
-use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
@@ -224,11 +224,14 @@ pub fn random_jti() -> Result<String, WimseError> {
 
 /// An ES256 (P-256) signing key. The private key lives in memory only; [`Es256SigningKey::to_pkcs8`] exports it for
 /// callers that persist it (the verifier's state dir) — the agent never calls it.
+///
+/// Signing runs on aws-lc-rs, the verifier's per-request backend (one ES256 signature per WIT, one more per EAR);
+/// keys are the same PKCS#8 documents either way.
 pub struct Es256SigningKey {
-    pair: EcdsaKeyPair,
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
     pkcs8: Zeroizing<Vec<u8>>,
     kid: Option<String>,
-    rng: SystemRandom,
+    rng: aws_lc_rs::rand::SystemRandom,
 }
 
 impl fmt::Debug for Es256SigningKey {
@@ -243,9 +246,13 @@ impl fmt::Debug for Es256SigningKey {
 impl Es256SigningKey {
     /// A fresh key.
     pub fn generate() -> Result<Self, WimseError> {
+        // ring's generator emits the PKCS#8 v1 document (with the public key) that the keys directory holds.
         let rng = SystemRandom::new();
-        let doc = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map_err(|_| WimseError::Internal {
+        let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &rng,
+        )
+        .map_err(|_| WimseError::Internal {
             detail: "key generation",
         })?;
         Self::from_pkcs8(doc.as_ref())
@@ -253,15 +260,23 @@ impl Es256SigningKey {
 
     /// Load a PKCS#8 v1/v2 P-256 private key document.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, WimseError> {
-        let rng = SystemRandom::new();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
-                .map_err(|e| WimseError::key(format!("PKCS#8 P-256 key: {e}")))?;
+        // ring's parser first: it refuses a document whose embedded public key is not the private key's.
+        ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8,
+            &SystemRandom::new(),
+        )
+        .map_err(|e| WimseError::key(format!("PKCS#8 P-256 key: {e}")))?;
+        let pair = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8,
+        )
+        .map_err(|e| WimseError::key(format!("PKCS#8 P-256 key: {e}")))?;
         Ok(Self {
             pair,
             pkcs8: Zeroizing::new(pkcs8.to_vec()),
             kid: None,
-            rng,
+            rng: aws_lc_rs::rand::SystemRandom::new(),
         })
     }
 
@@ -307,10 +322,11 @@ impl Es256SigningKey {
 
     /// The public key.
     pub fn public_key(&self) -> PublicKey {
+        use aws_lc_rs::signature::KeyPair as _;
         let point = self.pair.public_key().as_ref();
         let mut x = [0u8; 32];
         let mut y = [0u8; 32];
-        // ring always returns the 65-byte uncompressed point 0x04 ‖ x ‖ y for P-256.
+        // The uncompressed point 0x04 ‖ x ‖ y (65 bytes for P-256).
         if point.len() == 65 {
             x.copy_from_slice(&point[1..33]);
             y.copy_from_slice(&point[33..65]);

@@ -18,9 +18,9 @@ pub mod wimse;
 
 pub use hw::{configfs_tsm, snp_cert_table, snp_report, tdx_quote};
 pub use verifier::{
-    attest_request, cose_endorsement, pcs_collateral, proximity, verifier_toml, x509,
+    attest_request, cose_endorsement, pcs_collateral, proximity, svid_request, verifier_toml, x509,
 };
-pub use wimse::{ear, jwk, wimse_tokens, workload_id};
+pub use wimse::{ear, http_signature, jwk, wimse_tokens, workload_id};
 
 /// A fuzz target: its name (the cargo-fuzz binary and the corpus directory) and its entry point.
 pub type Target = (&'static str, fn(&[u8]));
@@ -41,4 +41,6 @@ pub const TARGETS: &[Target] = &[
     ("cose_endorsement", cose_endorsement),
     ("verifier_toml", verifier_toml),
     ("proximity", proximity),
+    ("svid_request", svid_request),
+    ("http_signature", http_signature),
 ];

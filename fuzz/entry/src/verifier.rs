@@ -224,3 +224,33 @@ pub fn proximity(data: &[u8]) {
         assert_eq!(Statement::verify(&again, any_kid).unwrap(), s);
     }
 }
+
+/// The `POST /v1/svid` body and its signed request (`locus_verifier::spiffe::svid`): the input as the body, and as the
+/// claims of a request signed with the trusted WIT's confirmation key — authenticated and checked as the service
+/// does. A request that passes every check is `replayed` the second time.
+pub fn svid_request(data: &[u8]) {
+    use locus_verifier::spiffe::svid;
+    let w = crate::wimse::world();
+    let verifier = svid::wit_verifier(
+        crate::wimse::TRUST_DOMAIN,
+        crate::wimse::ISSUER,
+        w.jwks.clone(),
+    )
+    .unwrap();
+    let now = crate::wimse::NOW;
+    if let Ok(body) = svid::parse_body(data) {
+        let _ = svid::authenticate(&body, &verifier, now);
+    }
+    let body = svid::SvidBody {
+        wit: w.wit.clone(),
+        ear: None,
+        request: crate::wimse::sign_raw(&w.agent, svid::REQUEST_TYP, data),
+    };
+    if let Ok(auth) = svid::authenticate(&body, &verifier, now) {
+        let replay = locus_wimse::ReplayCache::default();
+        if svid::check(&auth, None, &w.jwks, &replay, now).is_ok() {
+            let again = svid::check(&auth, None, &w.jwks, &replay, now).map(|_| ());
+            assert_eq!(again.unwrap_err().code, locus_verifier::ErrorCode::Replayed);
+        }
+    }
+}

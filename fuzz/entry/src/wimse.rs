@@ -28,14 +28,18 @@ fn fixed_key(pkcs8_hex: &str) -> Es256SigningKey {
 }
 
 /// Keys and one valid WIT shared by every execution.
-struct World {
-    issuer: WitIssuer,
-    agent: Es256SigningKey,
-    jwks: Jwks,
-    wit: String,
+pub(crate) struct World {
+    pub(crate) issuer: WitIssuer,
+    pub(crate) agent: Es256SigningKey,
+    pub(crate) jwks: Jwks,
+    pub(crate) wit: String,
 }
 
-fn world() -> &'static World {
+/// The WIT issuer's URL, and its trust domain.
+pub(crate) const ISSUER: &str = "https://verifier.example";
+pub(crate) const TRUST_DOMAIN: &str = "example.com";
+
+pub(crate) fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let key = fixed_key(ISSUER_PKCS8).with_kid("k1");
@@ -62,7 +66,7 @@ fn world() -> &'static World {
 }
 
 /// A compact JWS over exactly `payload`, signed by `signer` with header `{"alg","typ","kid"?}`.
-fn sign_raw(signer: &dyn JwsSigner, typ: &str, payload: &[u8]) -> String {
+pub(crate) fn sign_raw(signer: &dyn JwsSigner, typ: &str, payload: &[u8]) -> String {
     let mut header = serde_json::json!({"alg": signer.alg().name(), "typ": typ});
     if let Some(kid) = signer.kid() {
         header["kid"] = kid.into();
@@ -125,6 +129,70 @@ pub fn wimse_tokens(data: &[u8]) {
     }
     let wpt = sign_raw(&w.agent, "wpt+jwt", data);
     present(&w.wit, &wpt);
+}
+
+const AUD: &str = "https://orders.example/v1/orders";
+
+/// HTTP message signatures (`locus_wimse::http_sig`): the input as the `Signature-Input` and `Signature` values (split
+/// at the first newline) of a request carrying the trusted WIT, verified as a relying party does; as an RFC 8941
+/// dictionary, whose inner lists re-serialize to text that parses back to the same member; and as the value of a
+/// covered header of a request the confirmation key signs, which then verifies.
+pub fn http_signature(data: &[u8]) {
+    use locus_wimse::http_sig::{
+        self, HttpRequest, HttpSigPolicy, Member, Message, SignatureParams,
+    };
+    let w = world();
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(dict) = http_sig::parse_dictionary(text) {
+        for (_, m) in &dict {
+            if let Member::InnerList(items, params) = m {
+                let again = http_sig::parse_dictionary(&format!(
+                    "x={}",
+                    http_sig::serialize_inner_list(items, params)
+                ))
+                .unwrap();
+                assert_eq!(&again[0].1, m);
+            }
+        }
+    }
+    let trust =
+        TrustStore::new().with_keys(TrustDomain::parse(TRUST_DOMAIN).unwrap(), w.jwks.clone());
+    let wit = locus_wimse::WitVerifier::new(trust, locus_wimse::WitPolicy::default())
+        .verify(&w.wit, NOW)
+        .unwrap();
+    let audiences = [AUD.to_string()];
+    let verify = |req: &HttpRequest| {
+        http_sig::verify_request(
+            &wit,
+            req,
+            None,
+            &audiences,
+            &HttpSigPolicy::default(),
+            &locus_wimse::ReplayCache::default(),
+            NOW,
+        )
+    };
+    let (input, sig) = text.split_once('\n').unwrap_or((text, ""));
+    let req = HttpRequest::new("GET", PATH)
+        .header("Workload-Identity-Token", &w.wit)
+        .header("Signature-Input", input)
+        .header("Signature", sig);
+    let _ = verify(&req);
+    let unsigned = HttpRequest::new("POST", PATH)
+        .header("x-fuzz", text)
+        .header("Workload-Identity-Token", &w.wit);
+    let params =
+        SignatureParams::for_request(&unsigned, &["x-fuzz"], AUD, NOW, NOW + 60, "fuzz-nonce");
+    if let Ok(h) = http_sig::sign(&w.agent, Message::Request(&unsigned), &params) {
+        let req = unsigned
+            .header("Signature-Input", &h.signature_input)
+            .header("Signature", &h.signature);
+        if let Err(e) = verify(&req) {
+            panic!("a request signed by the confirmation key does not verify: {e}");
+        }
+    }
 }
 
 /// JWK and JWKS: never panic; a parsed key serializes to JSON that parses back to the same key and thumbprint.
@@ -317,6 +385,41 @@ pub fn signed_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         .unwrap();
     out.push(("cose_endorsement", "endorsement.cose", cose));
     out.push(("cose_endorsement", "endorsement-payload.cbor", payload));
+    {
+        use locus_wimse::http_sig::{self, HttpRequest, Message, SignatureParams};
+        let unsigned = HttpRequest::new("GET", PATH).header("Workload-Identity-Token", &w.wit);
+        let params = SignatureParams::for_request(&unsigned, &[], AUD, NOW, NOW + 60, "seed-nonce");
+        let h = http_sig::sign(&w.agent, Message::Request(&unsigned), &params).unwrap();
+        out.push((
+            "http_signature",
+            "signed-request",
+            format!("{}\n{}", h.signature_input, h.signature).into_bytes(),
+        ));
+    }
+    let svid_claims = serde_json::json!({
+        "kind": "jwt-svid",
+        "wth": locus_wimse::token_hash(&w.wit),
+        "iat": NOW,
+        "jti": "c2VlZC1qdGktMTI4LWJpdHM",
+        "aud": ["https://orders.example"],
+    });
+    out.push((
+        "svid_request",
+        "request-claims",
+        svid_claims.to_string().into_bytes(),
+    ));
+    let request = sign_raw(
+        &w.agent,
+        "locus-svid-request+jwt",
+        svid_claims.to_string().as_bytes(),
+    );
+    out.push((
+        "svid_request",
+        "body",
+        serde_json::json!({"wit": w.wit, "request": request})
+            .to_string()
+            .into_bytes(),
+    ));
     out
 }
 
@@ -372,6 +475,52 @@ mod tests {
         assert!(parse(&seed("endorsement.cose"), &endorsers).is_ok());
         let resigned = cose_sign1_over(&w.agent, &seed("endorsement-payload.cbor"), false);
         assert!(parse(&resigned, &endorsers).is_ok());
+    }
+
+    #[test]
+    fn the_http_signature_and_svid_seeds_reach_past_every_check() {
+        use locus_verifier::spiffe::svid;
+        use locus_wimse::http_sig::{verify_request, HttpRequest, HttpSigPolicy};
+        let w = world();
+        let trust =
+            TrustStore::new().with_keys(TrustDomain::parse(TRUST_DOMAIN).unwrap(), w.jwks.clone());
+        let wit = locus_wimse::WitVerifier::new(trust, locus_wimse::WitPolicy::default())
+            .verify(&w.wit, NOW)
+            .unwrap();
+        {
+            let name = "signed-request";
+            let text = String::from_utf8(seed(name)).unwrap();
+            let (input, sig) = text.split_once('\n').unwrap();
+            let req = HttpRequest::new("GET", PATH)
+                .header("Workload-Identity-Token", &w.wit)
+                .header("Signature-Input", input)
+                .header("Signature", sig);
+            let audiences = [AUD.to_string()];
+            let replay = locus_wimse::ReplayCache::default();
+            let ok = verify_request(
+                &wit,
+                &req,
+                None,
+                &audiences,
+                &HttpSigPolicy::default(),
+                &replay,
+                NOW,
+            );
+            assert!(ok.is_ok(), "{name}: {ok:?}");
+        }
+        let verifier = svid::wit_verifier(TRUST_DOMAIN, ISSUER, w.jwks.clone()).unwrap();
+        let body = svid::parse_body(&seed("body")).unwrap();
+        let auth = svid::authenticate(&body, &verifier, NOW).unwrap();
+        let replay = locus_wimse::ReplayCache::default();
+        assert!(svid::check(&auth, None, &w.jwks, &replay, NOW).is_ok());
+        let resigned = svid::SvidBody {
+            wit: w.wit.clone(),
+            ear: None,
+            request: sign_raw(&w.agent, svid::REQUEST_TYP, &seed("request-claims")),
+        };
+        let auth = svid::authenticate(&resigned, &verifier, NOW).unwrap();
+        let replay = locus_wimse::ReplayCache::default();
+        assert!(svid::check(&auth, None, &w.jwks, &replay, NOW).is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Shared pieces of the benchmarks: a plain `Instant` timing loop, the crypto-floor operations
-//! (the report/quote signature check with ring plus an ES256 WIT signature) and real-vector loading.
+//! Shared pieces of the benchmarks: a plain `Instant` timing loop, the crypto-floor operations (the report/quote
+//! signature check plus an ES256 WIT signature, with the production backend — the verifier's own functions — and,
+//! for comparison, with ring) and real-vector loading.
 //!
 //! Timing: a warm-up of at least [`WARMUP`], then [`ROUNDS`] rounds of a fixed call count (about [`ROUND`] each), every
 //! call timed on its own. Reported: the median of the rounds' median latencies, the 99th percentile over every call,
@@ -12,6 +13,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use locus_verifier::appraisal::x509::{verify_p256_fixed, verify_p384_fixed};
 use locus_wimse::Es256SigningKey;
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED};
 use serde_json::{json, Value};
@@ -83,16 +85,15 @@ pub fn row(name: &str, s: Stats, floor: Option<Stats>) {
 }
 
 /// The token half of the floor: an ES256 key and a WIT-sized claim set (the claims the service issues: `sub`, `cnf`
-/// with the workload's P-256 JWK, `locus_tee`, `locus_residency`).
+/// with the workload's P-256 JWK, `locus_tee`, `locus_residency`), signed as the service signs (`locus-wimse`).
 pub struct Token {
     key: Es256SigningKey,
     claims: Value,
 }
 
-impl Token {
-    pub fn new() -> Token {
-        let key = Es256SigningKey::generate().expect("ES256 key");
-        let claims = json!({
+/// A WIT-sized claim set.
+fn wit_claims() -> Value {
+    json!({
             "iss": "https://verifier.locus.example",
             "sub": "wimse://locus.example/ns/payments/sa/ledger-writer",
             "iat": 1_767_225_600u64,
@@ -115,13 +116,57 @@ impl Token {
                 "country": "DE", "region": "eu-central", "site": "fra-1", "zones": ["eu", "eea"],
                 "sources": ["registry"], "checked_at": 1_767_225_600u64,
             },
-        });
-        Token { key, claims }
+    })
+}
+
+impl Token {
+    pub fn new() -> Token {
+        let key = Es256SigningKey::generate().expect("ES256 key");
+        Token {
+            key,
+            claims: wit_claims(),
+        }
     }
 
     /// Sign the claim set as a compact JWS.
     pub fn sign(&self) -> String {
         self.key.sign_jws("wit+jwt", &self.claims).expect("sign")
+    }
+}
+
+/// The same token signed with ring (the comparison floor): the same claim set serialized and signed as a compact JWS.
+pub struct RingToken {
+    key: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+    claims: Value,
+}
+
+impl RingToken {
+    pub fn new() -> RingToken {
+        let rng = ring::rand::SystemRandom::new();
+        let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("ring key");
+        let key =
+            ring::signature::EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).expect("ring key");
+        RingToken {
+            key,
+            rng,
+            claims: wit_claims(),
+        }
+    }
+
+    pub fn sign(&self) -> String {
+        let header = locus_wimse::b64::encode(br#"{"alg":"ES256","typ":"wit+jwt"}"#);
+        let payload = locus_wimse::b64::encode(serde_json::to_vec(&self.claims).expect("claims"));
+        let input = format!("{header}.{payload}");
+        let sig = self.key.sign(&self.rng, input.as_bytes()).expect("sign");
+        format!("{input}.{}", locus_wimse::b64::encode(sig.as_ref()))
+    }
+}
+
+impl Default for RingToken {
+    fn default() -> Self {
+        RingToken::new()
     }
 }
 
@@ -131,8 +176,9 @@ impl Default for Token {
     }
 }
 
-/// The SNP floor's check: ring ECDSA P-384 / SHA-384 (the hash is part of ring's verify) of the report's signed
-/// range 0x000–0x29F with the VCEK/VLEK public key.
+/// The SNP floor's check: ECDSA P-384 / SHA-384 (the hash is part of the verify) of the report's signed range
+/// 0x000–0x29F with the VCEK/VLEK public key; [`SnpFloor::verify`] with the production backend (the verifier's own
+/// function), [`SnpFloor::verify_ring`] with ring.
 pub struct SnpFloor {
     key: Vec<u8>,
     signed: Vec<u8>,
@@ -154,13 +200,18 @@ impl SnpFloor {
     }
 
     pub fn verify(&self) -> bool {
+        verify_p384_fixed(&self.key, &self.signed, &self.sig)
+    }
+
+    pub fn verify_ring(&self) -> bool {
         UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &self.key)
             .verify(&self.signed, &self.sig)
             .is_ok()
     }
 }
 
-/// The TDX floor's check: ring ECDSA P-256 / SHA-256 of header ‖ (descriptor ‖) body with the attestation key.
+/// The TDX floor's check: ECDSA P-256 / SHA-256 of header ‖ (descriptor ‖) body with the attestation key
+/// (production backend; [`TdxFloor::verify_ring`] with ring).
 pub struct TdxFloor {
     key: Vec<u8>,
     signed: Vec<u8>,
@@ -182,6 +233,10 @@ impl TdxFloor {
     }
 
     pub fn verify(&self) -> bool {
+        verify_p256_fixed(&self.key, &self.signed, &self.sig)
+    }
+
+    pub fn verify_ring(&self) -> bool {
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.key)
             .verify(&self.signed, &self.sig)
             .is_ok()

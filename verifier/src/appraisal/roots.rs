@@ -144,6 +144,15 @@ impl TrustAnchors {
         self.memos.stats()
     }
 
+    /// The same anchors with empty memos, so every appraisal takes the full path (the benchmarks' cold scenario).
+    #[doc(hidden)]
+    pub fn with_fresh_memos(&self) -> TrustAnchors {
+        TrustAnchors {
+            memos: Default::default(),
+            ..self.clone()
+        }
+    }
+
     /// DANGER: also trust these simulator root certificates (DER: the simulator's AMD ARKs and Intel root). Every
     /// result chained to one of them carries `simulated: true`. Logged at `warn`.
     pub fn danger_trust_simulator_roots(mut self, roots_der: &[Vec<u8>]) -> TrustAnchors {
@@ -152,6 +161,8 @@ impl TrustAnchors {
             "trusting simulator roots: evidence will be marked simulated"
         );
         self.simulator = SimulatorTrust::Roots(roots_der.iter().map(|d| sha256(d)).collect());
+        // Verdicts made under the previous anchors do not carry over.
+        self.memos = Default::default();
         self
     }
 
@@ -160,6 +171,7 @@ impl TrustAnchors {
     pub fn danger_trust_any_simulator_root(mut self) -> TrustAnchors {
         tracing::warn!("trusting any simulator root: evidence will be marked simulated");
         self.simulator = SimulatorTrust::AnyMarked;
+        self.memos = Default::default();
         self
     }
 

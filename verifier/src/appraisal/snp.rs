@@ -4,6 +4,7 @@
 use locus_hw::snp::{Product, SignedReport, SigningKey, TcbVersion};
 
 use super::roots::TrustAnchors;
+use super::tdx_memo::Window;
 use super::x509::{amd_oid, verify_p384_fixed, ParsedCert, ParsedCrl};
 use super::Verified;
 use crate::error::{ErrorCode, Refusal};
@@ -97,15 +98,83 @@ fn refuse(code: ErrorCode, msg: impl Into<String>) -> Refusal {
     Refusal::new(code, msg)
 }
 
+/// What the chain steps established for one set of endorsements, kept by the memo ([`super::tdx_memo`]) while
+/// every window they checked holds: the VEK's facts the report is compared with, read once. Extension reads keep
+/// their own result, so a hit refuses exactly where (and with what) the full path would.
+#[derive(Clone, Debug)]
+pub(crate) struct SnpChain {
+    /// The product named by the VEK's issuer (or productName extension).
+    cert_product: Product,
+    simulated: bool,
+    revocation: Revocation,
+    /// blSPL, teeSPL, snpSPL, ucodeSPL, fmcSPL as [`ParsedCert::extension_u32`] read them.
+    spl: [Result<Option<u32>, Refusal>; 5],
+    /// The hwID extension at the product's length (VCEK).
+    hw_id: Option<Vec<u8>>,
+    /// The cspID extension (VLEK).
+    csp_id: Result<Option<String>, Refusal>,
+    /// The VEK's P-384 public key (SEC1).
+    key: Result<Vec<u8>, Refusal>,
+}
+
+/// The memo key of a set of endorsements: every byte the chain steps read, the signer, and the simulator mode.
+/// `None` (never memoised) when the client sent a CRL: client bytes that appraisal may ignore must not mint keys.
+fn chain_key(signer: SnpSigner, e: &SnpEndorsements, anchors: &TrustAnchors) -> Option<[u8; 32]> {
+    if e.client_crl_der.is_some() {
+        return None;
+    }
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"locus/snp-chain/v1");
+    ctx.update(&[
+        u8::from(signer == SnpSigner::Vlek),
+        u8::from(anchors.trusts_simulator()),
+    ]);
+    for item in [&e.vek_der, &e.ask_der, &e.ark_der, &e.crl_der] {
+        match item {
+            None => ctx.update(&[0]),
+            Some(bytes) => {
+                ctx.update(&[1]);
+                ctx.update(&(bytes.len() as u64).to_be_bytes());
+                ctx.update(bytes);
+            }
+        }
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    Some(out)
+}
+
 /// Appraise a raw SEV-SNP report. See the module docs for the flow; every failing step has its own code.
+///
+/// The chain steps' verdict is memoised per set of endorsements (successes only): a later report with the same
+/// endorsements, inside every window the chain steps checked, has only its own fields checked against the
+/// remembered VEK facts and its signature verified, in the full path's order.
 pub fn appraise_snp(
     raw: &[u8],
     endorsements: &SnpEndorsements,
     anchors: &TrustAnchors,
     now_unix: u64,
 ) -> Result<Verified<SnpFacts>, Refusal> {
-    // Step 1: parse (size 1184, version in {2,3,4,5}), reserved bytes zero, SIGNATURE_ALGO 1, SIGNING_KEY VCEK or
-    // VLEK, MASK_CHIP_KEY 0.
+    let (signed, signer) = parse_report(raw)?;
+    let key = chain_key(signer, endorsements, anchors);
+    if let Some(chain) = key
+        .as_ref()
+        .and_then(|k| anchors.memos().snp_lookup(k, now_unix))
+    {
+        let product = check_product(signed.report(), signer, chain.cert_product)?;
+        check_reserved_tcb_bits(signed.report(), product)?;
+        return finish(&signed, signer, product, &chain);
+    }
+    let (chain, product, window) = verify_chain(&signed, signer, endorsements, anchors, now_unix)?;
+    if let Some(key) = key {
+        anchors.memos().snp_store(key, window, chain.clone());
+    }
+    finish(&signed, signer, product, &chain)
+}
+
+/// Step 1: parse (size 1184, version in {2,3,4,5}), reserved bytes zero, SIGNATURE_ALGO 1, SIGNING_KEY VCEK or
+/// VLEK, MASK_CHIP_KEY 0.
+fn parse_report(raw: &[u8]) -> Result<(SignedReport, SnpSigner), Refusal> {
     let signed = SignedReport::parse(raw).map_err(Refusal::from)?;
     let report = signed.report();
     let reserved = report.reserved_nonzero();
@@ -149,19 +218,98 @@ pub fn appraise_snp(
             "MASK_CHIP_KEY is set: the report carries no signature",
         ));
     }
+    Ok((signed, signer))
+}
 
-    // Step 2: product, then the chain VEK -> ASK/ASVK -> ARK (RSA-PSS SHA-384, names linked, validity at now), the
-    // ARK pinned for the product (or a trusted simulator root), the optional CRL.
+fn role(signer: SnpSigner) -> &'static str {
+    match signer {
+        SnpSigner::Vcek => "VCEK",
+        SnpSigner::Vlek => "VLEK",
+    }
+}
+
+/// The report's CPUID (v3+) must name the product the VEK is issued for.
+fn check_product(
+    report: &locus_hw::snp::AttestationReport,
+    signer: SnpSigner,
+    cert_product: Product,
+) -> Result<Product, Refusal> {
+    let Some(cpuid) = report.cpuid else {
+        return Ok(cert_product);
+    };
+    let cpuid_product = report.product_from_cpuid().ok_or_else(|| {
+        refuse(
+            ErrorCode::ChainUntrusted,
+            format!(
+                "CPUID family {:#x} model {:#x} is not a product with a pinned ARK",
+                cpuid.family, cpuid.model
+            ),
+        )
+    })?;
+    if cpuid_product != cert_product {
+        return Err(refuse(
+            ErrorCode::ChainUntrusted,
+            format!(
+                "report CPUID says {cpuid_product} but the {} is issued for {cert_product}",
+                role(signer)
+            ),
+        ));
+    }
+    Ok(cpuid_product)
+}
+
+/// Reserved bits the spec fixes (SEV-SNP Firmware ABI, publication 56860): guest policy bits 63:26 zero and bit 17
+/// one; the reserved bytes of the four TCB_VERSION fields in this product's layout zero. The firmware never produces
+/// anything else.
+fn check_reserved_tcb_bits(
+    report: &locus_hw::snp::AttestationReport,
+    product: Product,
+) -> Result<(), Refusal> {
+    if report.policy.reserved_bits() != 0 || !report.policy.reserved_one() {
+        return Err(refuse(
+            ErrorCode::EvidenceMalformed,
+            format!(
+                "guest policy {:#x} has reserved bits wrong (63:26 must be 0, 17 must be 1)",
+                report.policy.0
+            ),
+        ));
+    }
+    for (name, raw) in [
+        ("CURRENT_TCB", report.current_tcb),
+        ("REPORTED_TCB", report.reported_tcb),
+        ("COMMITTED_TCB", report.committed_tcb),
+        ("LAUNCH_TCB", report.launch_tcb),
+    ] {
+        let bits = TcbVersion::reserved_bits(raw, product);
+        if bits != 0 {
+            return Err(refuse(
+                ErrorCode::EvidenceMalformed,
+                format!("{name} {raw:#018x} has reserved bits {bits:#x} set for {product}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Step 2: product, then the chain VEK -> ASK/ASVK -> ARK (RSA-PSS SHA-384, names linked, validity at now), the
+/// ARK pinned for the product (or a trusted simulator root), the optional CRL. The report's own product and reserved
+/// bits are checked where the full checklist has them. Returns the chain's facts, the product and the intersection
+/// of every window checked (certificates, CRL).
+fn verify_chain(
+    signed: &SignedReport,
+    signer: SnpSigner,
+    endorsements: &SnpEndorsements,
+    anchors: &TrustAnchors,
+    now_unix: u64,
+) -> Result<(SnpChain, Product, Window), Refusal> {
+    let report = signed.report();
     let vek_der = endorsements.vek_der.as_deref().ok_or_else(|| {
         refuse(
             ErrorCode::CollateralMissing,
             "no VCEK/VLEK certificate: supply it or let the verifier fetch it",
         )
     })?;
-    let vek_role = match signer {
-        SnpSigner::Vcek => "VCEK",
-        SnpSigner::Vlek => "VLEK",
-    };
+    let vek_role = role(signer);
     let vek = ParsedCert::parse(vek_der, vek_role)?;
     let expected_cn = match signer {
         SnpSigner::Vcek => "SEV-VCEK",
@@ -196,53 +344,8 @@ pub fn appraise_snp(
                 ),
             )
         })?;
-    let product = match report.cpuid {
-        None => cert_product,
-        Some(cpuid) => {
-            let cpuid_product = report.product_from_cpuid().ok_or_else(|| {
-                refuse(
-                    ErrorCode::ChainUntrusted,
-                    format!(
-                        "CPUID family {:#x} model {:#x} is not a product with a pinned ARK",
-                        cpuid.family, cpuid.model
-                    ),
-                )
-            })?;
-            if cpuid_product != cert_product {
-                return Err(refuse(
-                    ErrorCode::ChainUntrusted,
-                    format!("report CPUID says {cpuid_product} but the {vek_role} is issued for {cert_product}"),
-                ));
-            }
-            cpuid_product
-        }
-    };
-
-    // Reserved bits the spec fixes (SEV-SNP Firmware ABI, publication 56860): guest policy bits 63:26 zero and bit 17 one; the reserved
-    // bytes of the four TCB_VERSION fields in this product's layout zero. The firmware never produces anything else.
-    if report.policy.reserved_bits() != 0 || !report.policy.reserved_one() {
-        return Err(refuse(
-            ErrorCode::EvidenceMalformed,
-            format!(
-                "guest policy {:#x} has reserved bits wrong (63:26 must be 0, 17 must be 1)",
-                report.policy.0
-            ),
-        ));
-    }
-    for (name, raw) in [
-        ("CURRENT_TCB", report.current_tcb),
-        ("REPORTED_TCB", report.reported_tcb),
-        ("COMMITTED_TCB", report.committed_tcb),
-        ("LAUNCH_TCB", report.launch_tcb),
-    ] {
-        let bits = TcbVersion::reserved_bits(raw, product);
-        if bits != 0 {
-            return Err(refuse(
-                ErrorCode::EvidenceMalformed,
-                format!("{name} {raw:#018x} has reserved bits {bits:#x} set for {product}"),
-            ));
-        }
-    }
+    let product = check_product(report, signer, cert_product)?;
+    check_reserved_tcb_bits(report, product)?;
 
     let ask = match &endorsements.ask_der {
         Some(der) => ParsedCert::parse(
@@ -292,25 +395,65 @@ pub fn appraise_snp(
     ark.verify_signed_by(&ark, anchors.memos())?;
     ask.verify_signed_by(&ark, anchors.memos())?;
     vek.verify_signed_by(&ask, anchors.memos())?;
+    let mut window = Window::ALL;
     for cert in [&vek, &ask, &ark] {
         cert.check_validity(now_unix)?;
+        let (not_before, not_after) = cert.validity();
+        window = window.and(not_before, not_after);
     }
-    let revocation = check_revocation(endorsements, &ark, &[&ask, &vek], now_unix)?;
+    let (revocation, crl_window) = check_revocation(endorsements, &ark, &[&ask, &vek], now_unix)?;
+    if let Some((this_update, last_second)) = crl_window {
+        window = window.and(this_update, last_second);
+    }
 
-    // Step 3: the VEK's SPL extensions equal REPORTED_TCB; the VCEK's hwID equals CHIP_ID (Turin: first 8 bytes).
-    // A hwID mismatch (a VCEK of another chip) is `tcb_mismatch`: the certificate endorses a different platform.
+    // The VEK facts step 3 and 4 compare the report with.
+    let hw_len = if product == Product::Turin { 8 } else { 64 };
+    let chain = SnpChain {
+        cert_product,
+        simulated,
+        revocation,
+        spl: [
+            vek.extension_u32(amd_oid::BL_SPL),
+            vek.extension_u32(amd_oid::TEE_SPL),
+            vek.extension_u32(amd_oid::SNP_SPL),
+            vek.extension_u32(amd_oid::UCODE_SPL),
+            vek.extension_u32(amd_oid::FMC_SPL),
+        ],
+        hw_id: vek.hw_id(hw_len),
+        csp_id: match signer {
+            SnpSigner::Vcek => Ok(None),
+            SnpSigner::Vlek => vek.extension_ia5(amd_oid::CSP_ID),
+        },
+        key: vek.p384_public_key().map(<[u8]>::to_vec),
+    };
+    Ok((chain, product, window))
+}
+
+/// Steps 3–5 over a verified chain: the VEK's SPL extensions equal REPORTED_TCB, the VCEK's hwID equals CHIP_ID
+/// (Turin: first 8 bytes), the report signature by the VEK, then the facts.
+fn finish(
+    signed: &SignedReport,
+    signer: SnpSigner,
+    product: Product,
+    chain: &SnpChain,
+) -> Result<Verified<SnpFacts>, Refusal> {
+    let report = signed.report();
+    let vek_role = role(signer);
+    // Step 3: a hwID mismatch (a VCEK of another chip) is `tcb_mismatch`: the certificate endorses a different
+    // platform.
     let reported = report.reported_tcb_version(product);
+    let [bl, tee, snp, ucode, fmc] = &chain.spl;
     let mut spl = vec![
-        ("blSPL", amd_oid::BL_SPL, reported.bootloader),
-        ("teeSPL", amd_oid::TEE_SPL, reported.tee),
-        ("snpSPL", amd_oid::SNP_SPL, reported.snp),
-        ("ucodeSPL", amd_oid::UCODE_SPL, reported.microcode),
+        ("blSPL", bl, reported.bootloader),
+        ("teeSPL", tee, reported.tee),
+        ("snpSPL", snp, reported.snp),
+        ("ucodeSPL", ucode, reported.microcode),
     ];
-    if let Some(fmc) = reported.fmc {
-        spl.push(("fmcSPL", amd_oid::FMC_SPL, fmc));
+    if let Some(f) = reported.fmc {
+        spl.push(("fmcSPL", fmc, f));
     }
-    for (name, oid, want) in spl {
-        match vek.extension_u32(oid)? {
+    for (name, got, want) in spl {
+        match got.clone()? {
             Some(got) if got == u32::from(want) => {}
             Some(got) => {
                 return Err(refuse(
@@ -329,27 +472,28 @@ pub fn appraise_snp(
     let csp_id = match signer {
         SnpSigner::Vcek => {
             let len = if product == Product::Turin { 8 } else { 64 };
-            let hw_id = vek
-                .hw_id(len)
+            let hw_id = chain
+                .hw_id
+                .as_ref()
                 .ok_or_else(|| refuse(ErrorCode::TcbMismatch, "VCEK has no hwID extension"))?;
             if hw_id.len() != len || hw_id[..] != report.chip_id[..len] {
                 return Err(refuse(
                     ErrorCode::TcbMismatch,
                     format!(
                         "VCEK hwID {} is not the report's CHIP_ID {}",
-                        hex::encode(&hw_id),
+                        hex::encode(hw_id),
                         hex::encode(&report.chip_id[..len])
                     ),
                 ));
             }
             None
         }
-        SnpSigner::Vlek => vek.extension_ia5(amd_oid::CSP_ID)?,
+        SnpSigner::Vlek => chain.csp_id.clone()?,
     };
 
     // Step 4: the report signature by the VEK (ECDSA P-384 SHA-384) over the received bytes 0x000..0x2A0.
     let sig = signed.signature_p384_fixed().map_err(Refusal::from)?;
-    let key = vek.p384_public_key()?;
+    let key = chain.key.as_ref().map_err(Clone::clone)?;
     if !verify_p384_fixed(key, signed.signed_bytes(), &sig) {
         return Err(refuse(
             ErrorCode::SignatureInvalid,
@@ -385,9 +529,9 @@ pub fn appraise_snp(
         csp_id,
         author_key_en: report.author_key_en(),
         author_key_digest: report.author_key_digest,
-        revocation,
+        revocation: chain.revocation,
     };
-    Ok(Verified::new(facts, simulated))
+    Ok(Verified::new(facts, chain.simulated))
 }
 
 /// Choose the CRL to trust and check `certs` against it (docs/architecture.md#appraisal "Revocation fails closed").
@@ -396,12 +540,14 @@ pub fn appraise_snp(
 /// client CRL that does not verify is ignored: client input can add a newer revocation list, never take one away. Of
 /// the CRLs that verify, the newest is used (CRL number, else thisUpdate; the verifier's wins a tie). None at all →
 /// [`Revocation::Unchecked`], for policy to refuse.
+///
+/// Also returns the chosen CRL's window (`thisUpdate ..= nextUpdate - 1`), for the memo.
 fn check_revocation(
     endorsements: &SnpEndorsements,
     ark: &ParsedCert,
     certs: &[&ParsedCert],
     now: u64,
-) -> Result<Revocation, Refusal> {
+) -> Result<(Revocation, Option<(u64, u64)>), Refusal> {
     let own = match &endorsements.crl_der {
         Some(der) => {
             let crl = ParsedCrl::parse(der)?;
@@ -421,7 +567,7 @@ fn check_revocation(
         (None, client) => client,
     };
     let Some(crl) = chosen else {
-        return Ok(Revocation::Unchecked);
+        return Ok((Revocation::Unchecked, None));
     };
     for cert in certs {
         if crl.lists(cert) {
@@ -434,5 +580,9 @@ fn check_revocation(
             ));
         }
     }
-    Ok(Revocation::Checked)
+    let window = crl
+        .next_update()
+        .and_then(|next| next.checked_sub(1))
+        .map(|last| (crl.this_update(), last));
+    Ok((Revocation::Checked, window))
 }

@@ -5,9 +5,10 @@
 //!
 //! dcap-qvl reports failures as `anyhow` text; [`map_engine_error`] turns each into a stable code (tested one by one).
 //!
-//! A successful verdict is memoized per platform ([`super::tdx_memo`]): a later quote from the same platform, with the
-//! same collateral and anchors and identical bytes except REPORTDATA and the quote signature, inside every time window
-//! the full path checked, only has its quote signature verified (ring) over the received bytes.
+//! A verdict is memoized per platform ([`super::tdx_memo`]), successes and the engine's refusals that the quote and
+//! collateral alone decide (e.g. `tcb_not_supported`): a later quote from the same platform, with the same collateral
+//! and anchors and identical bytes except REPORTDATA and the quote signature, inside every time window the full path
+//! checked, only has its quote signature verified (aws-lc-rs, the per-request backend) over the received bytes.
 
 use std::sync::OnceLock;
 
@@ -234,8 +235,6 @@ fn memo_key(
     signed: &SignedQuote,
     collateral_identity: &[u8; 32],
     anchors: &TrustAnchors,
-    root_der: &[u8],
-    simulated: bool,
 ) -> Option<[u8; 32]> {
     let quote = signed.quote();
     let signed_bytes = signed.signed_bytes();
@@ -248,11 +247,11 @@ fn memo_key(
     let sig_len_field = structure.get(signed_bytes.len()..signed_bytes.len() + 4)?;
     let after_signature = structure.get(signed_bytes.len() + 4 + 64..)?;
     let mut ctx = Context::new(&SHA256);
-    ctx.update(b"locus/tdx-memo/v1");
+    ctx.update(b"locus/tdx-memo/v2");
     ctx.update(collateral_identity);
+    // The root in use and the simulator verdict follow from the PCK chain (hashed below) and these anchors.
     put(&mut ctx, anchors.intel_root_der());
-    put(&mut ctx, root_der);
-    ctx.update(&[u8::from(simulated), u8::from(anchors.trusts_simulator())]);
+    ctx.update(&[u8::from(anchors.trusts_simulator())]);
     ctx.update(&quote.header.version.to_be_bytes());
     ctx.update(&quote.body_type.to_be_bytes());
     // Header ‖ (descriptor ‖) body with REPORTDATA zeroed.
@@ -511,6 +510,41 @@ pub fn appraise_tdx(
     // so a quote's own failure (e.g. no matching TCB level) is what gets reported; the bytes are outside every
     // signature.
     let signed = SignedQuote::parse_ignoring_trailing_bytes(raw).map_err(Refusal::from)?;
+
+    // Memo (`tdx_memo`): the same platform, collateral and anchors, judged before at a time inside every
+    // window the full path checks; only the quote signature over the received bytes is left to verify. The key
+    // covers the PCK chain's bytes, so the root it ends at (and whether that is a simulator's) comes with the entry:
+    // a hit decodes no certificate.
+    let collateral_memo = collateral.memo_info();
+    let key = collateral_memo
+        .window
+        .and_then(|_| memo_key(&signed, &collateral_memo.identity, anchors));
+    if let Some(hit) = key
+        .as_ref()
+        .and_then(|k| anchors.memos().lookup(k, now_unix))
+    {
+        match hit.verdict {
+            tdx_memo::Verdict::Accepted {
+                fmspc,
+                tcb_status,
+                advisory_ids,
+                pck,
+                simulated,
+            } => {
+                verify_quote_signature(&signed)?;
+                check_trailing(&signed)?;
+                let facts = facts_of(&signed, fmspc, hit.ppid, tcb_status, advisory_ids, pck);
+                return Ok(Verified::new(facts, simulated));
+            }
+            // A validly signed quote with this key gets the engine's refusal again; a bad signature goes the full
+            // way, so the reported failure is the one the engine's own order gives.
+            tdx_memo::Verdict::Refused(refusal) if verify_quote_signature(&signed).is_ok() => {
+                return Err(refusal);
+            }
+            tdx_memo::Verdict::Refused(_) => {}
+        }
+    }
+
     let quote = signed.quote();
     let chain = quote
         .pck_chain_der()
@@ -537,35 +571,6 @@ pub fn appraise_tdx(
         }
     }
 
-    // Memo (`tdx_memo`): the same platform, collateral and anchors, judged before at a time inside every
-    // window the full path checks; only the quote signature over the received bytes is left to verify.
-    let collateral_memo = collateral.memo_info();
-    let key = collateral_memo.window.and_then(|_| {
-        memo_key(
-            &signed,
-            &collateral_memo.identity,
-            anchors,
-            &root_der,
-            simulated,
-        )
-    });
-    if let Some(hit) = key
-        .as_ref()
-        .and_then(|k| anchors.memos().lookup(k, now_unix))
-    {
-        verify_quote_signature(&signed)?;
-        check_trailing(&signed)?;
-        let facts = facts_of(
-            &signed,
-            hit.fmspc,
-            hit.ppid,
-            hit.tcb_status,
-            hit.advisory_ids,
-            hit.pck,
-        );
-        return Ok(Verified::new(facts, simulated));
-    }
-
     // Steps 2–5: PCK chain with both CRLs, QE report signature and binding, quote signature, TCB info and QE
     // identity (signatures, chains, windows) and Intel's TCB-level matching. Debug is judged by policy, not here.
     // Debug and service-TD binding are judged by policy (so each has its own code and option), not by the engine.
@@ -573,9 +578,45 @@ pub fn appraise_tdx(
     let verifier = QuoteVerifier::new(root_der.clone())
         .allow_debug(true)
         .allow_service_td(true);
-    let verified = verifier
-        .verify(signed.structure_bytes(), collateral.as_dcap_qvl(), now_unix)
-        .map_err(|e| map_engine_error(&format!("{e:#}")))?;
+    // The windows the full path checks, for the memo: the collateral's and the quote's own certificates'.
+    let memo_window = |now: u64| {
+        collateral_memo.window.and_then(|window| {
+            chain
+                .iter()
+                .chain(std::iter::once(&root_der))
+                .try_fold(window, |w, der| cert_window(w, der))
+                .filter(|w| w.contains(now))
+        })
+    };
+    let verified =
+        match verifier.verify(signed.structure_bytes(), collateral.as_dcap_qvl(), now_unix) {
+            Ok(v) => v,
+            Err(e) => {
+                let refusal = map_engine_error(&format!("{e:#}"));
+                // A refusal the key decides is memoised like a success: only for a validly signed quote, inside every
+                // window (so never a time-window code), per platform.
+                let timely = !matches!(
+                    refusal.code,
+                    ErrorCode::CollateralExpired | ErrorCode::CertificateExpired
+                );
+                if let (Some(key), Some(window), true) = (key, memo_window(now_unix), timely) {
+                    if verify_quote_signature(&signed).is_ok() {
+                        let ppid = dcap_qvl::intel::parse_pck_extension(pck_leaf)
+                            .map(|p| p.ppid)
+                            .unwrap_or_else(|_| super::x509::sha256(pck_leaf).to_vec());
+                        anchors.memos().store(
+                            key,
+                            tdx_memo::Entry {
+                                window,
+                                ppid,
+                                verdict: tdx_memo::Verdict::Refused(refusal.clone()),
+                            },
+                        );
+                    }
+                }
+                return Err(refusal);
+            }
+        };
     check_trailing(&signed)?;
 
     // Step 6: facts out, from the bytes dcap-qvl just verified, after the two checks dcap-qvl leaves out.
@@ -588,24 +629,21 @@ pub fn appraise_tdx(
     let pck_facts = PckFacts::of(&pck)?;
     check_qe_report_data_tail(&signed)?;
     check_tcb_info_pce_id(&collateral.as_dcap_qvl().tcb_info, &pck_facts)?;
-    if let (Some(key), Some(window)) = (key, collateral_memo.window) {
-        let window = chain
-            .iter()
-            .chain(std::iter::once(&root_der))
-            .try_fold(window, |w, der| cert_window(w, der));
-        if let Some(window) = window.filter(|w| w.contains(now_unix)) {
-            anchors.memos().store(
-                key,
-                tdx_memo::Entry {
-                    window,
+    if let (Some(key), Some(window)) = (key, memo_window(now_unix)) {
+        anchors.memos().store(
+            key,
+            tdx_memo::Entry {
+                window,
+                ppid: verified.ppid.clone(),
+                verdict: tdx_memo::Verdict::Accepted {
                     fmspc: pck.fmspc,
-                    ppid: verified.ppid.clone(),
                     tcb_status: verified.status.clone(),
                     advisory_ids: verified.advisory_ids.clone(),
                     pck: pck_facts.clone(),
+                    simulated,
                 },
-            );
-        }
+            },
+        );
     }
     let facts = facts_of(
         &signed,
@@ -624,14 +662,14 @@ fn verify_quote_signature(signed: &SignedQuote) -> Result<(), Refusal> {
     let mut point = [0u8; 65];
     point[0] = 0x04;
     point[1..].copy_from_slice(&quote.attestation_key);
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
-        .verify(signed.signed_bytes(), &quote.signature)
-        .map_err(|_| {
-            Refusal::new(
-                ErrorCode::SignatureInvalid,
-                "quote signature does not verify with the attestation key",
-            )
-        })
+    if super::x509::verify_p256_fixed(&point, signed.signed_bytes(), &quote.signature) {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            ErrorCode::SignatureInvalid,
+            "quote signature does not verify with the attestation key",
+        ))
+    }
 }
 
 /// The facts: the TD fields from the verified body, the rest from the engine's verdict.

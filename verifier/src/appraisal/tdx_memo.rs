@@ -1,13 +1,18 @@
-//! A bounded memo of successful TDX appraisals per platform, owned by the verifier instance:
-//! it lives in that instance's [`super::TrustAnchors`] (an entry is only true under the anchors it was made with, so
-//! the two share a lifetime) and is handed to the core with them; nothing here is process-wide.
+//! Bounded memos of appraisal verdicts, owned by the verifier instance: they live in that instance's
+//! [`super::TrustAnchors`] (an entry is only true under the anchors it was made with, so the two share a lifetime)
+//! and are handed to the core with them; nothing here is process-wide.
 //!
-//! The key covers everything the full path's verdict depends on except REPORTDATA and the quote signature: the
-//! collateral identity, the root in use and the simulator-trust mode, the quote header, the body with REPORTDATA
-//! zeroed and the signature data without the 64-byte quote signature (attestation key, QE report, its signature, QE
-//! auth data, PCK chain). The value is what the full path took from dcap-qvl plus the intersection of every time
-//! window the full path checks. A hit re-verifies the quote signature (ring, P-256) over the received bytes; only
-//! successes are stored, and a hit outside its window falls back to the full path.
+//! TDX, per platform: the key covers everything the full path's verdict depends on except REPORTDATA and the quote
+//! signature: the collateral identity, the pinned root and the simulator-trust mode, the quote header, the body with
+//! REPORTDATA zeroed and the signature data without the 64-byte quote signature (attestation key, QE report, its
+//! signature, QE auth data, PCK chain). The value is the verdict, an acceptance (what the full path took from
+//! dcap-qvl) or a refusal of the engine that the key alone decides (e.g. `tcb_not_supported`), plus the intersection
+//! of every time window the full path checks. A hit re-verifies the quote signature (aws-lc-rs, P-256) over the
+//! received bytes first; a hit outside its window falls back to the full path, and so does a refusal hit whose
+//! quote signature does not verify (the full path then decides which failure it reports).
+//!
+//! SEV-SNP, per set of endorsements: the chain steps' facts (see `snp::SnpChain`), successes only, within the
+//! certificates' and the CRL's windows.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,16 +57,34 @@ impl Window {
     }
 }
 
-/// What the full path took from dcap-qvl and the PCK certificate, and when it stays true.
+/// A TDX verdict and when it stays true.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) window: Window,
-    pub(crate) fmspc: [u8; 6],
+    /// The platform the verdict is about (PPID; for a refusal, the PCK leaf's PPID or digest): the per-platform
+    /// bound's grouping.
     pub(crate) ppid: Vec<u8>,
-    pub(crate) tcb_status: String,
-    pub(crate) advisory_ids: Vec<String>,
-    pub(crate) pck: super::tdx::PckFacts,
+    pub(crate) verdict: Verdict,
 }
+
+/// What the full path concluded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Accepted: what the full path took from dcap-qvl and the PCK certificate.
+    Accepted {
+        fmspc: [u8; 6],
+        tcb_status: String,
+        advisory_ids: Vec<String>,
+        pck: super::tdx::PckFacts,
+        /// The PCK chain ended at a trusted simulator root.
+        simulated: bool,
+    },
+    /// Refused by the engine for a reason the key decides (never a time-window code).
+    Refused(crate::error::Refusal),
+}
+
+/// Most SEV-SNP chain verdicts kept (least recently used evicted first).
+pub(crate) const SNP_CAPACITY: usize = 4096;
 
 /// The appraisal memos of one verifier instance.
 #[derive(Debug)]
@@ -69,6 +92,8 @@ pub struct Memos {
     tdx: Mutex<TdxMemo>,
     /// Verified RSA-PSS certificate signatures, keyed by the exact bytes of issuer and subject.
     links: Mutex<Lru<[u8; 32], ()>>,
+    /// SEV-SNP chain verdicts per set of endorsements, with their window.
+    snp: Mutex<Lru<[u8; 32], (Window, super::snp::SnpChain)>>,
     hits: AtomicU64,
     misses: AtomicU64,
     stores: AtomicU64,
@@ -133,6 +158,7 @@ impl Memos {
                 per_platform: per_platform.max(1),
             }),
             links: Mutex::new(Lru::new(links)),
+            snp: Mutex::new(Lru::new(SNP_CAPACITY)),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             stores: AtomicU64::new(0),
@@ -173,6 +199,37 @@ impl Memos {
         let evicted = self.tdx().store(key, entry);
         self.stores.fetch_add(1, Ordering::Relaxed);
         self.evictions.fetch_add(evicted, Ordering::Relaxed);
+    }
+
+    /// The SEV-SNP chain verdict for `key` usable at `now` (hits and misses are counted with the TDX ones).
+    pub(crate) fn snp_lookup(&self, key: &[u8; 32], now: u64) -> Option<super::snp::SnpChain> {
+        let found = self
+            .snp
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .filter(|(w, _)| w.contains(now))
+            .map(|(_, chain)| chain.clone());
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Remember a verified SEV-SNP chain for as long as `window` holds.
+    pub(crate) fn snp_store(&self, key: [u8; 32], window: Window, chain: super::snp::SnpChain) {
+        let evicted = self
+            .snp
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (window, chain))
+            .is_some();
+        self.stores.fetch_add(1, Ordering::Relaxed);
+        self.evictions
+            .fetch_add(u64::from(evicted), Ordering::Relaxed);
     }
 
     pub(crate) fn link_verified(&self, id: &[u8; 32]) -> bool {
@@ -222,16 +279,19 @@ mod tests {
                 not_before: nb,
                 not_after: na,
             },
-            fmspc: [1; 6],
             ppid: ppid.to_vec(),
-            tcb_status: "UpToDate".into(),
-            advisory_ids: vec![],
-            pck: super::super::tdx::PckFacts {
-                pce_id: [0, 0],
-                sgx_type: 0,
-                dynamic_platform: None,
-                cached_keys: None,
-                smt_enabled: None,
+            verdict: Verdict::Accepted {
+                fmspc: [1; 6],
+                tcb_status: "UpToDate".into(),
+                advisory_ids: vec![],
+                pck: super::super::tdx::PckFacts {
+                    pce_id: [0, 0],
+                    sgx_type: 0,
+                    dynamic_platform: None,
+                    cached_keys: None,
+                    smt_enabled: None,
+                },
+                simulated: false,
             },
         }
     }

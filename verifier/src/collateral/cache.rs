@@ -247,7 +247,7 @@ impl Cache {
         self.memory().get(key).cloned()
     }
 
-    fn memory_put(&self, key: &str, item: Arc<CachedItem>) {
+    pub(crate) fn memory_put(&self, key: &str, item: Arc<CachedItem>) {
         // A full memory layer drops its least recently used item (it stays on disk and is reloaded on its next use).
         self.memory().insert(key.to_owned(), item);
     }

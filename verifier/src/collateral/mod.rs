@@ -17,8 +17,10 @@
 //! at once rather than after a wait. Items are cached per source (the service they came from), so switching a
 //! service URL never serves the old service's copies.
 //!
-//! Entry points: [`Collateral::snp_endorsements`] and [`Collateral::tdx_collateral`], each given the requesting
-//! client's address for the budgets.
+//! Entry points: [`Collateral::snp_endorsements`], [`Collateral::tdx_collateral`] and [`Collateral::tdx_view`], each
+//! given the requesting client's address for the budgets. The view is the appraisal core's form of one platform's
+//! TDX collateral, built once per set of cached items (so once per refresh) and shared by every request until an
+//! item is replaced: a request no longer re-parses the documents nor re-derives the memo's collateral identity.
 
 pub mod budget;
 pub mod cache;
@@ -51,6 +53,7 @@ use singleflight::SingleFlight;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{ErrorCode, Refusal};
+use crate::lru::Lru;
 
 pub use kds::AMD_KDS_URL;
 pub use pcs::INTEL_PCS_URL;
@@ -263,6 +266,13 @@ pub struct CollateralStats {
     pub new_platform_refusals: u64,
     /// Items being looked up or fetched right now (single-flight entries).
     pub flights_in_progress: u64,
+    /// Network fetches a request waited for (the rest are background refreshes and scheduled ones).
+    pub request_fetches: u64,
+    /// Request fetches of an item that had a valid cached copy when the fetch started: must stay 0 (a cached item
+    /// is served, refreshed in the background, never fetched again in a request's path).
+    pub request_fetches_while_cached: u64,
+    /// TDX collateral views built (one per platform and set of cached items).
+    pub tdx_views_built: u64,
 }
 
 #[derive(Debug, Default)]
@@ -274,6 +284,9 @@ struct Counters {
     fetch_failures: AtomicU64,
     refreshes_started: AtomicU64,
     new_platform_refusals: AtomicU64,
+    request_fetches: AtomicU64,
+    request_fetches_while_cached: AtomicU64,
+    tdx_views_built: AtomicU64,
 }
 
 type Shared = Result<Arc<CachedItem>, Refusal>;
@@ -305,8 +318,20 @@ struct Inner {
     failures: Mutex<HashMap<String, (Instant, Refusal)>>,
     /// Last background refresh start per key (`now` seconds).
     refreshing: Mutex<HashMap<String, u64>>,
+    /// TDX collateral views per platform (FMSPC and PCK CA), each with the cached items it was built from.
+    views: Mutex<Lru<(String, PckCa), TdxView>>,
     counters: Counters,
 }
+
+/// The appraisal core's collateral, built from exactly these cached items (held, so their identity is stable).
+#[derive(Debug)]
+struct TdxView {
+    items: [Arc<CachedItem>; 4],
+    view: Arc<crate::appraisal::TdxCollateral>,
+}
+
+/// Most TDX views kept (one per FMSPC and PCK CA in use; least recently used evicted first).
+pub const MAX_TDX_VIEWS: usize = 1024;
 
 impl Collateral {
     /// Build the provider. Fails (`internal`) only if the HTTP client cannot be built.
@@ -338,6 +363,7 @@ impl Collateral {
                 flights: SingleFlight::new(),
                 failures: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashMap::new()),
+                views: Mutex::new(Lru::new(MAX_TDX_VIEWS)),
                 counters: Counters::default(),
                 config,
             }),
@@ -364,6 +390,9 @@ impl Collateral {
             refreshes_started: c.refreshes_started.load(Ordering::Relaxed),
             new_platform_refusals: c.new_platform_refusals.load(Ordering::Relaxed),
             flights_in_progress: self.inner.flights.in_flight() as u64,
+            request_fetches: c.request_fetches.load(Ordering::Relaxed),
+            request_fetches_while_cached: c.request_fetches_while_cached.load(Ordering::Relaxed),
+            tdx_views_built: c.tdx_views_built.load(Ordering::Relaxed),
         }
     }
 
@@ -526,13 +555,52 @@ impl Collateral {
         self.tdx_collateral_for(client, &platform, now).await
     }
 
-    /// The collateral for an FMSPC and PCK CA.
-    pub async fn tdx_collateral_for(
+    /// The appraisal core's collateral for a raw TDX quote: the items as [`Collateral::tdx_collateral`] finds them,
+    /// as a view shared with every other request while the same cached items are served (built again only when one
+    /// of them was replaced: a refresh).
+    pub async fn tdx_view(
+        &self,
+        client: IpAddr,
+        quote_raw: &[u8],
+        now: u64,
+    ) -> Result<Arc<crate::appraisal::TdxCollateral>, Refusal> {
+        let platform = TdxPlatform::from_quote(quote_raw)?;
+        let items = self.tdx_items(client, &platform, now).await?;
+        let key = (platform.fmspc_hex(), platform.ca);
+        {
+            let mut views = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = views.get(&key) {
+                if v.items.iter().zip(&items).all(|(a, b)| Arc::ptr_eq(a, b)) {
+                    return Ok(v.view.clone());
+                }
+            }
+        }
+        let view = Arc::new(tdx_items_of(&items)?.to_appraisal()?);
+        self.inner
+            .counters
+            .tdx_views_built
+            .fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                key,
+                TdxView {
+                    items,
+                    view: view.clone(),
+                },
+            );
+        Ok(view)
+    }
+
+    /// TCB info, QE identity, PCK CRL and root CA CRL of a platform, fetched concurrently.
+    async fn tdx_items(
         &self,
         client: IpAddr,
         platform: &TdxPlatform,
         now: u64,
-    ) -> Result<TdxCollateralItems, Refusal> {
+    ) -> Result<[Arc<CachedItem>; 4], Refusal> {
         let tcb_item = Item::TcbInfo {
             fmspc: platform.fmspc_hex(),
         };
@@ -543,16 +611,18 @@ impl Collateral {
             self.get(client, &pck_item, now),
             self.get(client, &Item::RootCaCrl, now),
         );
-        let (tcb, qe, pck, root) = (tcb?, qe?, pck?, root?);
-        Ok(TdxCollateralItems {
-            tcb_info_json: utf8(&tcb.body, "TCB info")?,
-            tcb_info_issuer_chain_pem: chain_of(&tcb, "TCB info")?,
-            qe_identity_json: utf8(&qe.body, "QE identity")?,
-            qe_identity_issuer_chain_pem: chain_of(&qe, "QE identity")?,
-            pck_crl_der: pck.body.clone(),
-            pck_crl_issuer_chain_pem: chain_of(&pck, "PCK CRL")?,
-            root_ca_crl_der: root.body.clone(),
-        })
+        Ok([tcb?, qe?, pck?, root?])
+    }
+
+    /// The collateral for an FMSPC and PCK CA.
+    pub async fn tdx_collateral_for(
+        &self,
+        client: IpAddr,
+        platform: &TdxPlatform,
+        now: u64,
+    ) -> Result<TdxCollateralItems, Refusal> {
+        let items = self.tdx_items(client, platform, now).await?;
+        tdx_items_of(&items)
     }
 
     /// One item, through memory, disk, the offline directory and the network, single-flighted. A new-platform fetch
@@ -693,6 +763,9 @@ impl Inner {
             let found = Arc::new(found);
             if found.is_valid(now) {
                 self.counters.offline_hits.fetch_add(1, Ordering::Relaxed);
+                // Kept in memory (not on disk: the directory is its own copy) so later requests do not scan and
+                // parse the directory again; a reload starts a new cache and so sees changed files.
+                self.cache.memory_put(&key, found.clone());
                 return Ok(found);
             }
             if stale
@@ -719,7 +792,7 @@ impl Inner {
             };
             match self.recent_failure(&key) {
                 Some(e) => e,
-                None => match self.fetch_and_store(item, now, admission).await {
+                None => match self.fetch_for_request(item, now, admission).await {
                     Ok(found) => return Ok(found),
                     Err(e) => e,
                 },
@@ -806,6 +879,25 @@ impl Inner {
                 Ok(permit)
             }
         }
+    }
+
+    /// A fetch a request waits for, counted; and counted again if a valid copy was cached when it started (which
+    /// the lookup order rules out: the counter shows it stays so under load).
+    async fn fetch_for_request(&self, item: &Item, now: u64, admission: Admission) -> Shared {
+        let key = self.cache_key(item);
+        self.counters
+            .request_fetches
+            .fetch_add(1, Ordering::Relaxed);
+        if self
+            .cache
+            .memory_get(&key)
+            .is_some_and(|cached| cached.is_valid(now))
+        {
+            self.counters
+                .request_fetches_while_cached
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.fetch_and_store(item, now, admission).await
     }
 
     async fn fetch_and_store(&self, item: &Item, now: u64, admission: Admission) -> Shared {
@@ -962,6 +1054,20 @@ impl Shipped {
     }
 }
 
+/// The four cached TDX items (TCB info, QE identity, PCK CRL, root CA CRL) in the collateral layout.
+fn tdx_items_of(items: &[Arc<CachedItem>; 4]) -> Result<TdxCollateralItems, Refusal> {
+    let [tcb, qe, pck, root] = items;
+    Ok(TdxCollateralItems {
+        tcb_info_json: utf8(&tcb.body, "TCB info")?,
+        tcb_info_issuer_chain_pem: chain_of(tcb, "TCB info")?,
+        qe_identity_json: utf8(&qe.body, "QE identity")?,
+        qe_identity_issuer_chain_pem: chain_of(qe, "QE identity")?,
+        pck_crl_der: pck.body.clone(),
+        pck_crl_issuer_chain_pem: chain_of(pck, "PCK CRL")?,
+        root_ca_crl_der: root.body.clone(),
+    })
+}
+
 fn utf8(body: &[u8], what: &str) -> Result<String, Refusal> {
     String::from_utf8(body.to_vec())
         .map_err(|_| Refusal::new(ErrorCode::CollateralMissing, format!("{what} is not UTF-8")))
@@ -1107,6 +1213,47 @@ mod tests {
     fn shipped_certificates_are_classified_and_garbage_ignored() {
         let shipped = Shipped::classify(&[b"not a certificate".to_vec(), vec![0x30, 0x00]]);
         assert!(shipped.vek.is_none() && shipped.ask.is_none() && shipped.ark.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_request_fetch_of_an_item_with_a_valid_cached_copy_is_counted() {
+        // Nothing listens on port 9: the fetch fails, but it was started, and that is what is counted.
+        let c = Collateral::new(CollateralConfig {
+            intel_pcs_url: "http://127.0.0.1:9".into(),
+            retry: RetryPolicy {
+                max_retries: 0,
+                ..RetryPolicy::default()
+            },
+            ..CollateralConfig::default()
+        })
+        .expect("collateral");
+        let key = c.inner.cache_key(&Item::QeIdentity);
+        let _ = c
+            .inner
+            .fetch_for_request(&Item::QeIdentity, 1_000, Admission::Known)
+            .await;
+        assert_eq!(c.stats().request_fetches, 1);
+        assert_eq!(c.stats().request_fetches_while_cached, 0);
+        let valid = CachedItem {
+            body: b"{}".to_vec(),
+            issuer_chain: None,
+            issued_at: Some(0),
+            next_update: Some(2_000),
+            fetched_at: 0,
+        };
+        c.cache().put(&key, Arc::new(valid)).await;
+        let _ = c
+            .inner
+            .fetch_for_request(&Item::QeIdentity, 1_000, Admission::Known)
+            .await;
+        assert_eq!(c.stats().request_fetches, 2);
+        assert_eq!(c.stats().request_fetches_while_cached, 1);
+        // Through the request path the valid copy is served and nothing is fetched.
+        c.get(LOCAL, &Item::QeIdentity, 1_000)
+            .await
+            .expect("cached");
+        assert_eq!(c.stats().request_fetches, 2);
+        assert_eq!(c.stats().memory_hits, 1);
     }
 
     #[tokio::test]

@@ -624,35 +624,44 @@ async fn attest_inner(
         .await
         .map_err(|_| Refusal::new(ErrorCode::Overloaded, "appraisal timed out"))??;
 
-        // The decision.
-        let decision = decide(&Inputs {
-            config: cfg,
-            endorsements: &rt.endorsements,
-            verified: &verified,
-            request: decision::Request {
-                nonce: &req.nonce,
-                jwk: &req.jwk,
-                workload: req.workload.as_deref(),
-                proximity: &req.proximity,
-            },
-            now,
-        });
-        context = decision.context;
-        let claims = decision.outcome?;
-
-        // The credential.
-        issue::issue(
-            rt.issuer(now),
-            rt.issuer(now).key(),
-            &IssueRequest {
-                claims: &claims,
-                cnf: &req.jwk,
-                nonce: &req.nonce,
+        // The decision, then the credential: on the blocking pool with the appraisal's CPU bound (the WIT and EAR
+        // signatures are the other per-request crypto).
+        let (nonce, jwk, workload) = (req.nonce, req.jwk, req.workload);
+        let proximity = req.proximity;
+        let rt = rt.clone();
+        let (decided, issued) = on_cpu(svc, move || {
+            let cfg = &rt.config;
+            let decision = decide(&Inputs {
+                config: cfg,
+                endorsements: &rt.endorsements,
+                verified: &verified,
+                request: decision::Request {
+                    nonce: &nonce,
+                    jwk: &jwk,
+                    workload: workload.as_deref(),
+                    proximity: &proximity,
+                },
                 now,
-                with_ear: cfg.credentials.ear,
-                ear_format: cfg.credentials.ear_format,
-            },
-        )
+            });
+            let issued = decision.outcome.and_then(|claims| {
+                issue::issue(
+                    rt.issuer(now),
+                    rt.issuer(now).key(),
+                    &IssueRequest {
+                        claims: &claims,
+                        cnf: &jwk,
+                        nonce: &nonce,
+                        now,
+                        with_ear: cfg.credentials.ear,
+                        ear_format: cfg.credentials.ear_format,
+                    },
+                )
+            });
+            (decision.context, issued)
+        })
+        .await?;
+        context = decided;
+        issued
     }
     .await;
     Outcome {
@@ -677,50 +686,48 @@ async fn appraise(
     client: std::net::IpAddr,
 ) -> Result<Verified<Facts>, Refusal> {
     let anchors = rt.anchors.clone();
-    let cpu_slot = || async {
-        svc.blocking
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Refusal::new(ErrorCode::Internal, "appraisal pool closed"))
-    };
     match tee {
         TeeType::SevSnp => {
             let endorsements = rt
                 .collateral
                 .snp_endorsements(client, &evidence, &certs, now)
                 .await?;
-            let permit = cpu_slot().await?;
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
+            on_cpu(svc, move || {
                 appraisal::appraise_snp(&evidence, &endorsements, &anchors, now)
                     .map(Verified::<Facts>::from)
             })
-            .await
-            .map_err(|e| Refusal::new(ErrorCode::Internal, format!("appraisal task: {e}")))?
+            .await?
         }
         TeeType::Tdx => {
-            let c = rt.collateral.tdx_collateral(client, &evidence, now).await?;
-            let permit = cpu_slot().await?;
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                let collateral =
-                    appraisal::TdxCollateral::from_parts(appraisal::TdxCollateralParts {
-                        tcb_info_json: &c.tcb_info_json,
-                        tcb_info_issuer_chain_pem: &c.tcb_info_issuer_chain_pem,
-                        qe_identity_json: &c.qe_identity_json,
-                        qe_identity_issuer_chain_pem: &c.qe_identity_issuer_chain_pem,
-                        pck_crl_der: &c.pck_crl_der,
-                        pck_crl_issuer_chain_pem: &c.pck_crl_issuer_chain_pem,
-                        root_ca_crl_der: &c.root_ca_crl_der,
-                    })?;
+            // The collateral view is shared until a refresh replaces one of its items.
+            let collateral = rt.collateral.tdx_view(client, &evidence, now).await?;
+            on_cpu(svc, move || {
                 appraisal::appraise_tdx(&evidence, &collateral, &anchors, now)
                     .map(Verified::<Facts>::from)
             })
-            .await
-            .map_err(|e| Refusal::new(ErrorCode::Internal, format!("appraisal task: {e}")))?
+            .await?
         }
     }
+}
+
+/// Run CPU-bound work (signature checks and signing) on the blocking pool under the blocking semaphore, so the async
+/// workers keep serving I/O.
+async fn on_cpu<T: Send + 'static>(
+    svc: &Service,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Refusal> {
+    let permit = svc
+        .blocking
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Refusal::new(ErrorCode::Internal, "appraisal pool closed"))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|e| Refusal::new(ErrorCode::Internal, format!("appraisal task: {e}")))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -765,7 +772,9 @@ async fn readyz(State(svc): State<Arc<Service>>) -> Response {
 }
 
 async fn metrics(State(svc): State<Arc<Service>>) -> Response {
-    let mut r = (StatusCode::OK, svc.metrics.render()).into_response();
+    let mut text = svc.metrics.render();
+    super::metrics::render_collateral(&mut text, &svc.runtime().collateral.stats());
+    let mut r = (StatusCode::OK, text).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -172,6 +172,65 @@ impl Metrics {
     }
 }
 
+/// The collateral layer's counters: where items came from, the network fetches by path, and the fetches a
+/// request made of an item that had a valid cached copy (0 when the cache works).
+pub fn render_collateral(s: &mut String, c: &crate::collateral::CollateralStats) {
+    let _ = writeln!(
+        s,
+        "# HELP locus_collateral_lookups_total Collateral items served, by where they came from."
+    );
+    let _ = writeln!(s, "# TYPE locus_collateral_lookups_total counter");
+    for (source, n) in [
+        ("memory", c.memory_hits),
+        ("disk", c.disk_hits),
+        ("offline_dir", c.offline_hits),
+    ] {
+        let _ = writeln!(
+            s,
+            "locus_collateral_lookups_total{{source=\"{source}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "# HELP locus_collateral_fetches_total Successful network fetches of collateral (requests and refreshes)."
+    );
+    let _ = writeln!(s, "# TYPE locus_collateral_fetches_total counter");
+    let _ = writeln!(s, "locus_collateral_fetches_total {}", c.fetches);
+    let _ = writeln!(
+        s,
+        "# HELP locus_collateral_request_fetches_total Network fetches of collateral a request waited for."
+    );
+    let _ = writeln!(s, "# TYPE locus_collateral_request_fetches_total counter");
+    let _ = writeln!(
+        s,
+        "locus_collateral_request_fetches_total {}",
+        c.request_fetches
+    );
+    let _ = writeln!(
+        s,
+        "# HELP locus_collateral_request_fetches_while_cached_total Request fetches of an item that had a valid cached copy (expected 0)."
+    );
+    let _ = writeln!(
+        s,
+        "# TYPE locus_collateral_request_fetches_while_cached_total counter"
+    );
+    let _ = writeln!(
+        s,
+        "locus_collateral_request_fetches_while_cached_total {}",
+        c.request_fetches_while_cached
+    );
+    let _ = writeln!(
+        s,
+        "# HELP locus_collateral_tdx_views_built_total TDX collateral views built (once per platform and refresh)."
+    );
+    let _ = writeln!(s, "# TYPE locus_collateral_tdx_views_built_total counter");
+    let _ = writeln!(
+        s,
+        "locus_collateral_tdx_views_built_total {}",
+        c.tdx_views_built
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,19 @@ fn stamp(paths: [&Path; 2]) -> Option<(u64, u64)> {
     Some((len, mtime))
 }
 
+/// Install ring as the process-wide rustls crypto provider (the verifier's `main` calls it first). aws-lc-rs is
+/// compiled in as well, for the per-request signatures, so nothing TLS-related (the listener, reqwest's collateral
+/// clients) may be left to pick a provider on its own; rustls is built with ring alone, and this says so at run
+/// time too. Returns false when another provider was installed first.
+pub fn install_crypto_provider() -> bool {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // A concurrent install of the same provider is as good as ours.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    rustls::crypto::CryptoProvider::get_default()
+        .is_some_and(|p| p.cipher_suites == rustls::crypto::ring::default_provider().cipher_suites)
+}
+
 /// Build a rustls server config from PEM files, with ring as the explicit crypto provider.
 pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -374,6 +387,17 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ring_is_the_process_wide_rustls_provider_after_install() {
+        assert!(super::install_crypto_provider());
+        assert!(
+            super::install_crypto_provider(),
+            "installing twice is harmless"
+        );
+        let reqwest_client = reqwest::Client::builder().build();
+        assert!(reqwest_client.is_ok(), "{reqwest_client:?}");
+    }
+
     use super::*;
 
     fn limits(total: usize, per: usize) -> Limits {

@@ -45,7 +45,8 @@ pub const SVID_OF_CLAIM: &str = "locus_svid_of";
 pub const IAT_WINDOW: u64 = 60;
 /// The longest JWT-SVID lifetime, seconds (bearer tokens: short, as SPIRE's default).
 pub const JWT_SVID_TTL: u64 = 300;
-/// How far an X.509-SVID's notBefore lies before its issuance (relying parties' clock skew).
+/// How far an X.509-SVID's notBefore lies before its issuance (relying parties' clock skew), never before the WIT's
+/// `iat`.
 pub const X509_BACKDATE: u64 = 30;
 /// Most audiences in one JWT-SVID request, and the longest audience.
 pub const MAX_AUDIENCES: usize = 16;
@@ -491,7 +492,11 @@ pub fn issue(
                 &LeafRequest {
                     spiffe_id: sub.as_str(),
                     public_key: &key.key,
-                    not_before: now.saturating_sub(X509_BACKDATE),
+                    // Back-dated for relying parties' clocks, but never before the WIT: the certificate's validity
+                    // lies within the WIT's.
+                    not_before: now
+                        .saturating_sub(X509_BACKDATE)
+                        .max(wit.iat.unwrap_or(now)),
                     not_after,
                     ear: order
                         .ear
@@ -1086,9 +1091,22 @@ mod tests {
         let cert = x509_cert::Certificate::from_der(&der_bytes).expect("cert");
         let v = &cert.tbs_certificate.validity;
         assert_eq!(v.not_after.to_unix_duration().as_secs(), NOW + 3600);
+        // The WIT was issued at NOW - 10: the certificate starts there, not X509_BACKDATE before NOW.
+        assert_eq!(v.not_before.to_unix_duration().as_secs(), NOW - 10);
+        // Later, the back-dating applies.
+        let (later, _) = issue_kind(&f, "x509-svid", NOW + 600);
+        let later_der = base64::engine::general_purpose::STANDARD
+            .decode(later.body["x509_svid"][0].as_str().expect("b64"))
+            .expect("std base64");
+        let later_cert = x509_cert::Certificate::from_der(&later_der).expect("cert");
         assert_eq!(
-            v.not_before.to_unix_duration().as_secs(),
-            NOW - X509_BACKDATE
+            later_cert
+                .tbs_certificate
+                .validity
+                .not_before
+                .to_unix_duration()
+                .as_secs(),
+            NOW + 600 - X509_BACKDATE
         );
         let key = Jwk::from_value(&c["public_key"]).expect("jwk");
         assert_eq!(
