@@ -208,6 +208,12 @@ impl VerifierClient {
         &self.base
     }
 
+    /// `GET path`: the body and its `Cache-Control` value.
+    pub(crate) async fn get(&self, path: &str) -> Result<(Vec<u8>, Option<String>), AgentError> {
+        let url = format!("{}{path}", self.base);
+        self.call(&url, self.http.get(&url)).await
+    }
+
     /// `POST /v1/challenge` with `{}`.
     pub async fn challenge(&self) -> Result<Challenge, AgentError> {
         self.challenge_for(None).await
@@ -347,7 +353,7 @@ impl VerifierClient {
             .map_err(|e| AgentError::Unreachable(format!("{target}: upgrade: {}", error_chain(&e))))
     }
 
-    async fn post<T: Serialize + ?Sized>(
+    pub(crate) async fn post<T: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &T,
@@ -359,7 +365,7 @@ impl VerifierClient {
 
     /// Send, read the answer with the size cap, and map a refusal to its code. Returns the body and the
     /// `Cache-Control` value of a successful answer.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         url: &str,
         req: reqwest::RequestBuilder,

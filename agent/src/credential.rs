@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::client::AttestResponse;
 use crate::error::AgentError;
+use crate::spiffe::request::{SvidRequest, SVID_REQUEST_TYP};
 
 /// A WIT with its key.
 pub struct Credential {
@@ -192,6 +193,27 @@ impl Credential {
         create_wpt(&self.key, req)
             .map_err(|e| AgentError::Internal(format!("signing the WPT: {e}")))
     }
+
+    /// Sign an SVID request (`typ` `locus-svid-request+jwt`) with the attested key, proving to the verifier that the
+    /// agent holds the key this WIT binds. Refused: a request for another WIT (`wth`), and one naming this
+    /// credential's own key as the per-SVID key — the attested key is never certified for a workload to hold.
+    pub fn sign_svid_request(&self, req: &SvidRequest) -> Result<String, AgentError> {
+        if req.wth() != locus_wimse::wpt::token_hash(&self.wit) {
+            return Err(AgentError::Internal(
+                "SVID request built for another WIT".into(),
+            ));
+        }
+        if let Some(k) = req.public_key() {
+            if k.thumbprint_sha256() == self.public_jwk().thumbprint_sha256() {
+                return Err(AgentError::Internal(
+                    "an SVID request may not name the attested key".into(),
+                ));
+            }
+        }
+        self.key
+            .sign_jws(SVID_REQUEST_TYP, &req.claims())
+            .map_err(|e| AgentError::Internal(format!("signing the SVID request: {e}")))
+    }
 }
 
 #[cfg(test)]
@@ -226,6 +248,40 @@ mod tests {
         assert_eq!((c.iat(), c.exp(), c.wit()), (1000, 1300, wit.as_str()));
         assert!(c.is_valid_at(1299) && !c.is_valid_at(1300));
         assert!((c.renew_at(2.0 / 3.0) - 1200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn svid_requests_are_signed_by_the_attested_key_for_this_wit_and_never_for_the_attested_key() {
+        use crate::spiffe::request::SvidKind;
+        let k = key();
+        let attested = Credential::public_jwk_of(&k);
+        let wit = token(&json!({"iat":1000,"exp":1300,"cnf":{"jwk":attested.to_value()}}));
+        let c = Credential::from_response(response(wit.clone()), k, 1001).expect("accepted");
+        let svid_key = key().public_jwk();
+        let req = SvidRequest::for_key(SvidKind::X509, &wit, svid_key, 1001).expect("request");
+        let jws = c.sign_svid_request(&req).expect("signed");
+        let parsed = locus_wimse::jws::CompactJws::parse(&jws).expect("jws");
+        assert_eq!(parsed.header.typ.as_deref(), Some("locus-svid-request+jwt"));
+        assert_eq!(parsed.header.kid, None);
+        parsed
+            .verify_with(locus_wimse::Alg::Es256, &attested.key)
+            .expect("verifies under the WIT's cnf.jwk");
+        assert_eq!(parsed.claims().expect("claims")["kind"], "x509-svid");
+        let other_wit = SvidRequest::for_key(SvidKind::X509, "x.y.z", key().public_jwk(), 1001)
+            .expect("request");
+        assert_eq!(
+            c.sign_svid_request(&other_wit)
+                .expect_err("other WIT")
+                .code(),
+            "internal"
+        );
+        let self_cert = SvidRequest::for_key(SvidKind::Wit, &wit, attested, 1001).expect("request");
+        assert_eq!(
+            c.sign_svid_request(&self_cert)
+                .expect_err("attested key")
+                .code(),
+            "internal"
+        );
     }
 
     #[test]

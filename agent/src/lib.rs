@@ -5,6 +5,7 @@
 //! - [`attest`]: one round — fresh key, challenge, [`binding`], evidence, attest — giving a [`credential::Credential`].
 //! - [`run`]: keep a valid WIT (renewal at 2/3 of its life, jittered back-off) and serve the Workload API on a Unix
 //!   socket.
+//! - [`spiffe`]: the SPIFFE Workload API over gRPC (`--spiffe-socket`), fed by [`svid_client`] (`POST /v1/svid`).
 //! - [`proximity`]: statements from the landmarks the challenge answer names, collected before attesting.
 //! - [`client`]: the verifier's HTTP API; [`error`]: [`AgentError`] and its stable codes.
 //!
@@ -23,5 +24,7 @@ pub mod run;
 pub mod select;
 #[cfg(feature = "simulator")]
 pub mod sim;
+pub mod spiffe;
+pub mod svid_client;
 
 pub use error::AgentError;

@@ -9,8 +9,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use locus_agent::attest::{obtain_credential, system_now};
 use locus_agent::client::VerifierClient;
-use locus_agent::run::{self, PeerAllowList, RunConfig, RunParams};
+use locus_agent::run::{self, PeerAllowList, RunConfig, RunParams, SpiffeParams};
 use locus_agent::select::{open_attester, AttesterOptions, TeeChoice};
+use locus_agent::spiffe::identity::IdentityMap;
+use locus_agent::svid_client::VerifierSvidSource;
 use locus_agent::AgentError;
 use locus_hw::backend::configfs_tsm::{RealTsmFs, DEFAULT_ROOT};
 use locus_hw::backend::BackendConfig;
@@ -57,6 +59,21 @@ enum Command {
         /// Serve Workload API peers whose effective gid is this one (repeatable; supplementary groups do not count).
         #[arg(long = "allow-gid", value_name = "GID")]
         allow_gid: Vec<u32>,
+        /// Also serve the SPIFFE Workload API (gRPC) on this socket (mode 0660): X.509- and JWT-SVIDs for fresh
+        /// per-SVID keys, and bundles, issued by the verifier. Peers must pass --allow-uid / --allow-gid too.
+        #[arg(long, value_name = "PATH")]
+        spiffe_socket: Option<PathBuf>,
+        /// SPIFFE identity of peers with this uid, as UID=spiffe://trust-domain/path (repeatable). Default: the
+        /// agent's own uid gets --workload.
+        #[arg(long = "spiffe-uid", value_name = "UID=ID", value_parser = parse_identity_entry)]
+        spiffe_uid: Vec<(u32, String)>,
+        /// SPIFFE identity of peers with this effective gid (when their uid has no --spiffe-uid), GID=ID
+        /// (repeatable).
+        #[arg(long = "spiffe-gid", value_name = "GID=ID", value_parser = parse_identity_entry)]
+        spiffe_gid: Vec<(u32, String)>,
+        /// EXPERIMENTAL: serve the Workload API's WIT-SVID profile (FetchWITSVID, FetchWITBundles) too.
+        #[arg(long, requires = "spiffe_socket")]
+        spiffe_wit_svid: bool,
     },
 }
 
@@ -120,6 +137,44 @@ impl Common {
     }
 }
 
+fn parse_identity_entry(s: &str) -> Result<(u32, String), String> {
+    locus_agent::spiffe::identity::parse_entry(s)
+}
+
+/// The SPIFFE Workload API flags.
+struct SpiffeFlags {
+    socket: Option<PathBuf>,
+    uid: Vec<(u32, String)>,
+    gid: Vec<(u32, String)>,
+    wit_svid: bool,
+}
+
+impl SpiffeFlags {
+    fn params(self, client: &VerifierClient) -> Result<Option<SpiffeParams>, AgentError> {
+        let Some(socket) = self.socket else {
+            if !self.uid.is_empty() || !self.gid.is_empty() {
+                return Err(AgentError::Config(
+                    "--spiffe-uid / --spiffe-gid need --spiffe-socket".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let mut identities = IdentityMap::default();
+        for (uid, id) in self.uid {
+            identities = identities.with_uid(uid, id);
+        }
+        for (gid, id) in self.gid {
+            identities = identities.with_gid(gid, id);
+        }
+        Ok(Some(SpiffeParams {
+            socket,
+            identities,
+            wit_svid: self.wit_svid,
+            source: Arc::new(VerifierSvidSource::new(client.clone())),
+        }))
+    }
+}
+
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -169,14 +224,17 @@ async fn run_agent(
     retry_initial_ms: u64,
     retry_max_ms: u64,
     peers: PeerAllowList,
+    spiffe: SpiffeFlags,
 ) -> Result<(), AgentError> {
     if retry_initial_ms == 0 || retry_max_ms < retry_initial_ms {
         return Err(AgentError::Config(
             "need 0 < --retry-initial-ms <= --retry-max-ms".into(),
         ));
     }
+    let client = common.client()?;
+    let spiffe = spiffe.params(&client)?;
     let params = RunParams {
-        client: common.client()?,
+        client,
         attester: open_attester(&common.attester_options())?,
         cfg: RunConfig {
             retry_initial: Duration::from_millis(retry_initial_ms),
@@ -187,6 +245,7 @@ async fn run_agent(
         socket,
         peers,
         clock: run::system_clock(),
+        spiffe,
     };
     run::run(params, shutdown_signal()).await
 }
@@ -216,13 +275,32 @@ async fn main() -> ExitCode {
             retry_max_ms,
             allow_uid,
             allow_gid,
+            spiffe_socket,
+            spiffe_uid,
+            spiffe_gid,
+            spiffe_wit_svid,
         } => {
             init_tracing("info");
             let peers = PeerAllowList {
                 uids: allow_uid,
                 gids: allow_gid,
             };
-            match run_agent(&common, socket, retry_initial_ms, retry_max_ms, peers).await {
+            let spiffe = SpiffeFlags {
+                socket: spiffe_socket,
+                uid: spiffe_uid,
+                gid: spiffe_gid,
+                wit_svid: spiffe_wit_svid,
+            };
+            match run_agent(
+                &common,
+                socket,
+                retry_initial_ms,
+                retry_max_ms,
+                peers,
+                spiffe,
+            )
+            .await
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(code = e.code(), error = %e, "locus-agent stopped");

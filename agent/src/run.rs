@@ -11,6 +11,10 @@
 //! The socket is bound inside a private 0700 directory, set to 0660, then renamed into place, so it is never
 //! reachable with looser permissions. Nothing else is written to disk: the private key lives only in memory.
 //!
+//! With `--spiffe-socket` ([`SpiffeParams`]) the SPIFFE Workload API runs beside it ([`crate::spiffe`]): one more
+//! renewal loop per extra identity it serves, an SVID loop per identity, and a gRPC server on its own socket, all
+//! stopped by the same shutdown signal.
+//!
 //! File permissions decide who may connect; the peer's credentials (`SO_PEERCRED`, read when the connection is
 //! accepted) decide who is served: a peer whose uid is not in [`PeerAllowList::uids`] and whose gid is not in
 //! [`PeerAllowList::gids`] gets 403 `peer_not_allowed` before any handler runs. The default list is the agent's own
@@ -43,6 +47,10 @@ use crate::attest::obtain_credential;
 use crate::client::VerifierClient;
 use crate::credential::Credential;
 use crate::error::{AgentError, CREDENTIAL_UNAVAILABLE, INTERNAL, PEER_NOT_ALLOWED};
+use crate::spiffe::identity::{IdentityKey, IdentityMap};
+use crate::spiffe::server::{Gate, SpiffeServer, WorkloadApi};
+use crate::spiffe::source::SvidSource;
+use crate::spiffe::state::{svid_loop, SpiffeState};
 
 /// Wall-clock time as Unix seconds with a fraction (scheduling) — validity checks use its floor.
 pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
@@ -113,13 +121,30 @@ impl Stats {
 }
 
 /// The current credential, shared by the renewal loop and the API.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CredentialSlot {
     current: Arc<RwLock<Option<Arc<Credential>>>>,
     stats: Arc<Stats>,
+    /// Counts the credentials set, so the SPIFFE Workload API renews its SVIDs as soon as a new WIT arrives.
+    generation: Arc<watch::Sender<u64>>,
+}
+
+impl Default for CredentialSlot {
+    fn default() -> Self {
+        Self {
+            current: Arc::default(),
+            stats: Arc::default(),
+            generation: Arc::new(watch::Sender::new(0)),
+        }
+    }
 }
 
 impl CredentialSlot {
+    /// Notified whenever a new credential is set.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
     /// The credential if it is valid at `now` (Unix seconds).
     pub fn valid_at(&self, now: u64) -> Option<Arc<Credential>> {
         let guard = self.current.read().ok()?;
@@ -133,6 +158,14 @@ impl CredentialSlot {
     fn set(&self, cred: Credential) {
         if let Ok(mut g) = self.current.write() {
             *g = Some(Arc::new(cred));
+        }
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// Drop the credential (its key is wiped once the last request using it is done).
+    fn clear(&self) {
+        if let Ok(mut g) = self.current.write() {
+            *g = None;
         }
     }
 
@@ -152,7 +185,7 @@ impl CredentialSlot {
 }
 
 /// A random factor in [0.5, 1.0] for back-off jitter.
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let mut b = [0u8; 4];
     let rng = ring::rand::SystemRandom::new();
     if ring::rand::SecureRandom::fill(&rng, &mut b).is_err() {
@@ -499,23 +532,33 @@ pub struct PeerCred {
     pub pid: Option<i32>,
 }
 
-impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for PeerCred {
-    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        match stream.io().peer_cred() {
-            Ok(c) => PeerCred {
+impl PeerCred {
+    /// A peer whose credentials the kernel did not give us (never allowed).
+    pub const UNKNOWN: PeerCred = PeerCred {
+        uid: None,
+        gid: None,
+        pid: None,
+    };
+
+    /// From the kernel's answer to `SO_PEERCRED` (`None`: it failed, logged at `warn`).
+    pub fn from_ucred(cred: Option<&tokio::net::unix::UCred>) -> Self {
+        match cred {
+            Some(c) => PeerCred {
                 uid: Some(c.uid()),
                 gid: Some(c.gid()),
                 pid: c.pid(),
             },
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the Workload API peer's credentials failed");
-                PeerCred {
-                    uid: None,
-                    gid: None,
-                    pid: None,
-                }
+            None => {
+                tracing::warn!("reading a Workload API peer's credentials failed");
+                PeerCred::UNKNOWN
             }
         }
+    }
+}
+
+impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for PeerCred {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        PeerCred::from_ucred(stream.io().peer_cred().ok().as_ref())
     }
 }
 
@@ -626,6 +669,8 @@ pub struct RunParams {
     pub peers: PeerAllowList,
     /// The clock.
     pub clock: Clock,
+    /// The SPIFFE Workload API, when it is served too.
+    pub spiffe: Option<SpiffeParams>,
 }
 
 impl std::fmt::Debug for RunParams {
@@ -636,8 +681,40 @@ impl std::fmt::Debug for RunParams {
             .field("cfg", &self.cfg)
             .field("socket", &self.socket)
             .field("peers", &self.peers)
+            .field("spiffe", &self.spiffe)
             .finish_non_exhaustive()
     }
+}
+
+/// What the SPIFFE Workload API needs (`--spiffe-socket` and friends).
+#[derive(Clone)]
+pub struct SpiffeParams {
+    /// Its socket path (gRPC; mode 0660 like the Workload API's).
+    pub socket: PathBuf,
+    /// uid / gid → SPIFFE ID (the agent's own uid gets `cfg.workload` unless mapped).
+    pub identities: IdentityMap,
+    /// Serve the experimental WIT-SVID profile.
+    pub wit_svid: bool,
+    /// Where SVIDs and bundles come from (the verifier, in the agent).
+    pub source: Arc<dyn SvidSource>,
+}
+
+impl std::fmt::Debug for SpiffeParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpiffeParams")
+            .field("socket", &self.socket)
+            .field("identities", &self.identities)
+            .field("wit_svid", &self.wit_svid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The running SPIFFE side: its server, the SVID loops and the renewal loops of identities beyond the default.
+#[derive(Debug)]
+struct RunningSpiffe {
+    state: Arc<SpiffeState>,
+    server: SpiffeServer,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// A running agent (renewal loop + Workload API).
@@ -647,6 +724,7 @@ pub struct RunningAgent {
     shutdown: watch::Sender<bool>,
     renewal: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    spiffe: Option<RunningSpiffe>,
     _socket: SocketGuard,
 }
 
@@ -656,24 +734,103 @@ impl RunningAgent {
         &self.slot
     }
 
-    /// Stop both tasks, drop the credential (wiping its key) and remove the socket.
+    /// The SPIFFE Workload API's state, when it is served.
+    pub fn spiffe(&self) -> Option<&Arc<SpiffeState>> {
+        self.spiffe.as_ref().map(|s| &s.state)
+    }
+
+    /// Stop every task, drop the credentials (wiping their keys) and remove the sockets.
     pub async fn stop(self) -> Result<(), AgentError> {
         let _ = self.shutdown.send(true);
         let renewal = self.renewal.await;
         let server = self.server.await;
-        if let Ok(mut g) = self.slot.current.write() {
-            *g = None;
-        }
+        let spiffe = match self.spiffe {
+            Some(sp) => {
+                for t in sp.tasks {
+                    let _ = t.await;
+                }
+                for ident in sp.state.identities() {
+                    ident.slot.clear();
+                }
+                Some(sp.server.join().await)
+            }
+            None => None,
+        };
+        self.slot.clear();
         renewal.map_err(|e| AgentError::Internal(format!("renewal task: {e}")))?;
         server
             .map_err(|e| AgentError::Internal(format!("Workload API task: {e}")))?
-            .map_err(|e| AgentError::Internal(format!("Workload API: {e}")))
+            .map_err(|e| AgentError::Internal(format!("Workload API: {e}")))?;
+        spiffe.unwrap_or(Ok(()))
     }
 
     /// Whether a task ended on its own (only on a server error).
     pub fn is_finished(&self) -> bool {
-        self.server.is_finished() || self.renewal.is_finished()
+        self.server.is_finished()
+            || self.renewal.is_finished()
+            || self.spiffe.as_ref().is_some_and(|s| s.server.is_finished())
     }
+}
+
+/// Start the SPIFFE side: a credential (and renewal loop) per identity beyond the default, an SVID loop per identity,
+/// and the gRPC server.
+#[allow(clippy::too_many_arguments)]
+fn start_spiffe(
+    sp: SpiffeParams,
+    main_slot: &CredentialSlot,
+    params: &RunParams,
+    peers: PeerAllowList,
+    own_uid: u32,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<RunningSpiffe, AgentError> {
+    let default: IdentityKey = params.cfg.workload.clone();
+    let mut tasks = Vec::new();
+    let mut slots = Vec::new();
+    for key in sp.identities.identities(&default) {
+        if key == default {
+            slots.push((key, main_slot.clone()));
+            continue;
+        }
+        let slot = CredentialSlot::default();
+        tasks.push(tokio::spawn(renewal_loop(
+            params.client.clone(),
+            params.attester.clone(),
+            RunConfig {
+                workload: key.clone(),
+                ..params.cfg.clone()
+            },
+            slot.clone(),
+            params.clock.clone(),
+            shutdown.clone(),
+        )));
+        slots.push((key, slot));
+    }
+    tracing::info!(socket = %sp.socket.display(), identities = ?slots.iter().map(|(k, _)| k).collect::<Vec<_>>(), wit_svid = sp.wit_svid, "SPIFFE Workload API");
+    let state = Arc::new(SpiffeState::new(
+        slots,
+        sp.source,
+        params.clock.clone(),
+        sp.wit_svid,
+        params.cfg.clone(),
+    ));
+    for ident in state.identities() {
+        tasks.push(tokio::spawn(svid_loop(
+            state.clone(),
+            ident.clone(),
+            shutdown.clone(),
+        )));
+    }
+    let server = SpiffeServer::start(
+        &sp.socket,
+        WorkloadApi::new(state.clone(), shutdown.clone()),
+        Gate::new(peers, sp.identities, own_uid, default),
+        shutdown.clone(),
+    )?;
+    Ok(RunningSpiffe {
+        state,
+        server,
+        tasks,
+    })
 }
 
 /// Bind the socket and start the renewal loop and the Workload API.
@@ -687,6 +844,17 @@ pub async fn start(params: RunParams) -> Result<RunningAgent, AgentError> {
     tracing::info!(uids = ?peers.uids, gids = ?peers.gids, "Workload API peers allowed");
     let slot = CredentialSlot::default();
     let (tx, rx) = watch::channel(false);
+    let spiffe = match params.spiffe.clone() {
+        Some(sp) => Some(start_spiffe(
+            sp,
+            &slot,
+            &params,
+            (*peers).clone(),
+            own_uid,
+            &rx,
+        )?),
+        None => None,
+    };
     let renewal = tokio::spawn(renewal_loop(
         params.client,
         params.attester,
@@ -715,6 +883,7 @@ pub async fn start(params: RunParams) -> Result<RunningAgent, AgentError> {
         shutdown: tx,
         renewal,
         server,
+        spiffe,
         _socket: guard,
     })
 }

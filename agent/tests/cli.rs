@@ -324,3 +324,51 @@ async fn run_with_an_allow_list_without_our_uid_refuses_us_with_peer_not_allowed
     child.start_kill().expect("kill");
     let _ = child.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spiffe_flags_refuse_a_non_spiffe_identity_and_a_mapping_without_the_spiffe_socket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("agent.sock");
+    let socket = socket.to_str().expect("utf-8 path");
+    let spiffe = dir.path().join("spiffe.sock");
+    let spiffe = spiffe.to_str().expect("utf-8 path");
+    let base = [
+        "run",
+        "--verifier",
+        "http://127.0.0.1:9",
+        "--tee",
+        "sim-snp",
+        "--socket",
+        socket,
+    ];
+    // A mapping to something that is not a SPIFFE ID is a usage error (clap: exit 2), naming the rule.
+    for bad in [
+        "1001=wimse://locus.example/a",
+        "1001=spiffe://locus.example/a/",
+        "x=spiffe://locus.example/a",
+    ] {
+        let mut args = base.to_vec();
+        args.extend(["--spiffe-socket", spiffe, "--spiffe-uid", bad]);
+        let out = agent(&args).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The WIT-SVID profile needs the SPIFFE socket.
+    let mut args = base.to_vec();
+    args.push("--spiffe-wit-svid");
+    assert_eq!(agent(&args).await.status.code(), Some(2));
+    // A mapping without the SPIFFE socket is a configuration error.
+    let mut args = base.to_vec();
+    args.extend(["--spiffe-gid", "100=spiffe://locus.example/a"]);
+    let out = agent(&args).await;
+    assert_ne!(out.status.code(), Some(0));
+    let shown = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        shown.contains("config_invalid") && shown.contains("--spiffe-socket"),
+        "{shown}"
+    );
+}

@@ -28,6 +28,7 @@ fn params(fv: &FakeVerifier, socket: &Path) -> RunParams {
         socket: socket.to_path_buf(),
         peers: PeerAllowList::default(),
         clock: system_clock(),
+        spiffe: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn params(fv: &FakeVerifier, socket: &Path, tee: TeeChoice) -> RunParams {
         socket: socket.to_path_buf(),
         peers: PeerAllowList::default(),
         clock: system_clock(),
+        spiffe: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! End-to-end support for Locus: the demo ([`demo`]), the load tool ([`load`]), and what the tests across real
 //! processes share — repository paths ([`paths`]), child processes that are always reaped ([`procs`]) and a small
-//! HTTP/1.1 client over TCP or a Unix socket ([`http1`]), and a delaying TCP relay for the proximity tests ([`relay`]).
+//! HTTP/1.1 client over TCP or a Unix socket ([`http1`]), a delaying TCP relay for the proximity tests ([`relay`]),
+//! and SPIFFE test support ([`spiffe`]).
 //!
 //! Everything here talks to `127.0.0.1` or a Unix socket (the relay: to the addresses a test gives it, in network
 //! namespaces of its own), and every wait is bounded.
@@ -12,6 +13,7 @@ pub mod load;
 pub mod paths;
 pub mod procs;
 pub mod relay;
+pub mod spiffe;
 
 /// The EU-fenced workload of `examples/verifier.toml`.
 pub const EU_WORKLOAD: &str = "spiffe://locus.example/model-server";

@@ -3,8 +3,10 @@
 //! - [`id`]: `spiffe://` / `wimse://` Workload Identifiers, strict and canonical ([`WorkloadId`], [`TrustDomain`]).
 //! - [`jwk`]: JWK / JWKS, RFC 7638 thumbprints, algorithms ([`Jwk`], [`Jwks`], [`Alg`]).
 //! - [`jws`]: compact JWS parsing and signing keys ([`Es256SigningKey`], [`Ed25519SigningKey`]).
+//! - [`jwt_svid`]: JWT-SVID validation against a SPIFFE JWT bundle ([`jwt_svid::validate_jwt_svid`]).
 //! - [`wit`]: Workload Identity Tokens, issue ([`WitIssuer`]) and verify ([`WitVerifier`]).
 //! - [`wpt`]: Workload Proof Tokens, create ([`create_wpt`]) and verify.
+//! - [`spiffe_tls`]: rustls verifiers that authenticate TLS peers by their X.509-SVID's SPIFFE ID.
 //! - [`http_sig`]: HTTP Message Signatures proof of possession (draft-ietf-wimse-http-signature, RFC 9421), sign and
 //!   verify, the alternative to a WPT.
 //! - [`rp`]: the relying-party entry point ([`RelyingParty::verify_request`]) applying every check of both drafts.
@@ -64,9 +66,11 @@ pub mod json;
 pub mod jwk;
 pub mod jwks_cache;
 pub mod jws;
+pub mod jwt_svid;
 pub mod proximity;
 pub mod replay;
 pub mod rp;
+pub mod spiffe_tls;
 pub mod wit;
 pub mod wpt;
 
