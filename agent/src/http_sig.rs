@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::credential::Credential;
-use crate::run::{json_ok, problem, unavailable, ApiState, MAX_REQUEST_BYTES};
+use crate::run::{json_body, json_ok, problem, unavailable, ApiState};
 
 /// Longest target URI.
 pub const MAX_URI_LEN: usize = 2048;
@@ -232,26 +232,9 @@ pub(crate) async fn post_http_sig(
     State(app): State<ApiState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                format!("body over {MAX_REQUEST_BYTES} bytes"),
-            )
-        }
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "request_invalid", e.body_text()),
-    };
-    let parsed: HttpSigBody = match serde_json::from_slice(&body) {
+    let parsed: HttpSigBody = match json_body(body) {
         Ok(p) => p,
-        Err(e) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "request_invalid",
-                format!("body: {e}"),
-            )
-        }
+        Err(refused) => return *refused,
     };
     let now = (app.clock)() as u64;
     let Some(cred) = app.slot.valid_at(now) else {

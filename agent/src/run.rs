@@ -411,30 +411,44 @@ fn wpt_request(body: WptBody, wit: &str, exp: u64) -> Result<WptRequest, String>
     Ok(req)
 }
 
+/// The JSON body of a Workload API request: too large → 413 `request_too_large`, unreadable or not the expected shape →
+/// 400 `request_invalid`.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<T, Box<Response>> {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(Box::new(problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                format!("body over {MAX_REQUEST_BYTES} bytes"),
+            )))
+        }
+        Err(e) => {
+            return Err(Box::new(problem(
+                StatusCode::BAD_REQUEST,
+                "request_invalid",
+                e.body_text(),
+            )))
+        }
+    };
+    serde_json::from_slice(&body).map_err(|e| {
+        Box::new(problem(
+            StatusCode::BAD_REQUEST,
+            "request_invalid",
+            format!("body: {e}"),
+        ))
+    })
+}
+
 async fn post_wpt(
     State(app): State<ApiState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                format!("body over {MAX_REQUEST_BYTES} bytes"),
-            )
-        }
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "request_invalid", e.body_text()),
-    };
-    let parsed: WptBody = match serde_json::from_slice(&body) {
+    let parsed: WptBody = match json_body(body) {
         Ok(p) => p,
-        Err(e) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "request_invalid",
-                format!("body: {e}"),
-            )
-        }
+        Err(refused) => return *refused,
     };
     let now = (app.clock)() as u64;
     let Some(cred) = app.slot.valid_at(now) else {

@@ -164,6 +164,34 @@ async fn admit(State(svc): State<Arc<Service>>, req: Request, next: Next) -> Res
     }
 }
 
+/// The body, read within its deadline ([`body_deadline`]): a body that arrives too slowly is `request_invalid`.
+pub(crate) async fn read_body_in_time(
+    svc: &Service,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Refusal> {
+    tokio::time::timeout(
+        body_deadline(svc, headers),
+        read_body(headers, body, svc.max_body_bytes),
+    )
+    .await
+    .map_err(|_| Refusal::new(ErrorCode::RequestInvalid, "the body arrived too slowly"))?
+}
+
+/// A request that does work: its body within the deadline first, then a concurrency permit ([`take_permit`]), so a
+/// slow body never holds one.
+pub(crate) async fn body_then_permit(
+    svc: &Service,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Box<Response>> {
+    let bytes = read_body_in_time(svc, headers, body)
+        .await
+        .map_err(|r| Box::new(Problem(r).into_response()))?;
+    let permit = take_permit(svc)?;
+    Ok((bytes, permit))
+}
+
 /// Bounded concurrency without queueing, taken once the request body is in: none free → 503 `overloaded` at once.
 pub(crate) fn take_permit(
     svc: &Service,
@@ -279,12 +307,7 @@ async fn challenge(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Bo
 }
 
 async fn challenge_inner(svc: &Service, headers: &HeaderMap, body: Body) -> Result<Value, Refusal> {
-    let bytes = tokio::time::timeout(
-        body_deadline(svc, headers),
-        read_body(headers, body, svc.max_body_bytes),
-    )
-    .await
-    .map_err(|_| Refusal::new(ErrorCode::RequestInvalid, "the body arrived too slowly"))??;
+    let bytes = read_body_in_time(svc, headers, body).await?;
     let mut workload = None;
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -447,25 +470,9 @@ async fn attest(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match tokio::time::timeout(
-        body_deadline(&svc, &headers),
-        read_body(&headers, body, svc.max_body_bytes),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        Ok(Err(r)) => return Problem(r).into_response(),
-        Err(_) => {
-            return Problem(Refusal::new(
-                ErrorCode::RequestInvalid,
-                "the body arrived too slowly",
-            ))
-            .into_response()
-        }
-    };
-    let _permit = match take_permit(&svc) {
-        Ok(p) => p,
-        Err(r) => return *r,
+    let (bytes, _permit) = match body_then_permit(&svc, &headers, body).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return *refused,
     };
     if !svc.audit.is_healthy() {
         // Every decision past the nonce check must be durable before it is answered: none can be now.

@@ -17,9 +17,7 @@ use serde_json::Value;
 use super::bundle;
 use super::svid::{self, Authenticated, Kind, Signers};
 use crate::service::audit::AuditRecord;
-use crate::service::http::{
-    body_deadline, json_response, mark_withheld, now_unix, read_body, take_permit, Problem,
-};
+use crate::service::http::{body_then_permit, json_response, mark_withheld, now_unix, Problem};
 use crate::service::keys::JWKS_MAX_AGE;
 use crate::service::state::{Runtime, Service};
 use crate::{ErrorCode, Refusal};
@@ -86,25 +84,9 @@ fn wit_keys(rt: &Runtime, now: u64) -> Jwks {
 
 /// `POST /v1/svid`.
 pub async fn svid(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match tokio::time::timeout(
-        body_deadline(&svc, &headers),
-        read_body(&headers, body, svc.max_body_bytes),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        Ok(Err(r)) => return Problem(r).into_response(),
-        Err(_) => {
-            return Problem(Refusal::new(
-                ErrorCode::RequestInvalid,
-                "the body arrived too slowly",
-            ))
-            .into_response()
-        }
-    };
-    let _permit = match take_permit(&svc) {
-        Ok(p) => p,
-        Err(r) => return *r,
+    let (bytes, _permit) = match body_then_permit(&svc, &headers, body).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return *refused,
     };
     if !svc.audit.is_healthy() {
         return Problem(Refusal::new(
