@@ -523,18 +523,11 @@ async fn attest(
             record.message = Some(refusal.message.clone());
         }
     }
-    if let Err(e) = svc.audit.append(&record).await {
-        tracing::error!(error = %e, "audit write failed; answer withheld");
+    let issued_jti = result.as_ref().ok().map(|issued| issued.jti.clone());
+    if let Err(refused) = audit_or_withhold(&svc, &record, issued_jti).await {
         svc.metrics
             .decision(tee_label, ErrorCode::AuditUnavailable.as_str());
-        if let Ok(issued) = &result {
-            mark_withheld(svc.clone(), record, issued.jti.clone());
-        }
-        return Problem(Refusal::new(
-            ErrorCode::AuditUnavailable,
-            "the audit log cannot be made durable; nothing was issued",
-        ))
-        .into_response();
+        return *refused;
     }
     match result {
         Ok(issued) => {
@@ -562,6 +555,29 @@ async fn attest(
 
 /// Record, once the log is durable again, that the credential `jti` was never sent (its own record may or may not have
 /// reached the disk before the failure). Retried for a few minutes; a log that stays broken loses only this marker.
+/// Make a decision's audit record durable before its answer leaves. When it cannot be, the answer is
+/// `audit_unavailable`, and a credential that was signed (`issued_id`) is recorded as withheld once the log recovers.
+pub(crate) async fn audit_or_withhold(
+    svc: &Arc<Service>,
+    record: &AuditRecord,
+    issued_id: Option<String>,
+) -> Result<(), Box<Response>> {
+    let Err(e) = svc.audit.append(record).await else {
+        return Ok(());
+    };
+    tracing::error!(error = %e, "audit write failed; answer withheld");
+    if let Some(id) = issued_id {
+        mark_withheld(svc.clone(), record.clone(), id);
+    }
+    Err(Box::new(
+        Problem(Refusal::new(
+            ErrorCode::AuditUnavailable,
+            "the audit log cannot be made durable; nothing was issued",
+        ))
+        .into_response(),
+    ))
+}
+
 pub(crate) fn mark_withheld(svc: Arc<Service>, mut record: AuditRecord, jti: String) {
     record.decision = "withheld";
     record.code = Some(ErrorCode::AuditUnavailable.as_str());
@@ -751,7 +767,7 @@ async fn gather(
 
 /// Run CPU-bound work (signature checks and signing) on the blocking pool under the blocking semaphore, so the async
 /// workers keep serving I/O.
-async fn on_cpu<T: Send + 'static>(
+pub(crate) async fn on_cpu<T: Send + 'static>(
     svc: &Service,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Refusal> {

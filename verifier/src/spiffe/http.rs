@@ -17,7 +17,9 @@ use serde_json::Value;
 use super::bundle;
 use super::svid::{self, Authenticated, Kind, Signers};
 use crate::service::audit::AuditRecord;
-use crate::service::http::{body_then_permit, json_response, mark_withheld, now_unix, Problem};
+use crate::service::http::{
+    audit_or_withhold, body_then_permit, json_response, now_unix, on_cpu, Problem,
+};
 use crate::service::keys::JWKS_MAX_AGE;
 use crate::service::state::{Runtime, Service};
 use crate::{ErrorCode, Refusal};
@@ -97,19 +99,34 @@ pub async fn svid(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Bod
     }
     let rt = svc.runtime();
     let now = now_unix();
-    let keys = wit_keys(&rt, now);
 
-    // Who is asking: refusals here are not audited (no WIT key proved).
-    let authenticated = svid::parse_body(&bytes).and_then(|body| {
-        let verifier = svid::wit_verifier(
-            &rt.config.credentials.trust_domain,
-            &rt.config.server.issuer,
-            keys.clone(),
-        )?;
-        let auth = svid::authenticate(&body, &verifier, now)?;
-        Ok((body, auth))
-    });
-    let (body, auth) = match authenticated {
+    // Who is asking, then what they may have: every signature check and signature on the blocking pool, in one trip.
+    // Refusals before authentication are not audited (no WIT key proved); every decision after it is.
+    let work = {
+        let svc = svc.clone();
+        move || -> Result<(Authenticated, Result<svid::Issued, Refusal>), Refusal> {
+            let keys = wit_keys(&rt, now);
+            let body = svid::parse_body(&bytes)?;
+            let verifier = svid::wit_verifier(
+                &rt.config.credentials.trust_domain,
+                &rt.config.server.issuer,
+                keys.clone(),
+            )?;
+            let auth = svid::authenticate(&body, &verifier, now)?;
+            let result = svid::check(&auth, body.ear.as_deref(), &keys, &svc.svid_replay, now)
+                .and_then(|order| {
+                    let signers = Signers {
+                        issuer: &rt.config.server.issuer,
+                        wit: rt.issuer(now),
+                        jwt: rt.jwt_svid_keys.active(now),
+                        ca: rt.spiffe_ca.active(now),
+                    };
+                    svid::issue(&auth, &order, &signers, now)
+                });
+            Ok((auth, result))
+        }
+    };
+    let (auth, result) = match on_cpu(&svc, work).await.and_then(|r| r) {
         Ok(x) => x,
         Err(refusal) => {
             if let Some(suppressed) = svc.junk_log.allow(now) {
@@ -122,19 +139,6 @@ pub async fn svid(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Bod
             return Problem(refusal).into_response();
         }
     };
-
-    // What they may have: every decision from here on is audited.
-    let result =
-        svid::check(&auth, body.ear.as_deref(), &keys, &svc.svid_replay, now).and_then(|order| {
-            let (jwt_key, ca) = (rt.jwt_svid_keys.active(now), rt.spiffe_ca.active(now));
-            let signers = Signers {
-                issuer: &rt.config.server.issuer,
-                wit: rt.issuer(now),
-                jwt: jwt_key,
-                ca,
-            };
-            svid::issue(&auth, &order, &signers, now)
-        });
     let mut record = audit_record(&auth, now, &svc.replica);
     match &result {
         Ok(issued) => {
@@ -151,16 +155,9 @@ pub async fn svid(State(svc): State<Arc<Service>>, headers: HeaderMap, body: Bod
             record.message = Some(refusal.message.clone());
         }
     }
-    if let Err(e) = svc.audit.append(&record).await {
-        tracing::error!(error = %e, "audit write failed; SVID withheld");
-        if let Ok(issued) = &result {
-            mark_withheld(svc.clone(), record, issued.id.clone());
-        }
-        return Problem(Refusal::new(
-            ErrorCode::AuditUnavailable,
-            "the audit log cannot be made durable; nothing was issued",
-        ))
-        .into_response();
+    let issued_id = result.as_ref().ok().map(|issued| issued.id.clone());
+    if let Err(refused) = audit_or_withhold(&svc, &record, issued_id).await {
+        return *refused;
     }
     match result {
         Ok(issued) => {
