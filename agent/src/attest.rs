@@ -48,19 +48,7 @@ pub async fn obtain_credential(
         )));
     }
 
-    let request = AttestRequest {
-        nonce: challenge.nonce_b64,
-        tee: evidence.tee.as_str().to_string(),
-        evidence: locus_wimse::b64::encode(&evidence.raw),
-        certs: evidence
-            .certs
-            .iter()
-            .map(locus_wimse::b64::encode)
-            .collect(),
-        jwk: jwk.to_value(),
-        workload: workload.map(str::to_string),
-        proximity,
-    };
+    let request = AttestRequest::new(challenge.nonce_b64, &evidence, &jwk, workload, proximity);
     let response = client.attest(&request).await?;
     let received_at = now();
     let verified = client.verify_wit(&response.wit, received_at).await?;

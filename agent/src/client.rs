@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use locus_wimse::jws::CompactJws;
 use locus_wimse::{
-    JwksCache, JwksCachePolicy, TrustStore, VerifiedWit, WitPolicy, WitVerifier, WorkloadId,
+    Jwk, JwksCache, JwksCachePolicy, TrustStore, VerifiedWit, WitPolicy, WitVerifier, WorkloadId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +70,31 @@ pub struct AttestRequest {
     /// Proximity statements (base64url COSE_Sign1) collected from landmarks.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub proximity: Vec<String>,
+}
+
+impl AttestRequest {
+    /// The body for `evidence`, answering the challenge whose nonce arrived as `nonce_b64`, for the key `jwk`.
+    pub fn new(
+        nonce_b64: String,
+        evidence: &locus_hw::Evidence,
+        jwk: &Jwk,
+        workload: Option<&str>,
+        proximity: Vec<String>,
+    ) -> Self {
+        AttestRequest {
+            nonce: nonce_b64,
+            tee: evidence.tee.as_str().to_string(),
+            evidence: locus_wimse::b64::encode(&evidence.raw),
+            certs: evidence
+                .certs
+                .iter()
+                .map(locus_wimse::b64::encode)
+                .collect(),
+            jwk: jwk.to_value(),
+            workload: workload.map(str::to_string),
+            proximity,
+        }
+    }
 }
 
 /// The answer of `POST /v1/attest`.

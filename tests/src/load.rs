@@ -312,19 +312,7 @@ async fn prepare_one(
     let evidence = tokio::task::spawn_blocking(move || a.attest(&report_data))
         .await
         .map_err(|e| AgentError::Internal(format!("attester task: {e}")))??;
-    let request = AttestRequest {
-        nonce: challenge.nonce_b64,
-        tee: evidence.tee.as_str().to_string(),
-        evidence: locus_wimse::b64::encode(&evidence.raw),
-        certs: evidence
-            .certs
-            .iter()
-            .map(locus_wimse::b64::encode)
-            .collect(),
-        jwk: jwk.to_value(),
-        workload: workload.map(str::to_string),
-        proximity: Vec::new(),
-    };
+    let request = AttestRequest::new(challenge.nonce_b64, &evidence, &jwk, workload, Vec::new());
     Ok((request, key, evidence))
 }
 

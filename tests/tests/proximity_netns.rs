@@ -545,15 +545,13 @@ fn attest_without_statements(env: &Env) -> Value {
         let attester = locus_agent::sim::attester(locus_hw::TeeType::SevSnp, Some("snp-fra-1"))
             .expect("simulator attester");
         let ev = attester.attest(&rd).expect("evidence");
-        let req = locus_agent::client::AttestRequest {
-            nonce: ch.nonce_b64,
-            tee: "sev-snp".into(),
-            evidence: locus_wimse::b64::encode(&ev.raw),
-            certs: ev.certs.iter().map(locus_wimse::b64::encode).collect(),
-            jwk: jwk.to_value(),
-            workload: Some(NEAR.into()),
-            proximity: Vec::new(),
-        };
+        let req = locus_agent::client::AttestRequest::new(
+            ch.nonce_b64,
+            &ev,
+            &jwk,
+            Some(NEAR),
+            Vec::new(),
+        );
         match client.attest(&req).await {
             Ok(_) => serde_json::json!({"code": "issued"}),
             Err(e) => serde_json::json!({"code": e.code()}),
