@@ -30,7 +30,7 @@ use crate::ErrorCode;
 pub struct Landmark {
     /// RFC 7638 thumbprint of the statement key: what agents sign for, and the statements' `kid`.
     pub id: [u8; 32],
-    key: Es256SigningKey,
+    key: std::sync::Arc<Es256SigningKey>,
     pub role: LandmarkRole,
     /// Sessions at once (`max_sessions`); a session holds a permit from the upgrade until it ends.
     pub sessions: std::sync::Arc<Semaphore>,
@@ -65,7 +65,7 @@ impl Landmark {
         Landmark {
             id: key.thumbprint_sha256(),
             sessions: std::sync::Arc::new(Semaphore::new(role.max_sessions)),
-            key,
+            key: std::sync::Arc::new(key),
             role,
         }
     }
@@ -85,9 +85,9 @@ impl Landmark {
         let result = self.rounds(io, now).await;
         match &result {
             Ok(report) => {
-                let bytes = report
-                    .statement
-                    .sign(&self.key)
+                let (statement, key) = (report.statement.clone(), self.key.clone());
+                let bytes = off_worker(move || statement.sign(&key))
+                    .await?
                     .map_err(|e| fail(ErrorCode::Internal, e.to_string()))?;
                 write_frame(io, &Frame::Statement(bytes)).await?;
             }
@@ -150,7 +150,10 @@ impl Landmark {
                     format!("round {round}: expected a response"),
                 ));
             };
-            wire::verify_round(&jwk, &self.id, &challenge, &signature).map_err(|e| {
+            let (key, id) = (jwk.clone(), self.id);
+            off_worker(move || wire::verify_round(&key, &id, &challenge, &signature))
+                .await?
+                .map_err(|e| {
                 fail(
                     ErrorCode::SignatureInvalid,
                     format!(
@@ -174,6 +177,16 @@ impl Landmark {
         };
         Ok(SessionReport { statement, rtts_us })
     }
+}
+
+/// Signature work on the blocking pool, not on the async workers that time other sessions' rounds (the round's
+/// clock has stopped before a signature is checked).
+async fn off_worker<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SessionError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| fail(ErrorCode::Internal, format!("signature task: {e}")))
 }
 
 async fn write_frame<S: AsyncWrite + Unpin>(io: &mut S, frame: &Frame) -> Result<(), SessionError> {
