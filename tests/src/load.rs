@@ -560,78 +560,30 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
             .unwrap_or_else(|| std::path::Path::new("/tmp")),
     );
 
-    // The timed phase: the prepared bodies, `clients` connections.
-    let http = reqwest::Client::builder()
-        .timeout(cfg.timeout)
-        .pool_max_idle_per_host(cfg.clients)
-        .build()
-        .map_err(|e| LoadError::Config(format!("HTTP client: {e}")))?;
-    let url = format!("{}/v1/attest", cfg.verifier.trim_end_matches('/'));
-    let bodies = Arc::new(bodies);
-    let next = Arc::new(AtomicU64::new(0));
-    let shared = Arc::new(Mutex::new(Shared::default()));
+    // The timed phase: the prepared bodies, `clients` keep-alive HTTP/1.1 connections driven by one thread (hyper's
+    // connection API: no pool, no per-request layers), so the client takes as little of the shared cores as it can.
+    let addr = authority_of(&cfg.verifier)?;
+    let uri: hyper::Uri = format!("{}/v1/attest", cfg.verifier.trim_end_matches('/'))
+        .parse()
+        .map_err(|e| LoadError::Config(format!("verifier URL: {e}")))?;
+    let bodies: Arc<Vec<hyper::body::Bytes>> =
+        Arc::new(bodies.into_iter().map(hyper::body::Bytes::from).collect());
     let verifier_pid = cfg.verifier_pid.map(|p| p.to_string());
     let cpu_before = (verifier_pid.as_deref().and_then(cpu_time), cpu_time("self"));
-    let start = Instant::now();
-    let deadline = start + cfg.duration;
-    let mut tasks = Vec::with_capacity(cfg.clients);
-    for _ in 0..cfg.clients {
-        let (http, url, bodies, next, shared) = (
-            http.clone(),
-            url.clone(),
-            bodies.clone(),
-            next.clone(),
-            shared.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut local = Shared::default();
-            while Instant::now() < deadline {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(body) = bodies.get(i) else { break };
-                let t = Instant::now();
-                let sent = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let outcome = match sent {
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        match resp.bytes().await {
-                            Ok(b) if status == 200 && b.windows(6).any(|w| w == b"\"wit\":") => {
-                                Ok(())
-                            }
-                            Ok(b) => Err(refusal_code(status, &b)),
-                            Err(_) => Err("verifier_unreachable".to_string()),
-                        }
-                    }
-                    Err(_) => Err("verifier_unreachable".to_string()),
-                };
-                local.latency.push(t.elapsed());
-                match outcome {
-                    Ok(()) => local.issued += 1,
-                    Err(code) => *local.failures.entry(code).or_default() += 1,
-                }
-            }
-            if let Ok(mut s) = shared.lock() {
-                s.issued += local.issued;
-                s.latency.extend(local.latency);
-                for (code, n) in local.failures {
-                    *s.failures.entry(code).or_default() += n;
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        // A panicking client task is counted as an internal failure rather than aborting the report.
-        if t.await.is_err() {
-            if let Ok(mut s) = shared.lock() {
-                *s.failures.entry("internal".into()).or_default() += 1;
-            }
-        }
-    }
-    let elapsed = start.elapsed();
+    let (clients, timeout, duration) = (cfg.clients, cfg.timeout, cfg.duration);
+    let timed = std::thread::Builder::new()
+        .name("locus-load-timed".into())
+        .spawn(move || -> Result<(Shared, Duration), LoadError> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| LoadError::Config(format!("tokio runtime: {e}")))?;
+            rt.block_on(timed_phase(addr, uri, bodies, clients, timeout, duration))
+        })
+        .map_err(|e| LoadError::Config(format!("timed phase thread: {e}")))?;
+    let (mut s, elapsed) = timed
+        .join()
+        .map_err(|_| LoadError::Config("the timed phase panicked".into()))??;
     let cpu = match (
         cpu_before,
         verifier_pid.as_deref().and_then(cpu_time),
@@ -640,6 +592,10 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
         ((Some(v0), Some(c0)), Some(v1), Some(c1)) => Some((v1 - v0, c1 - c0)),
         _ => None,
     };
+    let http = reqwest::Client::builder()
+        .timeout(cfg.timeout)
+        .build()
+        .map_err(|e| LoadError::Config(format!("HTTP client: {e}")))?;
     let counters = match http
         .get(format!("{}/metrics", cfg.verifier.trim_end_matches('/')))
         .send()
@@ -652,11 +608,6 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
             .unwrap_or_default(),
         Err(_) => BTreeMap::new(),
     };
-    let mut s = std::mem::take(
-        &mut *shared
-            .lock()
-            .map_err(|_| LoadError::Config("poisoned".into()))?,
-    );
     s.latency.sort();
     Ok(LoadReport {
         rounds: s.issued + s.failures.values().sum::<u64>(),
@@ -671,6 +622,126 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
         cpu,
         counters,
     })
+}
+
+/// `host:port` of a plaintext `http://` verifier URL (the load runs on loopback without TLS).
+fn authority_of(url: &str) -> Result<String, LoadError> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| LoadError::Config(format!("verifier URL {url}: {e}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(LoadError::Config(format!(
+            "verifier URL {url}: the load runs over plaintext http:// on loopback"
+        )));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| LoadError::Config(format!("verifier URL {url}: no host")))?;
+    Ok(format!("{host}:{}", uri.port_u16().unwrap_or(80)))
+}
+
+/// `clients` connections, each sending the next prepared body as soon as its previous answer is in, until the bodies
+/// or the duration run out. Returns what they saw and the phase's wall time.
+async fn timed_phase(
+    addr: String,
+    uri: hyper::Uri,
+    bodies: Arc<Vec<hyper::body::Bytes>>,
+    clients: usize,
+    timeout: Duration,
+    duration: Duration,
+) -> Result<(Shared, Duration), LoadError> {
+    // Every connection is open before the clock starts.
+    let mut senders = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| LoadError::Config(format!("connect {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| LoadError::Config(format!("HTTP/1.1 handshake: {e}")))?;
+        tokio::spawn(conn);
+        senders.push(sender);
+    }
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut sender in senders {
+        let (uri, bodies, next) = (uri.clone(), bodies.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut local = Shared::default();
+            while Instant::now() < deadline {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                let outcome = match tokio::time::timeout(
+                    timeout,
+                    attest_once(&mut sender, &uri, body.clone()),
+                )
+                .await
+                {
+                    Ok(Ok((200, b))) if b.windows(6).any(|w| w == b"\"wit\":") => Ok(()),
+                    Ok(Ok((status, b))) => Err(refusal_code(status, &b)),
+                    Ok(Err(())) | Err(_) => Err("verifier_unreachable".to_string()),
+                };
+                local.latency.push(t.elapsed());
+                let failed = outcome.is_err();
+                match outcome {
+                    Ok(()) => local.issued += 1,
+                    Err(code) => *local.failures.entry(code).or_default() += 1,
+                }
+                // A connection that failed cannot be trusted to carry the next request.
+                if failed && sender.ready().await.is_err() {
+                    break;
+                }
+            }
+            local
+        });
+    }
+    let mut s = Shared::default();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(local) => {
+                s.issued += local.issued;
+                s.latency.extend(local.latency);
+                for (code, n) in local.failures {
+                    *s.failures.entry(code).or_default() += n;
+                }
+            }
+            // A panicking client task is counted as an internal failure rather than aborting the report.
+            Err(_) => *s.failures.entry("internal".into()).or_default() += 1,
+        }
+    }
+    Ok((s, start.elapsed()))
+}
+
+/// One `POST /v1/attest` on an open connection: the status and the whole answer body.
+async fn attest_once(
+    sender: &mut hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+    uri: &hyper::Uri,
+    body: hyper::body::Bytes,
+) -> Result<(u16, hyper::body::Bytes), ()> {
+    use http_body_util::BodyExt as _;
+    sender.ready().await.map_err(|_| ())?;
+    let request = hyper::Request::post(uri.path())
+        .header(
+            hyper::header::HOST,
+            uri.authority().map(|a| a.as_str()).unwrap_or("localhost"),
+        )
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(body))
+        .map_err(|_| ())?;
+    let response = sender.send_request(request).await.map_err(|_| ())?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|_| ())?
+        .to_bytes();
+    Ok((status, body))
 }
 
 #[cfg(test)]

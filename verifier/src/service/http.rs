@@ -765,24 +765,18 @@ async fn gather(
     })
 }
 
-/// Run CPU-bound work (signature checks and signing) on the blocking pool under the blocking semaphore, so the async
+/// Run CPU-bound work (signature checks, the decision, signing) on the appraisal pool ([`super::cpu`]), so the async
 /// workers keep serving I/O.
 pub(crate) async fn on_cpu<T: Send + 'static>(
     svc: &Service,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Refusal> {
-    let permit = svc
-        .blocking
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| Refusal::new(ErrorCode::Internal, "appraisal pool closed"))?;
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        work()
+    svc.cpu.run(work).await.map_err(|e| match e {
+        super::cpu::CpuError::Closed => Refusal::new(ErrorCode::Internal, "appraisal pool closed"),
+        super::cpu::CpuError::Panicked => {
+            Refusal::new(ErrorCode::Internal, "appraisal task panicked")
+        }
     })
-    .await
-    .map_err(|e| Refusal::new(ErrorCode::Internal, format!("appraisal task: {e}")))
 }
 
 // ---------------------------------------------------------------------------------------------------------------

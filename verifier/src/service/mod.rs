@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod audit;
 pub mod challenge;
+pub mod cpu;
 pub mod http;
 pub mod issue;
 pub mod keys;
@@ -82,7 +83,7 @@ pub async fn run(
     if runtime.config.trust.simulator {
         tracing::warn!("trust.simulator = true: simulator evidence is accepted and every credential says simulated");
     }
-    let service = Arc::new(Service::new(runtime, audit));
+    let service = Arc::new(Service::new(runtime, audit)?);
     spawn_reload_on_sighup(service.clone(), tls.clone());
     spawn_key_rescan(service.clone(), tls.clone());
     let draining = service.clone();

@@ -220,8 +220,8 @@ pub struct Service {
     pub metrics: Metrics,
     /// Requests in flight on `/v1/*`; when none is free the answer is 503 `overloaded` at once.
     pub requests: Arc<Semaphore>,
-    /// Appraisals (signature checks) running on the blocking pool.
-    pub blocking: Arc<Semaphore>,
+    /// The threads that run appraisals, decisions and signatures (`server.max_blocking` of them).
+    pub cpu: super::cpu::CpuPool,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     pub ready: AtomicBool,
@@ -238,18 +238,19 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(runtime: Runtime, audit: AuditLog) -> Service {
+    pub fn new(runtime: Runtime, audit: AuditLog) -> std::io::Result<Service> {
         let cfg = runtime.config.clone();
+        let cpu = super::cpu::CpuPool::new(cfg.server.max_blocking)?;
         let replica = std::env::var("HOSTNAME")
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| format!("pid-{}", std::process::id()));
-        Service {
+        Ok(Service {
             runtime: RwLock::new(Arc::new(runtime)),
             audit,
             metrics: Metrics::default(),
             requests: Arc::new(Semaphore::new(cfg.server.max_concurrency)),
-            blocking: Arc::new(Semaphore::new(cfg.server.max_blocking)),
+            cpu,
             request_timeout: cfg.server.request_timeout,
             max_body_bytes: cfg.server.max_body_bytes,
             ready: AtomicBool::new(true),
@@ -262,7 +263,7 @@ impl Service {
             ),
             body_min_bytes_per_sec: cfg.server.body_min_bytes_per_sec,
             svid_replay: locus_wimse::ReplayCache::default(),
-        }
+        })
     }
 
     /// The current runtime (cheap: an `Arc` clone).

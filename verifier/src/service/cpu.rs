@@ -1,0 +1,157 @@
+//! The appraisal pool: a fixed set of threads (`server.max_blocking`) for CPU-bound work (signature checks, the
+//! decision, signing), fed by one queue.
+//!
+//! Why not `spawn_blocking` behind a semaphore: there, a finishing appraisal releases its permit, which wakes the next
+//! request's task on an async worker, which only then hands its work to a parked blocking thread — three thread wakes
+//! in a row while the core sits idle. Here a request's work is queued the moment its collateral is in hand, and a
+//! thread that finishes one job takes the next without parking, so under load the pool's threads never sleep and the
+//! only wake per job is its caller's.
+//!
+//! The queue holds at most what admission control lets in (`server.max_concurrency` requests in flight on `/v1/*`),
+//! so it is bounded by construction. Work whose caller has gone (the request deadline passed) is dropped unrun, and a
+//! panicking job is reported to its caller as an error while its thread goes on with the next.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Why a job gave no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuError {
+    /// The pool's threads are gone (shutdown).
+    Closed,
+    /// The work panicked; the thread survived.
+    Panicked,
+}
+
+/// Handle to the pool; the threads end when the last handle is dropped.
+#[derive(Debug)]
+pub struct CpuPool {
+    tx: mpsc::Sender<Job>,
+    threads: usize,
+}
+
+impl CpuPool {
+    /// Start `threads` (at least one) workers named `locus-cpu-<i>`.
+    pub fn new(threads: usize) -> std::io::Result<CpuPool> {
+        let threads = threads.max(1);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("locus-cpu-{i}"))
+                .spawn(move || loop {
+                    // One thread waits on the queue; the others wait for the lock. A poisoned lock cannot happen
+                    // (jobs run outside it), but would not stop the pool.
+                    let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match next {
+                        Ok(job) => job(),
+                        Err(mpsc::RecvError) => return,
+                    }
+                })?;
+        }
+        Ok(CpuPool { tx, threads })
+    }
+
+    /// How many threads run jobs.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Run `work` on the pool and wait for its result without blocking the async worker.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CpuError> {
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The caller gave up (its deadline passed): nobody would read the result.
+            if done.is_closed() {
+                return;
+            }
+            let out = catch_unwind(AssertUnwindSafe(work)).map_err(|_| CpuError::Panicked);
+            let _ = done.send(out);
+        });
+        self.tx.send(job).map_err(|_| CpuError::Closed)?;
+        result.await.map_err(|_| CpuError::Closed)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn work_runs_on_the_pool_threads_and_returns_its_result() {
+        let pool = CpuPool::new(2).unwrap();
+        let name = pool
+            .run(|| std::thread::current().name().map(str::to_string))
+            .await
+            .unwrap();
+        assert!(name.is_some_and(|n| n.starts_with("locus-cpu-")));
+        assert_eq!(pool.run(|| 6 * 7).await, Ok(42));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_an_error_and_the_pool_goes_on() {
+        let pool = CpuPool::new(1).unwrap();
+        let r: Result<(), _> = pool.run(|| panic!("boom")).await;
+        assert_eq!(r, Err(CpuError::Panicked));
+        assert_eq!(pool.run(|| 1).await, Ok(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_jobs_run_at_once_than_the_pool_has_threads() {
+        let pool = Arc::new(CpuPool::new(2).unwrap());
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (pool, running, peak) = (pool.clone(), running.clone(), peak.clone());
+            tasks.push(tokio::spawn(async move {
+                pool.run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(5));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_whose_caller_gave_up_is_not_run() {
+        let pool = Arc::new(CpuPool::new(1).unwrap());
+        let ran = Arc::new(AtomicUsize::new(0));
+        // Occupy the one thread, then queue a job whose caller times out before the thread is free.
+        let busy = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.run(|| std::thread::sleep(Duration::from_millis(200)))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let counted = ran.clone();
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(10),
+            pool.run(move || counted.fetch_add(1, Ordering::SeqCst)),
+        )
+        .await;
+        assert!(gave_up.is_err());
+        busy.await.unwrap().unwrap();
+        // The queue is FIFO: once this job has run, the abandoned one has been taken (and dropped).
+        pool.run(|| ()).await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+    }
+}
