@@ -320,6 +320,9 @@ struct Inner {
     refreshing: Mutex<HashMap<String, u64>>,
     /// TDX collateral views per platform (FMSPC and PCK CA), each with the cached items it was built from.
     views: Mutex<Lru<(String, PckCa), TdxView>>,
+    /// Certificates shipped with SNP evidence, classified, by the SHA-256 of what was shipped: a platform ships the
+    /// same VCEK (and chain) with every report, and parsing them costs more per request than everything else here.
+    shipped: Mutex<Lru<[u8; 32], Arc<Shipped>>>,
     counters: Counters,
 }
 
@@ -329,6 +332,9 @@ struct TdxView {
     items: [Arc<CachedItem>; 4],
     view: Arc<crate::appraisal::TdxCollateral>,
 }
+
+/// Most classified sets of shipped SNP certificates kept (least recently used evicted first).
+pub const MAX_SHIPPED_SETS: usize = 256;
 
 /// Most TDX views kept (one per FMSPC and PCK CA in use; least recently used evicted first).
 pub const MAX_TDX_VIEWS: usize = 1024;
@@ -364,6 +370,7 @@ impl Collateral {
                 failures: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashMap::new()),
                 views: Mutex::new(Lru::new(MAX_TDX_VIEWS)),
+                shipped: Mutex::new(Lru::new(MAX_SHIPPED_SETS)),
                 counters: Counters::default(),
                 config,
             }),
@@ -409,7 +416,7 @@ impl Collateral {
         now: u64,
     ) -> Result<SnpEndorsements, Refusal> {
         let platform = SnpPlatform::from_report(report_raw)?;
-        let shipped = Shipped::classify(shipped_certs);
+        let shipped = self.inner.shipped(shipped_certs);
         let mut out = SnpEndorsements {
             vek_der: shipped.vek.clone(),
             ask_der: shipped.ask.clone(),
@@ -699,6 +706,34 @@ fn source_label(url: &str) -> String {
 }
 
 impl Inner {
+    /// `certs` classified ([`Shipped::classify`]), from the memo when the same bytes were shipped before.
+    fn shipped(&self, certs: &[Vec<u8>]) -> Arc<Shipped> {
+        if certs.is_empty() {
+            return Arc::new(Shipped::default());
+        }
+        let mut h = Sha256::new();
+        for c in certs {
+            // Length-prefixed, so different splits of the same bytes are different keys.
+            h.update((c.len() as u64).to_be_bytes());
+            h.update(c);
+        }
+        let key: [u8; 32] = h.finalize().into();
+        if let Some(found) = self
+            .shipped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return found.clone();
+        }
+        let classified = Arc::new(Shipped::classify(certs));
+        self.shipped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, classified.clone());
+        classified
+    }
+
     /// The cache key of `item`: its source's label, then the item's own key.
     fn cache_key(&self, item: &Item) -> String {
         let source = match item {
@@ -1208,6 +1243,29 @@ mod tests {
     fn shipped_certificates_are_classified_and_garbage_ignored() {
         let shipped = Shipped::classify(&[b"not a certificate".to_vec(), vec![0x30, 0x00]]);
         assert!(shipped.vek.is_none() && shipped.ask.is_none() && shipped.ark.is_none());
+    }
+
+    #[test]
+    fn shipped_certificates_are_classified_once_per_distinct_set() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sim-pki/snp/milan");
+        let read = |name: &str| std::fs::read(dir.join(name)).expect("sim PKI certificate");
+        let (ark, ask) = (read("ark.pem"), read("ask.pem"));
+        let c = Collateral::new(CollateralConfig::default()).expect("collateral");
+        let first = c.inner.shipped(&[ask.clone(), ark.clone()]);
+        assert!(first.ask.is_some() && first.ark.is_some() && first.vek.is_none());
+        // The same bytes again: the memo's classification, not a new one.
+        assert!(Arc::ptr_eq(
+            &first,
+            &c.inner.shipped(&[ask.clone(), ark.clone()])
+        ));
+        // Other bytes (here: the same certificates split differently) are classified afresh.
+        let mut joined = ask.clone();
+        joined.extend_from_slice(&ark);
+        let other = c.inner.shipped(&[joined]);
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert!(other.ask.is_some() && other.ark.is_some());
+        assert!(c.inner.shipped(&[ask]).ark.is_none());
     }
 
     #[tokio::test]
