@@ -437,7 +437,13 @@ struct Outcome {
     /// (malformed, bad or expired nonce) are counted and logged at a limited rate only, so junk cannot flood the log.
     past_nonce: bool,
     result: Result<issue::Issued, Refusal>,
+    /// The decision's audit record, already handed to the writer by the appraisal pool (`None`: refused before the
+    /// decision; the handler writes the record).
+    submitted: Option<Submitted>,
 }
+
+/// An audit record and its place in the writer's queue.
+type Submitted = (AuditRecord, std::io::Result<super::audit::Pending>);
 
 /// At most one log line per second for requests refused before the nonce check, with the count suppressed since.
 #[derive(Debug, Default)]
@@ -492,6 +498,7 @@ async fn attest(
         context,
         past_nonce,
         result,
+        submitted,
     } = attest_inner(&svc, &rt, &bytes, now, client).await;
     let tee_label = context.tee.map(|t| t.as_str()).unwrap_or("unknown");
     if !past_nonce {
@@ -509,22 +516,13 @@ async fn attest(
         }
         return Problem(refusal).into_response();
     }
-    let mut record = audit_record(&context, now, &svc.replica);
-    match &result {
-        Ok(issued) => {
-            record.decision = "issued";
-            record.jti = Some(issued.jti.clone());
-            record.kid = Some(issued.kid.clone());
-            record.exp = Some(issued.exp);
-        }
-        Err(refusal) => {
-            record.decision = "refused";
-            record.code = Some(refusal.code.as_str());
-            record.message = Some(refusal.message.clone());
-        }
-    }
+    let (record, pending) = submitted.unwrap_or_else(|| {
+        let record = decision_record(&context, now, &svc.replica, &result);
+        let pending = svc.audit.submit(&record);
+        (record, pending)
+    });
     let issued_jti = result.as_ref().ok().map(|issued| issued.jti.clone());
-    if let Err(refused) = audit_or_withhold(&svc, &record, issued_jti).await {
+    if let Err(refused) = durable_or_withhold(&svc, &record, pending, issued_jti).await {
         svc.metrics
             .decision(tee_label, ErrorCode::AuditUnavailable.as_str());
         return *refused;
@@ -553,8 +551,6 @@ async fn attest(
     }
 }
 
-/// Record, once the log is durable again, that the credential `jti` was never sent (its own record may or may not have
-/// reached the disk before the failure). Retried for a few minutes; a log that stays broken loses only this marker.
 /// Make a decision's audit record durable before its answer leaves. When it cannot be, the answer is
 /// `audit_unavailable`, and a credential that was signed (`issued_id`) is recorded as withheld once the log recovers.
 pub(crate) async fn audit_or_withhold(
@@ -562,7 +558,17 @@ pub(crate) async fn audit_or_withhold(
     record: &AuditRecord,
     issued_id: Option<String>,
 ) -> Result<(), Box<Response>> {
-    let Err(e) = svc.audit.append(record).await else {
+    durable_or_withhold(svc, record, svc.audit.submit(record), issued_id).await
+}
+
+/// [`audit_or_withhold`] for a record already handed to the writer.
+async fn durable_or_withhold(
+    svc: &Arc<Service>,
+    record: &AuditRecord,
+    pending: std::io::Result<super::audit::Pending>,
+    issued_id: Option<String>,
+) -> Result<(), Box<Response>> {
+    let Err(e) = async { pending?.durable().await }.await else {
         return Ok(());
     };
     tracing::error!(error = %e, "audit write failed; answer withheld");
@@ -578,6 +584,8 @@ pub(crate) async fn audit_or_withhold(
     ))
 }
 
+/// Record, once the log is durable again, that the credential `jti` was never sent (its own record may or may not have
+/// reached the disk before the failure). Retried for a few minutes; a log that stays broken loses only this marker.
 pub(crate) fn mark_withheld(svc: Arc<Service>, mut record: AuditRecord, jti: String) {
     record.decision = "withheld";
     record.code = Some(ErrorCode::AuditUnavailable.as_str());
@@ -616,10 +624,34 @@ fn audit_record(context: &Context, now: u64, replica: &str) -> AuditRecord {
     }
 }
 
+/// The audit record of a decision and its outcome.
+fn decision_record(
+    context: &Context,
+    now: u64,
+    replica: &str,
+    result: &Result<issue::Issued, Refusal>,
+) -> AuditRecord {
+    let mut record = audit_record(context, now, replica);
+    match result {
+        Ok(issued) => {
+            record.decision = "issued";
+            record.jti = Some(issued.jti.clone());
+            record.kid = Some(issued.kid.clone());
+            record.exp = Some(issued.exp);
+        }
+        Err(refusal) => {
+            record.decision = "refused";
+            record.code = Some(refusal.code.as_str());
+            record.message = Some(refusal.message.clone());
+        }
+    }
+    record
+}
+
 /// Transport for one attestation: parse, check the nonce, fetch collateral and appraise off the async workers, ask the
 /// decision, sign what it allows.
 async fn attest_inner(
-    svc: &Service,
+    svc: &Arc<Service>,
     rt: &Arc<Runtime>,
     bytes: &[u8],
     now: u64,
@@ -627,6 +659,7 @@ async fn attest_inner(
 ) -> Outcome {
     let mut context = Context::default();
     let mut past_nonce = false;
+    let mut submitted = None;
     let result = async {
         let cfg = &rt.config;
         // The body, every member decoded (malformed → refused before the nonce check, so not audited).
@@ -653,10 +686,11 @@ async fn attest_inner(
         let (nonce, jwk, workload) = (req.nonce, req.jwk, req.workload);
         let proximity = req.proximity;
         let rt = rt.clone();
-        let work = on_cpu(svc, move || {
+        let (audit, replica) = (svc.audit.clone(), svc.replica.clone());
+        let work = move || -> CpuAnswer {
             let verified = match gathered.appraise(&rt.anchors, now) {
                 Ok(v) => v,
-                Err(r) => return (None, Err(r)),
+                Err(r) => return (None, Err(r), None),
             };
             let cfg = &rt.config;
             let decision = decide(&Inputs {
@@ -685,14 +719,31 @@ async fn attest_inner(
                     },
                 )
             });
-            (Some(decision.context), issued)
-        });
-        let (decided, issued) = tokio::time::timeout_at(deadline, work)
-            .await
-            .map_err(overloaded)??;
+            // The record goes to the writer from here, not after one more hop through an async worker.
+            let record = decision_record(&decision.context, now, &replica, &issued);
+            let pending = audit.submit(&record);
+            (Some(decision.context), issued, Some((record, pending)))
+        };
+        // A credential signed and recorded as issued for a caller that has gone (its deadline passed while the work
+        // ran) is never sent: recorded as withheld, like one whose record could not be made durable.
+        let handle = tokio::runtime::Handle::current();
+        let orphaned = {
+            let svc = svc.clone();
+            move |(_, issued, submitted): CpuAnswer| {
+                if let (Ok(issued), Some((record, _))) = (issued, submitted) {
+                    let _entered = handle.enter();
+                    mark_withheld(svc, record, issued.jti);
+                }
+            }
+        };
+        let (decided, issued, sent) =
+            tokio::time::timeout_at(deadline, on_cpu_or_else(svc, work, orphaned))
+                .await
+                .map_err(overloaded)??;
         if let Some(decided) = decided {
             context = decided;
         }
+        submitted = sent;
         issued
     }
     .await;
@@ -700,8 +751,17 @@ async fn attest_inner(
         context,
         past_nonce,
         result,
+        submitted,
     }
 }
+
+/// What the appraisal pool answers for one attestation: the decision's context, the credential or refusal, and the
+/// audit record it handed to the writer.
+type CpuAnswer = (
+    Option<Context>,
+    Result<issue::Issued, Refusal>,
+    Option<Submitted>,
+);
 
 /// The evidence with what its appraisal needs, gathered without blocking.
 enum Gathered {
@@ -771,12 +831,26 @@ pub(crate) async fn on_cpu<T: Send + 'static>(
     svc: &Service,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Refusal> {
-    svc.cpu.run(work).await.map_err(|e| match e {
-        super::cpu::CpuError::Closed => Refusal::new(ErrorCode::Internal, "appraisal pool closed"),
-        super::cpu::CpuError::Panicked => {
-            Refusal::new(ErrorCode::Internal, "appraisal task panicked")
-        }
-    })
+    on_cpu_or_else(svc, work, drop).await
+}
+
+/// [`on_cpu`], with `undelivered` getting the result when the caller gave up while the work ran.
+pub(crate) async fn on_cpu_or_else<T: Send + 'static>(
+    svc: &Service,
+    work: impl FnOnce() -> T + Send + 'static,
+    undelivered: impl FnOnce(T) + Send + 'static,
+) -> Result<T, Refusal> {
+    svc.cpu
+        .run_or_else(work, undelivered)
+        .await
+        .map_err(|e| match e {
+            super::cpu::CpuError::Closed => {
+                Refusal::new(ErrorCode::Internal, "appraisal pool closed")
+            }
+            super::cpu::CpuError::Panicked => {
+                Refusal::new(ErrorCode::Internal, "appraisal task panicked")
+            }
+        })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
