@@ -82,7 +82,8 @@ pub struct AuditRecord {
 
 struct Job {
     line: Vec<u8>,
-    done: oneshot::Sender<io::Result<()>>,
+    /// Told, on the writer's thread, whether the line is durable.
+    done: Box<dyn FnOnce(io::Result<()>) + Send>,
 }
 
 /// The longest record written; longer ones have their message cut further.
@@ -236,31 +237,41 @@ impl AuditLog {
 
     /// Append a record; resolves once it is durable (or the write failed). The record is bounded first.
     pub async fn append(&self, record: &AuditRecord) -> io::Result<()> {
-        self.submit(record)?.durable().await
-    }
-
-    /// Queue a record for the writer without waiting: the appraisal pool hands a decision's record over the moment
-    /// it is made, so the writer's wake is not one more hop through an async worker. Await [`Pending::durable`]
-    /// before answering.
-    pub fn submit(&self, record: &AuditRecord) -> io::Result<Pending> {
         let line = encode(record)?;
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Job { line, done })
-            .map_err(|_| io::Error::other("audit writer stopped"))?;
-        Ok(Pending(wait))
-    }
-}
-
-/// A record handed to the writer; [`Pending::durable`] resolves once it is on disk (or its write failed).
-#[derive(Debug)]
-pub struct Pending(oneshot::Receiver<io::Result<()>>);
-
-impl Pending {
-    pub async fn durable(self) -> io::Result<()> {
-        self.0
-            .await
+        self.send(Job {
+            line,
+            done: Box::new(move |r| {
+                let _ = done.send(r);
+            }),
+        });
+        wait.await
             .map_err(|_| io::Error::other("audit writer stopped"))?
+    }
+
+    /// Hand `record` to the writer without waiting; `then` gets it back with the outcome once it is durable (or its
+    /// write failed), on the writer's thread — or at once, here, when it cannot be queued. The appraisal pool uses
+    /// this so that a decision reaches the writer the moment it is made, and its answer reaches the request's task
+    /// once, already durable, instead of waking it twice (once for the decision, once for the fsync).
+    pub fn submit_then(
+        &self,
+        record: AuditRecord,
+        then: impl FnOnce(AuditRecord, io::Result<()>) + Send + 'static,
+    ) {
+        match encode(&record) {
+            Ok(line) => self.send(Job {
+                line,
+                done: Box::new(move |r| then(record, r)),
+            }),
+            Err(e) => then(record, Err(e)),
+        }
+    }
+
+    /// Queue a job; when the writer is gone, its callback hears so at once.
+    fn send(&self, job: Job) {
+        if let Err(mpsc::SendError(job)) = self.tx.send(job) {
+            (job.done)(Err(io::Error::other("audit writer stopped")));
+        }
     }
 }
 
@@ -283,6 +294,11 @@ fn encode(record: &AuditRecord) -> io::Result<Vec<u8>> {
 pub const GROUP_SIBLINGS: usize = 4;
 /// How long a batch may fill under load: at most this is added to an answer's wait for its record.
 pub const GROUP_WINDOW: Duration = Duration::from_millis(1);
+
+/// Whether a batch of `queued` records (after one of `last`) waits [`GROUP_WINDOW`] for more before its fsync.
+fn fills_before_sync(queued: usize, last: usize) -> bool {
+    queued.max(last) >= GROUP_SIBLINGS
+}
 
 fn writer(mut sink: Sink, rx: mpsc::Receiver<Job>, healthy: Arc<AtomicBool>, counts: Arc<Counts>) {
     let mut last_batch = 0;
@@ -310,7 +326,7 @@ fn writer(mut sink: Sink, rx: mpsc::Receiver<Job>, healthy: Arc<AtomicBool>, cou
         // clearly concurrent (several records queued now or in the last batch), let the batch fill for a moment
         // before paying for it; the producers do not wake a writer that sleeps rather than waits on the queue. A lone
         // answer (one request at a time) never waits.
-        if batch.len().max(last_batch) >= GROUP_SIBLINGS {
+        if fills_before_sync(batch.len(), last_batch) {
             std::thread::sleep(GROUP_WINDOW);
             while let Ok(more) = rx.try_recv() {
                 batch.push(more);
@@ -344,7 +360,7 @@ fn writer(mut sink: Sink, rx: mpsc::Receiver<Job>, healthy: Arc<AtomicBool>, cou
                 Ok(()) => Ok(()),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             };
-            let _ = j.done.send(r);
+            (j.done)(r);
         }
     }
 }
@@ -393,6 +409,17 @@ fn open_append(path: &Path) -> io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_clearly_concurrent_answers_wait_for_their_batch_to_fill() {
+        // One request at a time (and a pair) never waits: their fsync starts as soon as their record is in.
+        assert!(!fills_before_sync(1, 0));
+        assert!(!fills_before_sync(1, 1));
+        assert!(!fills_before_sync(2, 3));
+        // Several records queued at once, now or in the batch before: the next batch fills first.
+        assert!(fills_before_sync(GROUP_SIBLINGS, 1));
+        assert!(fills_before_sync(1, GROUP_SIBLINGS));
+    }
 
     fn record(i: u64) -> AuditRecord {
         AuditRecord {

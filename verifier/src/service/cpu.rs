@@ -67,29 +67,25 @@ impl CpuPool {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, CpuError> {
-        self.run_or_else(work, drop).await
-    }
-
-    /// [`CpuPool::run`], and `undelivered` gets the result when the caller gave up while the work ran (work that
-    /// has effects outside its result — a signed credential, a queued audit record — is accounted for there).
-    pub async fn run_or_else<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-        undelivered: impl FnOnce(T) + Send + 'static,
-    ) -> Result<T, CpuError> {
         let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move || {
+        self.spawn(move || {
             // The caller gave up (its deadline passed): nobody would read the result.
             if done.is_closed() {
                 return;
             }
-            let out = catch_unwind(AssertUnwindSafe(work)).map_err(|_| CpuError::Panicked);
-            if let Err(Ok(value)) = done.send(out) {
-                undelivered(value);
-            }
+            let _ = done.send(work());
+        })?;
+        result.await.map_err(|_| CpuError::Panicked)
+    }
+
+    /// Queue `job`, which reports its own result (the attest path hands it to the audit writer, which answers the
+    /// request once the record is durable). A panic is caught; whatever the job held is dropped, which its waiter
+    /// sees as a closed channel.
+    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) -> Result<(), CpuError> {
+        let job: Job = Box::new(move || {
+            let _ = catch_unwind(AssertUnwindSafe(job));
         });
-        self.tx.send(job).map_err(|_| CpuError::Closed)?;
-        result.await.map_err(|_| CpuError::Closed)?
+        self.tx.send(job).map_err(|_| CpuError::Closed)
     }
 }
 
@@ -165,24 +161,5 @@ mod tests {
         // The queue is FIFO: once this job has run, the abandoned one has been taken (and dropped).
         pool.run(|| ()).await.unwrap();
         assert_eq!(ran.load(Ordering::SeqCst), 0);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_result_whose_caller_left_while_it_ran_goes_to_undelivered() {
-        let pool = CpuPool::new(1).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let gave_up = tokio::time::timeout(
-            Duration::from_millis(20),
-            pool.run_or_else(
-                || {
-                    std::thread::sleep(Duration::from_millis(100));
-                    7
-                },
-                move |v| tx.send(v).unwrap(),
-            ),
-        )
-        .await;
-        assert!(gave_up.is_err());
-        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(7));
     }
 }

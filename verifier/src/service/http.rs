@@ -437,13 +437,13 @@ struct Outcome {
     /// (malformed, bad or expired nonce) are counted and logged at a limited rate only, so junk cannot flood the log.
     past_nonce: bool,
     result: Result<issue::Issued, Refusal>,
-    /// The decision's audit record, already handed to the writer by the appraisal pool (`None`: refused before the
-    /// decision; the handler writes the record).
-    submitted: Option<Submitted>,
+    /// The decision's audit record, written by the appraisal pool, and whether it is durable (`None`: refused before
+    /// the decision; the handler writes the record).
+    audited: Option<Audited>,
 }
 
-/// An audit record and its place in the writer's queue.
-type Submitted = (AuditRecord, std::io::Result<super::audit::Pending>);
+/// An audit record and whether it was made durable.
+type Audited = (AuditRecord, std::io::Result<()>);
 
 /// At most one log line per second for requests refused before the nonce check, with the count suppressed since.
 #[derive(Debug, Default)]
@@ -498,7 +498,7 @@ async fn attest(
         context,
         past_nonce,
         result,
-        submitted,
+        audited,
     } = attest_inner(&svc, &rt, &bytes, now, client).await;
     let tee_label = context.tee.map(|t| t.as_str()).unwrap_or("unknown");
     if !past_nonce {
@@ -516,13 +516,16 @@ async fn attest(
         }
         return Problem(refusal).into_response();
     }
-    let (record, pending) = submitted.unwrap_or_else(|| {
-        let record = decision_record(&context, now, &svc.replica, &result);
-        let pending = svc.audit.submit(&record);
-        (record, pending)
-    });
+    let (record, durable) = match audited {
+        Some(audited) => audited,
+        None => {
+            let record = decision_record(&context, now, &svc.replica, &result);
+            let durable = svc.audit.append(&record).await;
+            (record, durable)
+        }
+    };
     let issued_jti = result.as_ref().ok().map(|issued| issued.jti.clone());
-    if let Err(refused) = durable_or_withhold(&svc, &record, pending, issued_jti).await {
+    if let Err(refused) = withhold_unless_durable(&svc, &record, durable, issued_jti) {
         svc.metrics
             .decision(tee_label, ErrorCode::AuditUnavailable.as_str());
         return *refused;
@@ -558,17 +561,17 @@ pub(crate) async fn audit_or_withhold(
     record: &AuditRecord,
     issued_id: Option<String>,
 ) -> Result<(), Box<Response>> {
-    durable_or_withhold(svc, record, svc.audit.submit(record), issued_id).await
+    withhold_unless_durable(svc, record, svc.audit.append(record).await, issued_id)
 }
 
-/// [`audit_or_withhold`] for a record already handed to the writer.
-async fn durable_or_withhold(
+/// [`audit_or_withhold`] once the write's outcome is known.
+fn withhold_unless_durable(
     svc: &Arc<Service>,
     record: &AuditRecord,
-    pending: std::io::Result<super::audit::Pending>,
+    durable: std::io::Result<()>,
     issued_id: Option<String>,
 ) -> Result<(), Box<Response>> {
-    let Err(e) = async { pending?.durable().await }.await else {
+    let Err(e) = durable else {
         return Ok(());
     };
     tracing::error!(error = %e, "audit write failed; answer withheld");
@@ -659,7 +662,7 @@ async fn attest_inner(
 ) -> Outcome {
     let mut context = Context::default();
     let mut past_nonce = false;
-    let mut submitted = None;
+    let mut audited = None;
     let result = async {
         let cfg = &rt.config;
         // The body, every member decoded (malformed → refused before the nonce check, so not audited).
@@ -687,10 +690,22 @@ async fn attest_inner(
         let proximity = req.proximity;
         let rt = rt.clone();
         let (audit, replica) = (svc.audit.clone(), svc.replica.clone());
-        let work = move || -> CpuAnswer {
+        // The answer comes back once: from the writer when the decision's record is durable, or straight from the
+        // pool for a refusal before the decision (its record is written below, by the handler).
+        let (answer, answered) = tokio::sync::oneshot::channel::<CpuAnswer>();
+        // A credential signed for a caller that has gone (its deadline passed while the work ran) is never sent: it
+        // is recorded as withheld, like one whose record could not be made durable.
+        let (handle, orphans) = (tokio::runtime::Handle::current(), svc.clone());
+        let work = move || {
+            if answer.is_closed() {
+                return;
+            }
             let verified = match gathered.appraise(&rt.anchors, now) {
                 Ok(v) => v,
-                Err(r) => return (None, Err(r), None),
+                Err(r) => {
+                    let _ = answer.send((None, Err(r), None));
+                    return;
+                }
             };
             let cfg = &rt.config;
             let decision = decide(&Inputs {
@@ -719,31 +734,27 @@ async fn attest_inner(
                     },
                 )
             });
-            // The record goes to the writer from here, not after one more hop through an async worker.
             let record = decision_record(&decision.context, now, &replica, &issued);
-            let pending = audit.submit(&record);
-            (Some(decision.context), issued, Some((record, pending)))
-        };
-        // A credential signed and recorded as issued for a caller that has gone (its deadline passed while the work
-        // ran) is never sent: recorded as withheld, like one whose record could not be made durable.
-        let handle = tokio::runtime::Handle::current();
-        let orphaned = {
-            let svc = svc.clone();
-            move |(_, issued, submitted): CpuAnswer| {
-                if let (Ok(issued), Some((record, _))) = (issued, submitted) {
+            let context = decision.context;
+            audit.submit_then(record, move |record, durable| {
+                let unsent = answer.send((Some(context), issued, Some((record, durable))));
+                if let Err((_, Ok(issued), Some((record, _)))) = unsent {
                     let _entered = handle.enter();
-                    mark_withheld(svc, record, issued.jti);
+                    mark_withheld(orphans, record, issued.jti);
                 }
-            }
+            });
         };
-        let (decided, issued, sent) =
-            tokio::time::timeout_at(deadline, on_cpu_or_else(svc, work, orphaned))
-                .await
-                .map_err(overloaded)??;
+        svc.cpu
+            .spawn(work)
+            .map_err(|_| Refusal::new(ErrorCode::Internal, "appraisal pool closed"))?;
+        let (decided, issued, sent) = tokio::time::timeout_at(deadline, answered)
+            .await
+            .map_err(overloaded)?
+            .map_err(|_| Refusal::new(ErrorCode::Internal, "appraisal task failed"))?;
         if let Some(decided) = decided {
             context = decided;
         }
-        submitted = sent;
+        audited = sent;
         issued
     }
     .await;
@@ -751,16 +762,16 @@ async fn attest_inner(
         context,
         past_nonce,
         result,
-        submitted,
+        audited,
     }
 }
 
 /// What the appraisal pool answers for one attestation: the decision's context, the credential or refusal, and the
-/// audit record it handed to the writer.
+/// decision's audit record with whether it is durable.
 type CpuAnswer = (
     Option<Context>,
     Result<issue::Issued, Refusal>,
-    Option<Submitted>,
+    Option<Audited>,
 );
 
 /// The evidence with what its appraisal needs, gathered without blocking.
@@ -831,26 +842,12 @@ pub(crate) async fn on_cpu<T: Send + 'static>(
     svc: &Service,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Refusal> {
-    on_cpu_or_else(svc, work, drop).await
-}
-
-/// [`on_cpu`], with `undelivered` getting the result when the caller gave up while the work ran.
-pub(crate) async fn on_cpu_or_else<T: Send + 'static>(
-    svc: &Service,
-    work: impl FnOnce() -> T + Send + 'static,
-    undelivered: impl FnOnce(T) + Send + 'static,
-) -> Result<T, Refusal> {
-    svc.cpu
-        .run_or_else(work, undelivered)
-        .await
-        .map_err(|e| match e {
-            super::cpu::CpuError::Closed => {
-                Refusal::new(ErrorCode::Internal, "appraisal pool closed")
-            }
-            super::cpu::CpuError::Panicked => {
-                Refusal::new(ErrorCode::Internal, "appraisal task panicked")
-            }
-        })
+    svc.cpu.run(work).await.map_err(|e| match e {
+        super::cpu::CpuError::Closed => Refusal::new(ErrorCode::Internal, "appraisal pool closed"),
+        super::cpu::CpuError::Panicked => {
+            Refusal::new(ErrorCode::Internal, "appraisal task failed")
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
