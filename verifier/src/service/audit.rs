@@ -25,7 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -116,6 +116,7 @@ pub struct AuditLog {
     tx: mpsc::Sender<Job>,
     healthy: Arc<AtomicBool>,
     counts: Arc<Counts>,
+    producers: Arc<AtomicUsize>,
 }
 
 /// What the writer did: records made durable and the batches (writes + fsyncs) they took. Records per batch is the
@@ -211,15 +212,23 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel::<Job>();
         let healthy = Arc::new(AtomicBool::new(true));
         let counts = Arc::new(Counts::default());
-        let (flag, writer_counts) = (healthy.clone(), counts.clone());
+        let producers = Arc::new(AtomicUsize::new(0));
+        let (flag, writer_counts, busy) = (healthy.clone(), counts.clone(), producers.clone());
         std::thread::Builder::new()
             .name("locus-audit".into())
-            .spawn(move || writer(sink, rx, flag, writer_counts))?;
+            .spawn(move || writer(sink, rx, flag, writer_counts, busy))?;
         Ok(AuditLog {
+            producers,
             tx,
             healthy,
             counts,
         })
+    }
+
+    /// The gauge of work in progress that will append a record when it ends (the appraisal pool's queued and running
+    /// jobs): a filling batch waits for it only while it is above zero.
+    pub fn producers(&self) -> Arc<AtomicUsize> {
+        self.producers.clone()
     }
 
     /// Records made durable and the batches they took.
@@ -293,14 +302,22 @@ fn encode(record: &AuditRecord) -> io::Result<Vec<u8>> {
 /// Records queued at once (now or in the previous batch) from which the writer lets a batch fill before its fsync.
 pub const GROUP_SIBLINGS: usize = 4;
 /// How long a batch may fill under load: at most this is added to an answer's wait for its record.
-pub const GROUP_WINDOW: Duration = Duration::from_millis(1);
+pub const GROUP_WINDOW: Duration = Duration::from_micros(500);
+/// How often a filling batch looks for new records and for work still in progress.
+pub const GROUP_POLL: Duration = Duration::from_micros(250);
 
 /// Whether a batch of `queued` records (after one of `last`) waits [`GROUP_WINDOW`] for more before its fsync.
 fn fills_before_sync(queued: usize, last: usize) -> bool {
     queued.max(last) >= GROUP_SIBLINGS
 }
 
-fn writer(mut sink: Sink, rx: mpsc::Receiver<Job>, healthy: Arc<AtomicBool>, counts: Arc<Counts>) {
+fn writer(
+    mut sink: Sink,
+    rx: mpsc::Receiver<Job>,
+    healthy: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+    producers: Arc<AtomicUsize>,
+) {
     let mut last_batch = 0;
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
@@ -327,9 +344,14 @@ fn writer(mut sink: Sink, rx: mpsc::Receiver<Job>, healthy: Arc<AtomicBool>, cou
         // before paying for it; the producers do not wake a writer that sleeps rather than waits on the queue. A lone
         // answer (one request at a time) never waits.
         if fills_before_sync(batch.len(), last_batch) {
-            std::thread::sleep(GROUP_WINDOW);
-            while let Ok(more) = rx.try_recv() {
-                batch.push(more);
+            // Only while decisions are still being made: once every request in flight is waiting for this batch,
+            // nothing more will join it, and waiting would leave the cores idle.
+            let until = std::time::Instant::now() + GROUP_WINDOW;
+            while producers.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < until {
+                std::thread::sleep(GROUP_POLL);
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
             }
         }
         last_batch = batch.len();

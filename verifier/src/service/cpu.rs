@@ -12,6 +12,7 @@
 //! panicking job is reported to its caller as an error while its thread goes on with the next.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -32,11 +33,13 @@ pub enum CpuError {
 pub struct CpuPool {
     tx: mpsc::Sender<Job>,
     threads: usize,
+    /// Jobs queued or running (the audit writer's [`super::audit::AuditLog::producers`]).
+    pending: Arc<AtomicUsize>,
 }
 
 impl CpuPool {
-    /// Start `threads` (at least one) workers named `locus-cpu-<i>`.
-    pub fn new(threads: usize) -> std::io::Result<CpuPool> {
+    /// Start `threads` (at least one) workers named `locus-cpu-<i>`; `pending` counts the jobs queued or running.
+    pub fn new(threads: usize, pending: Arc<AtomicUsize>) -> std::io::Result<CpuPool> {
         let threads = threads.max(1);
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
@@ -54,7 +57,11 @@ impl CpuPool {
                     }
                 })?;
         }
-        Ok(CpuPool { tx, threads })
+        Ok(CpuPool {
+            tx,
+            threads,
+            pending,
+        })
     }
 
     /// How many threads run jobs.
@@ -82,22 +89,27 @@ impl CpuPool {
     /// request once the record is durable). A panic is caught; whatever the job held is dropped, which its waiter
     /// sees as a closed channel.
     pub fn spawn(&self, job: impl FnOnce() + Send + 'static) -> Result<(), CpuError> {
+        let pending = self.pending.clone();
+        pending.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move || {
             let _ = catch_unwind(AssertUnwindSafe(job));
+            pending.fetch_sub(1, Ordering::Relaxed);
         });
-        self.tx.send(job).map_err(|_| CpuError::Closed)
+        self.tx.send(job).map_err(|_| {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            CpuError::Closed
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     #[tokio::test]
     async fn work_runs_on_the_pool_threads_and_returns_its_result() {
-        let pool = CpuPool::new(2).unwrap();
+        let pool = CpuPool::new(2, Default::default()).unwrap();
         let name = pool
             .run(|| std::thread::current().name().map(str::to_string))
             .await
@@ -108,7 +120,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_job_is_an_error_and_the_pool_goes_on() {
-        let pool = CpuPool::new(1).unwrap();
+        let pool = CpuPool::new(1, Default::default()).unwrap();
         let r: Result<(), _> = pool.run(|| panic!("boom")).await;
         assert_eq!(r, Err(CpuError::Panicked));
         assert_eq!(pool.run(|| 1).await, Ok(1));
@@ -116,7 +128,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_more_jobs_run_at_once_than_the_pool_has_threads() {
-        let pool = Arc::new(CpuPool::new(2).unwrap());
+        let pool = Arc::new(CpuPool::new(2, Default::default()).unwrap());
         let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let mut tasks = Vec::new();
         for _ in 0..16 {
@@ -139,7 +151,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn work_whose_caller_gave_up_is_not_run() {
-        let pool = Arc::new(CpuPool::new(1).unwrap());
+        let pool = Arc::new(CpuPool::new(1, Default::default()).unwrap());
         let ran = Arc::new(AtomicUsize::new(0));
         // Occupy the one thread, then queue a job whose caller times out before the thread is free.
         let busy = {

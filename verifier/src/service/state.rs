@@ -240,7 +240,7 @@ pub struct Service {
 impl Service {
     pub fn new(runtime: Runtime, audit: AuditLog) -> std::io::Result<Service> {
         let cfg = runtime.config.clone();
-        let cpu = super::cpu::CpuPool::new(cfg.server.max_blocking)?;
+        let cpu = super::cpu::CpuPool::new(cfg.server.max_blocking, audit.producers())?;
         let replica = std::env::var("HOSTNAME")
             .ok()
             .filter(|h| !h.is_empty())
