@@ -116,7 +116,7 @@ pub struct AuditLog {
     tx: mpsc::Sender<Job>,
     healthy: Arc<AtomicBool>,
     counts: Arc<Counts>,
-    producers: Arc<AtomicUsize>,
+    producers: Arc<Producers>,
 }
 
 /// What the writer did: records made durable and the batches (writes + fsyncs) they took. Records per batch is the
@@ -212,7 +212,7 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel::<Job>();
         let healthy = Arc::new(AtomicBool::new(true));
         let counts = Arc::new(Counts::default());
-        let producers = Arc::new(AtomicUsize::new(0));
+        let producers = Arc::new(Producers::default());
         let (flag, writer_counts, busy) = (healthy.clone(), counts.clone(), producers.clone());
         std::thread::Builder::new()
             .name("locus-audit".into())
@@ -225,9 +225,8 @@ impl AuditLog {
         })
     }
 
-    /// The gauge of work in progress that will append a record when it ends (the appraisal pool's queued and running
-    /// jobs): a filling batch waits for it only while it is above zero.
-    pub fn producers(&self) -> Arc<AtomicUsize> {
+    /// The work in progress that will append records (the appraisal pool's jobs), which a filling batch waits for.
+    pub fn producers(&self) -> Arc<Producers> {
         self.producers.clone()
     }
 
@@ -303,8 +302,37 @@ fn encode(record: &AuditRecord) -> io::Result<Vec<u8>> {
 pub const GROUP_SIBLINGS: usize = 4;
 /// How long a batch may fill under load: at most this is added to an answer's wait for its record.
 pub const GROUP_WINDOW: Duration = Duration::from_micros(500);
-/// How often a filling batch looks for new records and for work still in progress.
-pub const GROUP_POLL: Duration = Duration::from_micros(250);
+
+/// Work in progress that will append a record when it ends (the appraisal pool's queued and running jobs). A filling
+/// batch waits for it only while there is some; the last one to finish wakes the writer, so the writer sleeps once per
+/// batch instead of polling.
+#[derive(Debug, Default)]
+pub struct Producers {
+    count: AtomicUsize,
+    writer: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl Producers {
+    pub fn started(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn finished(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(writer) = self.writer.get() {
+                writer.unpark();
+            }
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
+    fn watch(&self, writer: std::thread::Thread) {
+        let _ = self.writer.set(writer);
+    }
+}
 
 /// Whether a batch of `queued` records (after one of `last`) waits [`GROUP_WINDOW`] for more before its fsync.
 fn fills_before_sync(queued: usize, last: usize) -> bool {
@@ -316,8 +344,9 @@ fn writer(
     rx: mpsc::Receiver<Job>,
     healthy: Arc<AtomicBool>,
     counts: Arc<Counts>,
-    producers: Arc<AtomicUsize>,
+    producers: Arc<Producers>,
 ) {
+    producers.watch(std::thread::current());
     let mut last_batch = 0;
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
@@ -347,11 +376,16 @@ fn writer(
             // Only while decisions are still being made: once every request in flight is waiting for this batch,
             // nothing more will join it, and waiting would leave the cores idle.
             let until = std::time::Instant::now() + GROUP_WINDOW;
-            while producers.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < until {
-                std::thread::sleep(GROUP_POLL);
-                while let Ok(more) = rx.try_recv() {
-                    batch.push(more);
+            loop {
+                let now = std::time::Instant::now();
+                if !producers.busy() || now >= until {
+                    break;
                 }
+                // Woken early by the last producer to finish (or spuriously: the loop looks again).
+                std::thread::park_timeout(until - now);
+            }
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
             }
         }
         last_batch = batch.len();

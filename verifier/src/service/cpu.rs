@@ -12,7 +12,6 @@
 //! panicking job is reported to its caller as an error while its thread goes on with the next.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -34,12 +33,12 @@ pub struct CpuPool {
     tx: mpsc::Sender<Job>,
     threads: usize,
     /// Jobs queued or running (the audit writer's [`super::audit::AuditLog::producers`]).
-    pending: Arc<AtomicUsize>,
+    pending: Arc<super::audit::Producers>,
 }
 
 impl CpuPool {
     /// Start `threads` (at least one) workers named `locus-cpu-<i>`; `pending` counts the jobs queued or running.
-    pub fn new(threads: usize, pending: Arc<AtomicUsize>) -> std::io::Result<CpuPool> {
+    pub fn new(threads: usize, pending: Arc<super::audit::Producers>) -> std::io::Result<CpuPool> {
         let threads = threads.max(1);
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
@@ -90,13 +89,13 @@ impl CpuPool {
     /// sees as a closed channel.
     pub fn spawn(&self, job: impl FnOnce() + Send + 'static) -> Result<(), CpuError> {
         let pending = self.pending.clone();
-        pending.fetch_add(1, Ordering::Relaxed);
+        pending.started();
         let job: Job = Box::new(move || {
             let _ = catch_unwind(AssertUnwindSafe(job));
-            pending.fetch_sub(1, Ordering::Relaxed);
+            pending.finished();
         });
         self.tx.send(job).map_err(|_| {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
+            self.pending.finished();
             CpuError::Closed
         })
     }
@@ -105,6 +104,7 @@ impl CpuPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     #[tokio::test]
