@@ -206,6 +206,11 @@ impl TdxPlatform {
         // trailing bytes with its own code.
         let quote =
             locus_hw::tdx::Quote::parse_ignoring_trailing_bytes(raw).map_err(Refusal::from)?;
+        Self::from_parsed_quote(&quote)
+    }
+
+    /// [`TdxPlatform::from_quote`] for a quote already parsed.
+    pub fn from_parsed_quote(quote: &locus_hw::tdx::Quote) -> Result<Self, Refusal> {
         let ders = quote.pck_chain_der().map_err(Refusal::from)?;
         let leaf = ders.first().ok_or_else(|| {
             Refusal::new(

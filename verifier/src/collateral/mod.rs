@@ -323,6 +323,10 @@ struct Inner {
     /// Certificates shipped with SNP evidence, classified, by the SHA-256 of what was shipped: a platform ships the
     /// same VCEK (and chain) with every report, and parsing them costs more per request than everything else here.
     shipped: Mutex<Lru<[u8; 32], Arc<Shipped>>>,
+    /// What a TDX quote's PCK chain names (FMSPC, PCK CA), by the SHA-256 of the chain's PEM: a platform sends the
+    /// same chain with every quote, and decoding it (three PEM certificates, the issuer's name) cost more per request
+    /// than the rest of the collateral lookup.
+    tdx_platforms: Mutex<Lru<[u8; 32], TdxPlatform>>,
     counters: Counters,
 }
 
@@ -333,7 +337,7 @@ struct TdxView {
     view: Arc<crate::appraisal::TdxCollateral>,
 }
 
-/// Most classified sets of shipped SNP certificates kept (least recently used evicted first).
+/// Most classified sets of shipped SNP certificates, and most TDX PCK chains, kept (least recently used evicted first).
 pub const MAX_SHIPPED_SETS: usize = 256;
 
 /// Most TDX views kept (one per FMSPC and PCK CA in use; least recently used evicted first).
@@ -371,6 +375,7 @@ impl Collateral {
                 refreshing: Mutex::new(HashMap::new()),
                 views: Mutex::new(Lru::new(MAX_TDX_VIEWS)),
                 shipped: Mutex::new(Lru::new(MAX_SHIPPED_SETS)),
+                tdx_platforms: Mutex::new(Lru::new(MAX_SHIPPED_SETS)),
                 counters: Counters::default(),
                 config,
             }),
@@ -571,7 +576,7 @@ impl Collateral {
         quote_raw: &[u8],
         now: u64,
     ) -> Result<Arc<crate::appraisal::TdxCollateral>, Refusal> {
-        let platform = TdxPlatform::from_quote(quote_raw)?;
+        let platform = self.inner.tdx_platform(quote_raw)?;
         let items = self.tdx_items(client, &platform, now).await?;
         let key = (platform.fmspc_hex(), platform.ca);
         // Built under the lock (a short parse, once per refresh), so concurrent first requests share one view.
@@ -706,6 +711,20 @@ fn source_label(url: &str) -> String {
 }
 
 impl Inner {
+    /// The platform a raw TDX quote names ([`TdxPlatform::from_quote`]), from the memo when its PCK chain was seen.
+    fn tdx_platform(&self, quote_raw: &[u8]) -> Result<TdxPlatform, Refusal> {
+        let quote = locus_hw::tdx::Quote::parse_ignoring_trailing_bytes(quote_raw)
+            .map_err(Refusal::from)?;
+        let key: [u8; 32] = Sha256::digest(&quote.pck_cert_chain_pem).into();
+        let memo = || self.tdx_platforms.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = memo().get(&key) {
+            return Ok(found.clone());
+        }
+        let platform = TdxPlatform::from_parsed_quote(&quote)?;
+        memo().insert(key, platform.clone());
+        Ok(platform)
+    }
+
     /// `certs` classified ([`Shipped::classify`]), from the memo when the same bytes were shipped before.
     fn shipped(&self, certs: &[Vec<u8>]) -> Arc<Shipped> {
         if certs.is_empty() {
@@ -1266,6 +1285,40 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &other));
         assert!(other.ask.is_some() && other.ark.is_some());
         assert!(c.inner.shipped(&[ask]).ark.is_none());
+    }
+
+    #[test]
+    fn a_tdx_quotes_platform_is_read_once_per_pck_chain() {
+        use locus_simulator::intel::IntelPki;
+        let pki = Arc::new(IntelPki::new(7));
+        let (fra, other) = (
+            pki.attester_by_name("tdx-fra-1").expect("profile"),
+            pki.attester_by_name("tdx-iad-1").expect("profile"),
+        );
+        let c = Collateral::new(CollateralConfig::default()).expect("collateral");
+        let first = fra.quote(&[1; 64]);
+        let read = c.inner.tdx_platform(&first).expect("platform");
+        assert_eq!(read, TdxPlatform::from_quote(&first).expect("platform"));
+        assert_eq!(c.inner.tdx_platforms.lock().unwrap().len(), 1);
+        // Another quote of the same platform: the memo's answer, nothing new kept.
+        assert_eq!(
+            c.inner
+                .tdx_platform(&fra.quote(&[2; 64]))
+                .expect("platform"),
+            read
+        );
+        assert_eq!(c.inner.tdx_platforms.lock().unwrap().len(), 1);
+        // Another platform's chain is read afresh.
+        let second = other.quote(&[3; 64]);
+        assert_eq!(
+            c.inner.tdx_platform(&second).expect("platform"),
+            TdxPlatform::from_quote(&second).expect("platform")
+        );
+        assert_eq!(c.inner.tdx_platforms.lock().unwrap().len(), 2);
+        // A malformed quote is refused as before, and nothing is kept for it.
+        let err = c.inner.tdx_platform(&first[..700]).expect_err("truncated");
+        assert_eq!(err.code, ErrorCode::EvidenceMalformed);
+        assert_eq!(c.inner.tdx_platforms.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]
