@@ -1299,7 +1299,7 @@ mod tests {
         let first = fra.quote(&[1; 64]);
         let read = c.inner.tdx_platform(&first).expect("platform");
         assert_eq!(read, TdxPlatform::from_quote(&first).expect("platform"));
-        assert_eq!(c.inner.tdx_platforms.lock().unwrap().len(), 1);
+        assert_eq!(c.inner.tdx_platforms.lock().expect("memo").len(), 1);
         // Another quote of the same platform: the memo's answer, nothing new kept.
         assert_eq!(
             c.inner
@@ -1307,18 +1307,18 @@ mod tests {
                 .expect("platform"),
             read
         );
-        assert_eq!(c.inner.tdx_platforms.lock().unwrap().len(), 1);
+        assert_eq!(c.inner.tdx_platforms.lock().expect("memo").len(), 1);
         // Another platform's chain is read afresh.
         let second = other.quote(&[3; 64]);
         assert_eq!(
             c.inner.tdx_platform(&second).expect("platform"),
             TdxPlatform::from_quote(&second).expect("platform")
         );
-        assert_eq!(c.inner.tdx_platforms.lock().unwrap().len(), 2);
+        assert_eq!(c.inner.tdx_platforms.lock().expect("memo").len(), 2);
         // A malformed quote is refused as before, and nothing is kept for it.
         let err = c.inner.tdx_platform(&first[..700]).expect_err("truncated");
         assert_eq!(err.code, ErrorCode::EvidenceMalformed);
-        assert_eq!(c.inner.tdx_platforms.lock().unwrap().len(), 2);
+        assert_eq!(c.inner.tdx_platforms.lock().expect("memo").len(), 2);
     }
 
     #[tokio::test]

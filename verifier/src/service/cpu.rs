@@ -109,18 +109,18 @@ mod tests {
 
     #[tokio::test]
     async fn work_runs_on_the_pool_threads_and_returns_its_result() {
-        let pool = CpuPool::new(2, Default::default()).unwrap();
+        let pool = CpuPool::new(2, Default::default()).expect("pool");
         let name = pool
             .run(|| std::thread::current().name().map(str::to_string))
             .await
-            .unwrap();
+            .expect("job");
         assert!(name.is_some_and(|n| n.starts_with("locus-cpu-")));
         assert_eq!(pool.run(|| 6 * 7).await, Ok(42));
     }
 
     #[tokio::test]
     async fn a_panicking_job_is_an_error_and_the_pool_goes_on() {
-        let pool = CpuPool::new(1, Default::default()).unwrap();
+        let pool = CpuPool::new(1, Default::default()).expect("pool");
         let r: Result<(), _> = pool.run(|| panic!("boom")).await;
         assert_eq!(r, Err(CpuError::Panicked));
         assert_eq!(pool.run(|| 1).await, Ok(1));
@@ -128,7 +128,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_more_jobs_run_at_once_than_the_pool_has_threads() {
-        let pool = Arc::new(CpuPool::new(2, Default::default()).unwrap());
+        let pool = Arc::new(CpuPool::new(2, Default::default()).expect("pool"));
         let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let mut tasks = Vec::new();
         for _ in 0..16 {
@@ -144,14 +144,14 @@ mod tests {
             }));
         }
         for t in tasks {
-            t.await.unwrap().unwrap();
+            t.await.expect("task").expect("job");
         }
         assert_eq!(peak.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn work_whose_caller_gave_up_is_not_run() {
-        let pool = Arc::new(CpuPool::new(1, Default::default()).unwrap());
+        let pool = Arc::new(CpuPool::new(1, Default::default()).expect("pool"));
         let ran = Arc::new(AtomicUsize::new(0));
         // Occupy the one thread, then queue a job whose caller times out before the thread is free.
         let busy = {
@@ -169,9 +169,9 @@ mod tests {
         )
         .await;
         assert!(gave_up.is_err());
-        busy.await.unwrap().unwrap();
+        busy.await.expect("task").expect("job");
         // The queue is FIFO: once this job has run, the abandoned one has been taken (and dropped).
-        pool.run(|| ()).await.unwrap();
+        pool.run(|| ()).await.expect("job");
         assert_eq!(ran.load(Ordering::SeqCst), 0);
     }
 }
