@@ -543,6 +543,43 @@ mod tests {
     }
 
     #[test]
+    fn a_submitted_record_comes_back_to_its_callback_once_it_is_on_disk() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&AuditTarget::File(path.clone())).expect("open");
+        let (tx, rx) = mpsc::channel();
+        let path_in = path.clone();
+        log.submit_then(record(7), move |back, durable| {
+            // Called on the writer's thread after the fsync: the line is in the file already.
+            let on_disk = std::fs::read_to_string(&path_in).expect("read");
+            let _ = tx.send((back, durable.is_ok(), on_disk));
+        });
+        let (back, durable, on_disk) = rx.recv_timeout(Duration::from_secs(10)).expect("callback");
+        assert!(durable);
+        assert_eq!(back, record(7));
+        assert_eq!(on_disk.lines().count(), 1);
+        assert!(on_disk.contains("\"ts\":7"), "{on_disk}");
+    }
+
+    #[test]
+    fn a_record_submitted_to_a_stopped_writer_comes_back_at_once_with_the_error() {
+        let (tx, rx) = mpsc::channel::<Job>();
+        drop(rx);
+        let log = AuditLog {
+            tx,
+            healthy: Arc::new(AtomicBool::new(true)),
+            counts: Arc::new(Counts::default()),
+            producers: Arc::new(Producers::default()),
+        };
+        let answered = Arc::new(std::sync::Mutex::new(None));
+        let seen = answered.clone();
+        log.submit_then(record(8), move |back, durable| {
+            *seen.lock().expect("lock") = Some((back, durable.is_err()));
+        });
+        assert_eq!(*answered.lock().expect("lock"), Some((record(8), true)));
+    }
+
+    #[test]
     fn long_text_is_bounded_with_the_hash_of_the_whole() {
         let long = "x".repeat(60_000);
         let b = bounded(&long, 512);
