@@ -416,7 +416,8 @@ fn writer(
                 Ok(()) => Ok(()),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             };
-            (j.done)(r);
+            // A callback is the service's own code; should one panic, the writer (and every later record) survives.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (j.done)(r)));
         }
     }
 }
@@ -559,6 +560,19 @@ mod tests {
         assert_eq!(back, record(7));
         assert_eq!(on_disk.lines().count(), 1);
         assert!(on_disk.contains("\"ts\":7"), "{on_disk}");
+    }
+
+    #[test]
+    fn a_panicking_callback_does_not_stop_the_writer() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = AuditLog::open(&AuditTarget::File(dir.path().join("audit.jsonl"))).expect("open");
+        log.submit_then(record(1), |_, _| panic!("callback"));
+        let (tx, rx) = mpsc::channel();
+        log.submit_then(record(2), move |_, durable| {
+            let _ = tx.send(durable.is_ok());
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true));
+        assert_eq!(log.stats().records, 2);
     }
 
     #[test]
