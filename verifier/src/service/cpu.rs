@@ -31,7 +31,6 @@ pub enum CpuError {
 #[derive(Debug)]
 pub struct CpuPool {
     tx: mpsc::Sender<Job>,
-    threads: usize,
     /// Jobs queued or running (the audit writer's [`super::audit::AuditLog::producers`]).
     pending: Arc<super::audit::Producers>,
 }
@@ -56,16 +55,7 @@ impl CpuPool {
                     }
                 })?;
         }
-        Ok(CpuPool {
-            tx,
-            threads,
-            pending,
-        })
-    }
-
-    /// How many threads run jobs.
-    pub fn threads(&self) -> usize {
-        self.threads
+        Ok(CpuPool { tx, pending })
     }
 
     /// Run `work` on the pool and wait for its result without blocking the async worker.
