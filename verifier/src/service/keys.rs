@@ -582,9 +582,12 @@ pub fn write_once(path: &Path, bytes: &[u8], existing_wins: bool) -> Result<(), 
     }
 }
 
+/// One key file as the rescan compares it: name, length, modification time, mode.
+pub type Fingerprint = (String, u64, Option<std::time::SystemTime>, u32);
+
 /// A cheap fingerprint of the key files (names, sizes, modification times, modes, following symlinks as a mounted
 /// Kubernetes Secret has them), to notice a rotation or an updated Secret without re-reading the keys.
-pub fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<std::time::SystemTime>, u32)> {
+pub fn fingerprint(dir: &Path) -> Vec<Fingerprint> {
     let mut out = Vec::new();
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {

@@ -59,6 +59,18 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    run_with_ready(listener, config, shutdown, |_| {}).await
+}
+
+/// [`run`], calling `ready` with the bound address once the keys, the audit log and the runtime are loaded, just
+/// before the first connection is served (`locus-verifier serve` prints `listening on ADDR` there, so whoever waits
+/// for that line finds the keys it may rotate next already loaded and watched).
+pub async fn run_with_ready(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
     let tls = match &config.server.tls {
         Some((cert, key)) => Some(Arc::new(
@@ -80,12 +92,15 @@ pub async fn run(
     };
     let audit = audit::AuditLog::open(&config.server.audit).map_err(ServeError::Audit)?;
     let runtime = state::build_runtime(config, true)?;
+    // The key files as just loaded, taken before anything is served: a rotation from then on is a change the rescan
+    // sees (taken later, in the rescan task, a rotation in between was never reloaded).
+    let loaded_keys = keys::fingerprint(&runtime.config.server.keys_dir);
     if runtime.config.trust.simulator {
         tracing::warn!("trust.simulator = true: simulator evidence is accepted and every credential says simulated");
     }
     let service = Arc::new(Service::new(runtime, audit)?);
     spawn_reload_on_sighup(service.clone(), tls.clone());
-    spawn_key_rescan(service.clone(), tls.clone());
+    spawn_key_rescan(service.clone(), tls.clone(), loaded_keys);
     let draining = service.clone();
     let shutdown = async move {
         shutdown.await;
@@ -96,6 +111,7 @@ pub async fn run(
     };
     let refused = service.clone();
     let app = http::router(service);
+    ready(local);
     // The transport puts the peer address into every request as `ConnectInfo` (admission, collateral budgets).
     transport::serve(
         listener,
@@ -137,7 +153,11 @@ fn spawn_reload_on_sighup(service: Arc<Service>, tls: Option<Arc<transport::Tls>
 
 /// Reload when the key files change (a `keys rotate`, an updated Kubernetes Secret), so replicas pick up a rotation
 /// without a signal. A failed reload keeps the running keys, exactly like SIGHUP.
-fn spawn_key_rescan(service: Arc<Service>, tls: Option<Arc<transport::Tls>>) {
+fn spawn_key_rescan(
+    service: Arc<Service>,
+    tls: Option<Arc<transport::Tls>>,
+    loaded_keys: Vec<keys::Fingerprint>,
+) {
     let rt = service.runtime();
     // Forget rate-limit buckets of clients gone quiet (bounded memory under a flood of addresses).
     let forget = service.clone();
@@ -153,7 +173,7 @@ fn spawn_key_rescan(service: Arc<Service>, tls: Option<Arc<transport::Tls>>) {
     };
     let dir = rt.config.server.keys_dir.clone();
     tokio::spawn(async move {
-        let mut seen = keys::fingerprint(&dir);
+        let mut seen = loaded_keys;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -234,7 +254,7 @@ pub enum KeysCommand {
 }
 
 /// Run `serve`; returns the process exit code (0 after a clean shutdown, 1 on a runtime error, 2 on bad config or
-/// arguments). Prints `listening on ADDR` on stdout once bound.
+/// arguments). Prints `listening on ADDR` on stdout once bound and ready to serve.
 pub fn run_serve(args: &ServeArgs) -> u8 {
     let config = match config::load(&args.config) {
         Ok(c) => c,
@@ -265,17 +285,11 @@ pub fn run_serve(args: &ServeArgs) -> u8 {
                 return 1;
             }
         };
-        match listener.local_addr() {
-            Ok(bound) => {
-                println!("listening on {bound}");
-                let _ = std::io::stdout().flush();
-            }
-            Err(e) => {
-                eprintln!("local address: {e}");
-                return 1;
-            }
-        }
-        match run(listener, config, shutdown_signal()).await {
+        let listening = |bound: SocketAddr| {
+            println!("listening on {bound}");
+            let _ = std::io::stdout().flush();
+        };
+        match run_with_ready(listener, config, shutdown_signal(), listening).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("locus-verifier: {e}");
