@@ -84,19 +84,17 @@ impl Metrics {
     pub fn render(&self) -> String {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP locus_connections_refused_total Connections closed at accept by a connection cap.");
-        let _ = writeln!(s, "# TYPE locus_connections_refused_total counter");
-        let _ = writeln!(
-            s,
-            "locus_connections_refused_total {}",
-            self.connections_refused.load(Ordering::Relaxed)
+        counter(
+            &mut s,
+            "locus_connections_refused_total",
+            "Connections closed at accept by a connection cap.",
+            self.connections_refused.load(Ordering::Relaxed),
         );
-        let _ = writeln!(s, "# HELP locus_rate_limited_total Requests answered 429 by per-client admission control.");
-        let _ = writeln!(s, "# TYPE locus_rate_limited_total counter");
-        let _ = writeln!(
-            s,
-            "locus_rate_limited_total {}",
-            self.rate_limited.load(Ordering::Relaxed)
+        counter(
+            &mut s,
+            "locus_rate_limited_total",
+            "Requests answered 429 by per-client admission control.",
+            self.rate_limited.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             s,
@@ -172,20 +170,27 @@ impl Metrics {
     }
 }
 
+/// One unlabelled counter: its HELP and TYPE lines and its value.
+fn counter(s: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(s, "# HELP {name} {help}");
+    let _ = writeln!(s, "# TYPE {name} counter");
+    let _ = writeln!(s, "{name} {value}");
+}
+
 /// The audit writer's counters: records made durable and the fsync batches they took (group commit).
 pub fn render_audit(s: &mut String, a: &super::audit::AuditStats) {
-    let _ = writeln!(
+    counter(
         s,
-        "# HELP locus_audit_records_total Audit records made durable."
+        "locus_audit_records_total",
+        "Audit records made durable.",
+        a.records,
     );
-    let _ = writeln!(s, "# TYPE locus_audit_records_total counter");
-    let _ = writeln!(s, "locus_audit_records_total {}", a.records);
-    let _ = writeln!(
+    counter(
         s,
-        "# HELP locus_audit_fsyncs_total Audit write + fsync batches (one fsync serves every record queued meanwhile)."
+        "locus_audit_fsyncs_total",
+        "Audit write + fsync batches (one fsync serves every record queued meanwhile).",
+        a.batches,
     );
-    let _ = writeln!(s, "# TYPE locus_audit_fsyncs_total counter");
-    let _ = writeln!(s, "locus_audit_fsyncs_total {}", a.batches);
 }
 
 /// The collateral layer's counters: where items came from, the network fetches by path, and the fetches a
@@ -206,44 +211,29 @@ pub fn render_collateral(s: &mut String, c: &crate::collateral::CollateralStats)
             "locus_collateral_lookups_total{{source=\"{source}\"}} {n}"
         );
     }
-    let _ = writeln!(
+    counter(
         s,
-        "# HELP locus_collateral_fetches_total Successful network fetches of collateral (requests and refreshes)."
+        "locus_collateral_fetches_total",
+        "Successful network fetches of collateral (requests and refreshes).",
+        c.fetches,
     );
-    let _ = writeln!(s, "# TYPE locus_collateral_fetches_total counter");
-    let _ = writeln!(s, "locus_collateral_fetches_total {}", c.fetches);
-    let _ = writeln!(
+    counter(
         s,
-        "# HELP locus_collateral_request_fetches_total Network fetches of collateral a request waited for."
+        "locus_collateral_request_fetches_total",
+        "Network fetches of collateral a request waited for.",
+        c.request_fetches,
     );
-    let _ = writeln!(s, "# TYPE locus_collateral_request_fetches_total counter");
-    let _ = writeln!(
+    counter(
         s,
-        "locus_collateral_request_fetches_total {}",
-        c.request_fetches
+        "locus_collateral_request_fetches_while_cached_total",
+        "Request fetches of an item that had a valid cached copy (expected 0).",
+        c.request_fetches_while_cached,
     );
-    let _ = writeln!(
+    counter(
         s,
-        "# HELP locus_collateral_request_fetches_while_cached_total Request fetches of an item that had a valid cached copy (expected 0)."
-    );
-    let _ = writeln!(
-        s,
-        "# TYPE locus_collateral_request_fetches_while_cached_total counter"
-    );
-    let _ = writeln!(
-        s,
-        "locus_collateral_request_fetches_while_cached_total {}",
-        c.request_fetches_while_cached
-    );
-    let _ = writeln!(
-        s,
-        "# HELP locus_collateral_tdx_views_built_total TDX collateral views built (once per platform and refresh)."
-    );
-    let _ = writeln!(s, "# TYPE locus_collateral_tdx_views_built_total counter");
-    let _ = writeln!(
-        s,
-        "locus_collateral_tdx_views_built_total {}",
-        c.tdx_views_built
+        "locus_collateral_tdx_views_built_total",
+        "TDX collateral views built (once per platform and refresh).",
+        c.tdx_views_built,
     );
 }
 
