@@ -487,12 +487,9 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_appends_all_land_as_whole_lines() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&AuditTarget::File(path.clone())).expect("open");
-        let tasks: Vec<_> = (0..50)
+    /// `n` records appended by as many tasks at once, each awaited until durable.
+    async fn append_at_once(log: &AuditLog, n: u64) {
+        let tasks: Vec<_> = (0..n)
             .map(|i| {
                 let log = log.clone();
                 tokio::spawn(async move { log.append(&record(i)).await })
@@ -501,6 +498,14 @@ mod tests {
         for t in tasks {
             t.await.expect("join").expect("append");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_all_land_as_whole_lines() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&AuditTarget::File(path.clone())).expect("open");
+        append_at_once(&log, 50).await;
         let text = std::fs::read_to_string(&path).expect("read");
         let mut jtis: Vec<String> = text
             .lines()
@@ -524,15 +529,7 @@ mod tests {
         let log = AuditLog::open(&AuditTarget::File(dir.path().join("audit.jsonl"))).expect("open");
         // 200 answers waiting at once: each one's record is durable before it resolves, and the writer, draining
         // whatever queued during the previous fsync, needs far fewer fsyncs than records.
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let log = log.clone();
-                tokio::spawn(async move { log.append(&record(i)).await })
-            })
-            .collect();
-        for t in tasks {
-            t.await.expect("join").expect("append");
-        }
+        append_at_once(&log, 200).await;
         let stats = log.stats();
         assert_eq!(stats.records, 200);
         assert!(
