@@ -378,21 +378,33 @@ pub async fn active_kid(base: &str) -> String {
         .to_string()
 }
 
-/// `locus_config_reloads_total{result="<result>"}` (`ok` or `failed`) of the verifier at `base`.
-pub async fn reloads(base: &str, result: &str) -> u64 {
-    let text = client()
+/// The `/metrics` text of the verifier at `base`.
+pub async fn metrics(base: &str) -> String {
+    client()
         .get(format!("{base}/metrics"))
         .send()
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("metrics text");
-    let prefix = format!("locus_config_reloads_total{{result=\"{result}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .expect("metrics text")
+}
+
+/// The value of the sample `series` (a name with its labels, if any) in a `/metrics` text.
+pub fn sample(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{series} ")))
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix:?} in /metrics:\n{text}"))
+        .unwrap_or_else(|| panic!("no {series:?} in /metrics:\n{metrics}"))
+}
+
+/// `locus_config_reloads_total{result="<result>"}` (`ok` or `failed`) of the verifier at `base`.
+pub async fn reloads(base: &str, result: &str) -> u64 {
+    sample(
+        &metrics(base).await,
+        &format!("locus_config_reloads_total{{result=\"{result}\"}}"),
+    )
 }
 
 pub async fn reloads_ok(base: &str) -> u64 {
