@@ -715,14 +715,10 @@ impl Inner {
     fn tdx_platform(&self, quote_raw: &[u8]) -> Result<TdxPlatform, Refusal> {
         let quote = locus_hw::tdx::Quote::parse_ignoring_trailing_bytes(quote_raw)
             .map_err(Refusal::from)?;
-        let key: [u8; 32] = Sha256::digest(&quote.pck_cert_chain_pem).into();
-        let memo = || self.tdx_platforms.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(found) = memo().get(&key) {
-            return Ok(found.clone());
-        }
-        let platform = TdxPlatform::from_parsed_quote(&quote)?;
-        memo().insert(key, platform.clone());
-        Ok(platform)
+        let key = Sha256::digest(&quote.pck_cert_chain_pem).into();
+        remembered(&self.tdx_platforms, key, || {
+            TdxPlatform::from_parsed_quote(&quote)
+        })
     }
 
     /// `certs` classified ([`Shipped::classify`]), from the memo when the same bytes were shipped before.
@@ -736,20 +732,9 @@ impl Inner {
             h.update((c.len() as u64).to_be_bytes());
             h.update(c);
         }
-        let key: [u8; 32] = h.finalize().into();
-        if let Some(found) = self
-            .shipped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return found.clone();
-        }
-        let classified = Arc::new(Shipped::classify(certs));
-        self.shipped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, classified.clone());
+        let Ok(classified) = remembered(&self.shipped, h.finalize().into(), || {
+            Ok::<_, std::convert::Infallible>(Arc::new(Shipped::classify(certs)))
+        });
         classified
     }
 
@@ -1052,6 +1037,22 @@ impl Inner {
             }
         });
     }
+}
+
+/// The value `memo` holds for `key`, or `make`'s, kept on success. The lock is not held while `make` runs, so two
+/// first requests may both compute it; they compute the same value.
+fn remembered<V: Clone, E>(
+    memo: &Mutex<Lru<[u8; 32], V>>,
+    key: [u8; 32],
+    make: impl FnOnce() -> Result<V, E>,
+) -> Result<V, E> {
+    let lock = || memo.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = lock().get(&key) {
+        return Ok(found.clone());
+    }
+    let made = make()?;
+    lock().insert(key, made.clone());
+    Ok(made)
 }
 
 /// Certificates shipped with SNP evidence, classified.
