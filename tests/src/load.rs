@@ -369,7 +369,10 @@ fn median_time<T>(budget: Duration, mut f: impl FnMut() -> T) -> Duration {
 
 /// The payload of a compact JWS as JSON (to sign a token of the size the verifier signs).
 fn jws_claims(token: &str) -> Option<serde_json::Value> {
-    let claims = locus_wimse::jws::CompactJws::parse(token).ok()?.claims().ok()?;
+    let claims = locus_wimse::jws::CompactJws::parse(token)
+        .ok()?
+        .claims()
+        .ok()?;
     Some(serde_json::Value::Object(claims))
 }
 

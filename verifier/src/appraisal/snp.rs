@@ -98,6 +98,15 @@ fn refuse(code: ErrorCode, msg: impl Into<String>) -> Refusal {
     Refusal::new(code, msg)
 }
 
+/// Bytes of the chip id a VCEK's hwID carries: Turin's 8, the others' 64.
+fn hw_id_len(product: Product) -> usize {
+    if product == Product::Turin {
+        8
+    } else {
+        64
+    }
+}
+
 /// What the chain steps established for one set of endorsements, kept by the memo ([`super::tdx_memo`]) while
 /// every window they checked holds: the VEK's facts the report is compared with, read once. Extension reads keep
 /// their own result, so a hit refuses exactly where (and with what) the full path would.
@@ -407,7 +416,7 @@ fn verify_chain(
     }
 
     // The VEK facts step 3 and 4 compare the report with.
-    let hw_len = if product == Product::Turin { 8 } else { 64 };
+    let hw_len = hw_id_len(product);
     let chain = SnpChain {
         cert_product,
         simulated,
@@ -471,7 +480,7 @@ fn finish(
     }
     let csp_id = match signer {
         SnpSigner::Vcek => {
-            let len = if product == Product::Turin { 8 } else { 64 };
+            let len = hw_id_len(product);
             let hw_id = chain
                 .hw_id
                 .as_ref()

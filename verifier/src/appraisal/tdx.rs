@@ -192,12 +192,8 @@ fn crl_window(w: Window, der: &[u8]) -> Option<Window> {
 }
 
 fn cert_window(w: Window, der: &[u8]) -> Option<Window> {
-    let cert = ParsedCert::parse(der, "memo").ok()?;
-    let v = &cert.cert.tbs_certificate.validity;
-    Some(w.and(
-        v.not_before.to_unix_duration().as_secs(),
-        v.not_after.to_unix_duration().as_secs(),
-    ))
+    let (not_before, not_after) = ParsedCert::parse(der, "memo").ok()?.validity();
+    Some(w.and(not_before, not_after))
 }
 
 fn pem_window(mut w: Window, pem: &str) -> Option<Window> {

@@ -176,6 +176,27 @@ impl Memos {
         self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn snp(&self) -> MutexGuard<'_, Lru<[u8; 32], (Window, super::snp::SnpChain)>> {
+        self.snp.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Count a lookup (TDX and SEV-SNP alike) and pass its result on.
+    fn counted<T>(&self, found: Option<T>) -> Option<T> {
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Count a store and whether it evicted an entry.
+    fn stored(&self, evicted: u64) {
+        self.stores.fetch_add(1, Ordering::Relaxed);
+        self.evictions.fetch_add(evicted, Ordering::Relaxed);
+    }
+
     /// The entry for `key` usable at `now`, counted as a hit; otherwise counted as a miss.
     pub(crate) fn lookup(&self, key: &[u8; 32], now: u64) -> Option<Entry> {
         let found = self
@@ -184,52 +205,30 @@ impl Memos {
             .get(key)
             .filter(|e| e.window.contains(now))
             .cloned();
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        self.counted(found)
     }
 
     /// Remember a successful verdict, evicting (one at a time) the platform's oldest entry when it holds
     /// [`PER_PLATFORM`], else the least recently used entry when the memo is full.
     pub(crate) fn store(&self, key: [u8; 32], entry: Entry) {
         let evicted = self.tdx().store(key, entry);
-        self.stores.fetch_add(1, Ordering::Relaxed);
-        self.evictions.fetch_add(evicted, Ordering::Relaxed);
+        self.stored(evicted);
     }
 
     /// The SEV-SNP chain verdict for `key` usable at `now` (hits and misses are counted with the TDX ones).
     pub(crate) fn snp_lookup(&self, key: &[u8; 32], now: u64) -> Option<super::snp::SnpChain> {
         let found = self
-            .snp
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .snp()
             .get(key)
             .filter(|(w, _)| w.contains(now))
             .map(|(_, chain)| chain.clone());
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        self.counted(found)
     }
 
     /// Remember a verified SEV-SNP chain for as long as `window` holds.
     pub(crate) fn snp_store(&self, key: [u8; 32], window: Window, chain: super::snp::SnpChain) {
-        let evicted = self
-            .snp
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (window, chain))
-            .is_some();
-        self.stores.fetch_add(1, Ordering::Relaxed);
-        self.evictions
-            .fetch_add(u64::from(evicted), Ordering::Relaxed);
+        let evicted = self.snp().insert(key, (window, chain)).is_some();
+        self.stored(u64::from(evicted));
     }
 
     pub(crate) fn link_verified(&self, id: &[u8; 32]) -> bool {

@@ -164,8 +164,7 @@ impl ParsedCert {
     /// Validity at `now`: `certificate_expired` outside notBefore..=notAfter.
     pub fn check_validity(&self, now: u64) -> Result<(), Refusal> {
         let v = &self.cert.tbs_certificate.validity;
-        let nb = v.not_before.to_unix_duration().as_secs();
-        let na = v.not_after.to_unix_duration().as_secs();
+        let (nb, na) = self.validity();
         if now < nb {
             return Err(Refusal::new(
                 ErrorCode::CertificateExpired,
