@@ -18,6 +18,14 @@ use crate::jws::CompactJws;
 /// JWKS `use` value of JWT-SVID signing keys in a SPIFFE bundle.
 pub const USE_JWT_SVID: &str = "jwt-svid";
 
+/// The JOSE `typ` of the agent's signed request for an SVID (`POST /v1/svid`), which only the verifier accepts.
+pub const SVID_REQUEST_TYP: &str = "locus-svid-request+jwt";
+/// Most audiences in one JWT-SVID request, and the longest audience (bytes): one bound for the agent, which refuses
+/// a request the verifier would refuse, and for the verifier.
+pub const MAX_AUDIENCES: usize = 16;
+/// See [`MAX_AUDIENCES`].
+pub const MAX_AUDIENCE_LEN: usize = 1024;
+
 /// The algorithms a JWT-SVID may use that this crate verifies.
 pub const JWT_SVID_ALGS: &[Alg] = &[Alg::Es256, Alg::Es384, Alg::Rs256, Alg::Ps256];
 

@@ -12,13 +12,8 @@ use serde_json::{json, Value};
 
 use crate::error::AgentError;
 
-/// The JOSE `typ` of a signed SVID request.
-pub const SVID_REQUEST_TYP: &str = "locus-svid-request+jwt";
-
-/// Largest number of audiences in one JWT-SVID request, and the longest audience (bytes).
-pub const MAX_AUDIENCES: usize = 16;
-/// See [`MAX_AUDIENCES`].
-pub const MAX_AUDIENCE_LEN: usize = 2048;
+/// The request's `typ` and the audience bounds are the verifier's own.
+pub use locus_wimse::jwt_svid::{MAX_AUDIENCES, MAX_AUDIENCE_LEN, SVID_REQUEST_TYP};
 
 /// Which SVID to issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

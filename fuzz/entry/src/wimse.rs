@@ -410,7 +410,7 @@ pub fn signed_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ));
     let request = sign_raw(
         &w.agent,
-        "locus-svid-request+jwt",
+        svid::REQUEST_TYP,
         svid_claims.to_string().as_bytes(),
     );
     out.push((

@@ -37,7 +37,7 @@ use crate::service::keys::SigningKey;
 use crate::{ErrorCode, Refusal};
 
 /// The request JWS `typ`.
-pub const REQUEST_TYP: &str = "locus-svid-request+jwt";
+pub use locus_wimse::jwt_svid::SVID_REQUEST_TYP as REQUEST_TYP;
 /// The claim marking a WIT-SVID: the `jti` of the attestation WIT it was issued on. Its `cnf` key is a per-SVID key
 /// the workload holds, not the attested key, so such a WIT never authorizes `/v1/svid`.
 pub const SVID_OF_CLAIM: &str = "locus_svid_of";
@@ -48,9 +48,8 @@ pub const JWT_SVID_TTL: u64 = 300;
 /// How far an X.509-SVID's notBefore lies before its issuance (relying parties' clock skew), never before the WIT's
 /// `iat`.
 pub const X509_BACKDATE: u64 = 30;
-/// Most audiences in one JWT-SVID request, and the longest audience.
-pub const MAX_AUDIENCES: usize = 16;
-pub const MAX_AUDIENCE_LEN: usize = 1024;
+/// Most audiences in one JWT-SVID request, and the longest audience (the agent checks the same bounds).
+pub use locus_wimse::jwt_svid::{MAX_AUDIENCES, MAX_AUDIENCE_LEN};
 /// `jti` length bounds: 128 bits base64url (22 characters) at least; the replay cache's cap at most.
 pub const MIN_JTI_LEN: usize = 22;
 pub const MAX_JTI_LEN: usize = 128;
