@@ -11,31 +11,11 @@ use der::Decode as _;
 use locus_wimse::jws::CompactJws;
 use locus_wimse::Jwk;
 use serde_json::Value;
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::SubjectAltName;
 
 use crate::error::AgentError;
 
 fn bad(detail: impl std::fmt::Display) -> AgentError {
     AgentError::BadResponse(format!("issued SVID: {detail}"))
-}
-
-/// The URI SANs of a DER certificate.
-pub fn uri_sans(der: &[u8]) -> Result<Vec<String>, AgentError> {
-    let cert = x509_cert::Certificate::from_der(der).map_err(|e| bad(format!("leaf: {e}")))?;
-    let mut uris = Vec::new();
-    for ext in cert.tbs_certificate.extensions.iter().flatten() {
-        if ext.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {
-            let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
-                .map_err(|e| bad(format!("subjectAltName: {e}")))?;
-            for name in san.0 {
-                if let GeneralName::UniformResourceIdentifier(uri) = name {
-                    uris.push(uri.to_string());
-                }
-            }
-        }
-    }
-    Ok(uris)
 }
 
 /// Check an X.509-SVID chain against the identity and the per-SVID public point (`04 ‖ x ‖ y`).
@@ -55,10 +35,13 @@ pub fn x509_svid(
     if spki.raw_bytes() != public_point {
         return Err(bad("the leaf certifies another key than the per-SVID key"));
     }
-    let uris = uri_sans(leaf)?;
-    if uris.len() != 1 || uris[0] != spiffe_id {
+    // Exactly one URI SAN, a SPIFFE ID: the one asked for.
+    let id =
+        locus_wimse::spiffe_tls::spiffe_id_of_leaf(leaf).map_err(|e| bad(format!("leaf: {e}")))?;
+    if id.as_str() != spiffe_id {
         return Err(bad(format!(
-            "the leaf's URI SANs are {uris:?}, expected only {spiffe_id}"
+            "the leaf is for {}, expected only {spiffe_id}",
+            id.as_str()
         )));
     }
     for (i, der) in chain.iter().enumerate().skip(1) {

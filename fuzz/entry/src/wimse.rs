@@ -410,7 +410,7 @@ pub fn signed_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ));
     let request = sign_raw(
         &w.agent,
-        svid::REQUEST_TYP,
+        locus_verifier::spiffe::svid::REQUEST_TYP,
         svid_claims.to_string().as_bytes(),
     );
     out.push((
