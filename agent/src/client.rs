@@ -275,8 +275,7 @@ impl VerifierClient {
 
     /// `GET /.well-known/jwks.json`: the body and its `Cache-Control` value.
     pub async fn jwks(&self) -> Result<(Vec<u8>, Option<String>), AgentError> {
-        let url = format!("{}{JWKS_PATH}", self.base);
-        self.call(&url, self.http.get(&url)).await
+        self.get(JWKS_PATH).await
     }
 
     /// Verify a WIT the verifier issued, at `now` (Unix seconds), against the verifier's JWKS with the strict
@@ -390,7 +389,7 @@ impl VerifierClient {
 
     /// Send, read the answer with the size cap, and map a refusal to its code. Returns the body and the
     /// `Cache-Control` value of a successful answer.
-    pub(crate) async fn call(
+    async fn call(
         &self,
         url: &str,
         req: reqwest::RequestBuilder,

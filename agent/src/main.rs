@@ -65,11 +65,11 @@ enum Command {
         spiffe_socket: Option<PathBuf>,
         /// SPIFFE identity of peers with this uid, as UID=spiffe://trust-domain/path (repeatable). Default: the
         /// agent's own uid gets --workload.
-        #[arg(long = "spiffe-uid", value_name = "UID=ID", value_parser = parse_identity_entry)]
+        #[arg(long = "spiffe-uid", value_name = "UID=ID", value_parser = locus_agent::spiffe::identity::parse_entry)]
         spiffe_uid: Vec<(u32, String)>,
         /// SPIFFE identity of peers with this effective gid (when their uid has no --spiffe-uid), GID=ID
         /// (repeatable).
-        #[arg(long = "spiffe-gid", value_name = "GID=ID", value_parser = parse_identity_entry)]
+        #[arg(long = "spiffe-gid", value_name = "GID=ID", value_parser = locus_agent::spiffe::identity::parse_entry)]
         spiffe_gid: Vec<(u32, String)>,
         /// EXPERIMENTAL: serve the Workload API's WIT-SVID profile (FetchWITSVID, FetchWITBundles) too.
         #[arg(long, requires = "spiffe_socket")]
@@ -135,10 +135,6 @@ impl Common {
             VerifierClient::new(&self.verifier, timeout)
         }
     }
-}
-
-fn parse_identity_entry(s: &str) -> Result<(u32, String), String> {
-    locus_agent::spiffe::identity::parse_entry(s)
 }
 
 /// The SPIFFE Workload API flags.

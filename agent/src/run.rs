@@ -880,16 +880,9 @@ pub async fn start(params: RunParams) -> Result<RunningAgent, AgentError> {
     let app = workload_api(slot.clone(), params.clock, params.cfg.wpt_lifetime)
         .layer(axum::middleware::from_fn_with_state(peers, check_peer))
         .into_make_service_with_connect_info::<PeerCred>();
-    let mut server_rx = rx;
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                while !*server_rx.borrow() {
-                    if server_rx.changed().await.is_err() {
-                        return;
-                    }
-                }
-            })
+            .with_graceful_shutdown(shutdown_requested(rx))
             .await
     });
     Ok(RunningAgent {
@@ -918,6 +911,11 @@ pub async fn run(params: RunParams, shutdown: impl Future<Output = ()>) -> Resul
         }
     }
     agent.stop().await
+}
+
+/// Resolves once `rx` says stop (or its sender is gone): the graceful-shutdown signal of the agent's servers.
+pub(crate) async fn shutdown_requested(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 #[cfg(test)]

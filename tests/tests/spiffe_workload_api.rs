@@ -27,7 +27,7 @@ const STEP: Duration = Duration::from_secs(120);
 
 struct Env {
     _verifier: VerifierProcess,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     agent: RunningAgent,
     spiffe_socket: PathBuf,
     issuer: Arc<DoubleIssuer>,
@@ -71,7 +71,7 @@ async fn start_env(x509_lifetime: u64, peers: PeerAllowList, wit_svid: bool) -> 
     let agent = start(params).await.expect("agent starts");
     Env {
         _verifier: verifier,
-        dir,
+        _dir: dir,
         agent,
         spiffe_socket,
         issuer,
@@ -328,6 +328,5 @@ async fn the_wit_svid_profile_serves_a_wit_bound_to_the_private_jwk_it_hands_out
         .await
         .expect_err("profile off");
     assert_eq!(status.code(), tonic::Code::Unimplemented);
-    let _ = off.dir.path();
     off.agent.stop().await.expect("stop");
 }

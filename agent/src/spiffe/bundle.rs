@@ -88,11 +88,6 @@ impl SpiffeBundle {
         Ok(out)
     }
 
-    /// The X.509 authorities (DER), in bundle order.
-    pub fn x509_authorities(&self) -> &[Vec<u8>] {
-        &self.x509_authorities
-    }
-
     /// The X.509 authorities concatenated: the `bundle` field of the X.509 profile.
     pub fn x509_der(&self) -> Vec<u8> {
         self.x509_authorities.concat()

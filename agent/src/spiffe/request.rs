@@ -87,11 +87,6 @@ impl SvidRequest {
         })
     }
 
-    /// The kind.
-    pub fn kind(&self) -> SvidKind {
-        self.kind
-    }
-
     /// `wth`: the base64url SHA-256 of the WIT the request is for.
     pub fn wth(&self) -> &str {
         &self.wth

@@ -443,7 +443,7 @@ impl SpiffeServer {
         path: &Path,
         api: WorkloadApi,
         gate: Gate,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> Result<Self, AgentError> {
         let (listener, guard) = bind_socket(path)?;
         let incoming = UnixListenerStream::new(listener);
@@ -451,13 +451,7 @@ impl SpiffeServer {
         let task = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(svc)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    while !*shutdown.borrow() {
-                        if shutdown.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                })
+                .serve_with_incoming_shutdown(incoming, crate::run::shutdown_requested(shutdown))
                 .await
         });
         Ok(Self {

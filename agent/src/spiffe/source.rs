@@ -23,6 +23,20 @@ pub struct SvidCall {
     pub request: String,
 }
 
+impl SvidCall {
+    /// `req` signed with `cred`'s attested key, beside the WIT and EAR it rests on.
+    pub fn signed(
+        cred: &crate::credential::Credential,
+        req: &super::request::SvidRequest,
+    ) -> Result<SvidCall, crate::error::AgentError> {
+        Ok(SvidCall {
+            wit: cred.wit().to_string(),
+            ear: cred.ear().map(str::to_string),
+            request: cred.sign_svid_request(req)?,
+        })
+    }
+}
+
 /// An issued X.509-SVID.
 #[derive(Debug, Clone)]
 pub struct IssuedX509 {

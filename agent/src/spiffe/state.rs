@@ -266,11 +266,7 @@ impl SpiffeState {
         let req =
             SvidRequest::jwt(cred.wit(), audiences.clone(), now).map_err(JwtSvidError::Audience)?;
         let unavailable = |e: AgentError| JwtSvidError::Unavailable(format!("{}: {e}", e.code()));
-        let call = SvidCall {
-            wit: cred.wit().to_string(),
-            ear: cred.ear().map(str::to_string),
-            request: cred.sign_svid_request(&req).map_err(unavailable)?,
-        };
+        let call = SvidCall::signed(&cred, &req).map_err(unavailable)?;
         let issued = self.source.issue_jwt(call).await.map_err(unavailable)?;
         check::jwt_svid(&issued.token, &spiffe_id, &audiences).map_err(unavailable)?;
         Ok((spiffe_id, issued))
@@ -281,22 +277,18 @@ impl SpiffeState {
     async fn refresh(&self, ident: &Identity, cred: &Credential) -> Result<(f64, u64), AgentError> {
         let now = self.now();
         let spiffe_id = spiffe_id_of(cred)?;
-        let call = |req: &SvidRequest| -> Result<SvidCall, AgentError> {
-            Ok(SvidCall {
-                wit: cred.wit().to_string(),
-                ear: cred.ear().map(str::to_string),
-                request: cred.sign_svid_request(req)?,
-            })
-        };
         let x509_key = SvidKey::generate()?;
         let req = SvidRequest::for_key(SvidKind::X509, cred.wit(), x509_key.public_jwk(), now)?;
-        let x509 = self.source.issue_x509(call(&req)?).await?;
+        let x509 = self
+            .source
+            .issue_x509(SvidCall::signed(cred, &req)?)
+            .await?;
         check::x509_svid(&x509.chain, &spiffe_id, &x509_key.public_point())?;
         let mut renew_at = renew_point(now, x509.expires_at, self.cfg.renew_fraction);
         let wit = if self.wit_svid {
             let wit_key = SvidKey::generate()?;
             let req = SvidRequest::for_key(SvidKind::Wit, cred.wit(), wit_key.public_jwk(), now)?;
-            let issued = self.source.issue_wit(call(&req)?).await?;
+            let issued = self.source.issue_wit(SvidCall::signed(cred, &req)?).await?;
             check::wit_svid(&issued.wit, &spiffe_id, &wit_key.public_jwk())?;
             renew_at = renew_at.min(renew_point(now, issued.expires_at, self.cfg.renew_fraction));
             Some(WitSvidState {
