@@ -312,14 +312,11 @@ impl SpiffeWorkloadApi for WorkloadApi {
             .bundle
             .jwt_jwks()
             .map_err(|e| Status::internal(e.to_string()))?;
-        let td = locus_wimse::WorkloadId::parse(&format!("{}/x", bundle.trust_domain_id))
-            .map(|id| id.trust_domain())
-            .map_err(|e| Status::internal(e.to_string()))?;
         let verified = locus_wimse::jwt_svid::validate_jwt_svid(
             &req.svid,
             &req.audience,
             &keys,
-            &td,
+            &bundle.trust_domain,
             self.state.now(),
         )
         .map_err(|e| Status::invalid_argument(format!("{}: {e}", e.code())))?;

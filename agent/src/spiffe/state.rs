@@ -82,6 +82,8 @@ impl std::fmt::Debug for WitSvidState {
 pub struct BundleState {
     /// `spiffe://<trust domain>`: the key of the bundle maps.
     pub trust_domain_id: String,
+    /// The trust domain itself, which JWT-SVIDs are validated against.
+    pub trust_domain: locus_wimse::TrustDomain,
     /// The bundle.
     pub bundle: SpiffeBundle,
 }
@@ -223,9 +225,10 @@ impl SpiffeState {
         self.epoch.send_modify(|e| *e = e.wrapping_add(1));
     }
 
-    fn publish_bundle(&self, trust_domain_id: String, bundle: SpiffeBundle) {
+    fn publish_bundle(&self, of: &WorkloadId, bundle: SpiffeBundle) {
         let next = BundleState {
-            trust_domain_id,
+            trust_domain_id: of.origin().to_string(),
+            trust_domain: of.trust_domain(),
             bundle,
         };
         let changed = match self.bundle.lock() {
@@ -326,11 +329,9 @@ impl SpiffeState {
             .refresh_hint()
             .unwrap_or(BUNDLE_REFRESH_MAX)
             .clamp(BUNDLE_REFRESH_MIN, BUNDLE_REFRESH_MAX);
-        let td = WorkloadId::parse(spiffe_id)
-            .map_err(|e| AgentError::Internal(format!("{spiffe_id}: {e}")))?
-            .origin()
-            .to_string();
-        self.publish_bundle(td, bundle);
+        let id = WorkloadId::parse(spiffe_id)
+            .map_err(|e| AgentError::Internal(format!("{spiffe_id}: {e}")))?;
+        self.publish_bundle(&id, bundle);
         Ok(hint)
     }
 
