@@ -205,19 +205,7 @@ pub fn proximity(data: &[u8]) {
     // As a payload: signed by our key under the kid the payload names (so a well-formed payload verifies).
     let kid = Statement::from_payload(data).map_or(id, |s| s.landmark_id);
     let any_kid = |_: &[u8; 32]| Some(&pk);
-    let sign1 = coset::CoseSign1Builder::new()
-        .protected(
-            coset::HeaderBuilder::new()
-                .algorithm(coset::iana::Algorithm::ES256)
-                .content_type(locus_verifier::proximity::statement::CONTENT_TYPE.to_string())
-                .key_id(kid.to_vec())
-                .build(),
-        )
-        .payload(data.to_vec())
-        .try_create_signature(&[], |tbs| locus_wimse::JwsSigner::sign(key, tbs))
-        .unwrap()
-        .build();
-    let signed = coset::TaggedCborSerializable::to_tagged_vec(sign1).unwrap();
+    let signed = Statement::sign_payload(data.to_vec(), &kid, key).unwrap();
     if let Ok(s) = Statement::verify(&signed, any_kid) {
         assert_eq!(s.d_max_km, s.expected_d_max_km());
         let again = s.sign(key).unwrap();

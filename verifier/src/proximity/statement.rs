@@ -88,15 +88,25 @@ impl Statement {
 
     /// A tagged COSE_Sign1 signed with the landmark key (`kid` = `landmark_id`).
     pub fn sign(&self, key: &Es256SigningKey) -> Result<Vec<u8>, StatementError> {
-        let bytes = self.payload()?;
+        Self::sign_payload(self.payload()?, &self.landmark_id, key)
+    }
+
+    /// A tagged COSE_Sign1 (ES256, this content type, `kid`) over `payload` as given: [`Statement::sign`]'s envelope,
+    /// for the fuzzers to wrap arbitrary payloads the way a landmark would.
+    #[doc(hidden)]
+    pub fn sign_payload(
+        payload: Vec<u8>,
+        kid: &[u8; 32],
+        key: &Es256SigningKey,
+    ) -> Result<Vec<u8>, StatementError> {
         let protected = HeaderBuilder::new()
             .algorithm(iana::Algorithm::ES256)
             .content_type(CONTENT_TYPE.to_string())
-            .key_id(self.landmark_id.to_vec())
+            .key_id(kid.to_vec())
             .build();
         let sign1 = CoseSign1Builder::new()
             .protected(protected)
-            .payload(bytes)
+            .payload(payload)
             .try_create_signature(b"", |tbs| key.sign(tbs))
             .map_err(|e| StatementError::Sign(e.to_string()))?
             .build();
