@@ -15,7 +15,10 @@ use locus_verifier::appraisal::{
 use locus_verifier::{ErrorCode, Refusal};
 
 mod appraise_support;
-use appraise_support::cli_refuses_then_trusts_simulator;
+use appraise_support::{
+    cli_refuses_then_trusts_simulator, sim_snp_endorsements as endorsements,
+    snp_trusting_simulator as trusting,
+};
 
 const REPORT_DATA: [u8; 64] = [0xa5; 64];
 /// 2026-01-01T00:00:00Z: inside the simulated VCEK validity (2025..2032).
@@ -31,27 +34,6 @@ fn evidence(profile: &str, faults: &[Fault]) -> SnpEvidence {
         att = att.with_fault(*f);
     }
     att.report(&REPORT_DATA).expect("report")
-}
-
-fn endorsements(ev: &SnpEvidence) -> SnpEndorsements {
-    SnpEndorsements {
-        vek_der: Some(ev.vcek_der.clone()),
-        ask_der: Some(ev.ask_der.clone()),
-        ark_der: Some(ev.ark_der.clone()),
-        crl_der: None,
-        client_crl_der: None,
-    }
-}
-
-fn trusting() -> TrustAnchors {
-    let w = world();
-    let roots: Vec<Vec<u8>> = Product::ALL
-        .iter()
-        .map(|p| w.amd_ark_der(*p).expect("ark"))
-        .collect();
-    TrustAnchors::pinned()
-        .expect("anchors")
-        .danger_trust_simulator_roots(&roots)
 }
 
 fn appraise(

@@ -9,6 +9,9 @@ use locus_simulator::{Fault, SnpEvidence, World};
 use locus_verifier::appraisal::{appraise_snp, Revocation, SnpEndorsements, TrustAnchors};
 use locus_verifier::ErrorCode;
 
+mod appraise_support;
+use appraise_support::{sim_snp_endorsements, snp_trusting_simulator as trusting};
+
 /// 2026-01-01T00:00:00Z: inside the simulated VCEK validity (2025..2032) and the AMD CRL window.
 const NOW: u64 = 1_767_225_600;
 /// REPORT_DATA offset in the report.
@@ -28,23 +31,9 @@ fn evidence(profile: &str, report_data: u8, faults: &[Fault]) -> SnpEvidence {
 
 fn endorsements(ev: &SnpEvidence, crl: bool) -> SnpEndorsements {
     SnpEndorsements {
-        vek_der: Some(ev.vcek_der.clone()),
-        ask_der: Some(ev.ask_der.clone()),
-        ark_der: Some(ev.ark_der.clone()),
         crl_der: crl.then(|| world().amd_crl_der(Product::Milan).expect("CRL")),
-        client_crl_der: None,
+        ..sim_snp_endorsements(ev)
     }
-}
-
-fn trusting() -> TrustAnchors {
-    let w = world();
-    let roots: Vec<Vec<u8>> = Product::ALL
-        .iter()
-        .map(|p| w.amd_ark_der(*p).expect("ark"))
-        .collect();
-    TrustAnchors::pinned()
-        .expect("anchors")
-        .danger_trust_simulator_roots(&roots)
 }
 
 /// (hits, misses) added by one appraisal.

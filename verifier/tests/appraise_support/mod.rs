@@ -93,3 +93,28 @@ pub fn sim_tdx_collateral(files: &TdxCollateralFiles) -> TdxCollateral {
     })
     .expect("simulated collateral")
 }
+
+/// The endorsements the simulator shipped with `ev` (VCEK, ASK, ARK; no CRL).
+pub fn sim_snp_endorsements(
+    ev: &locus_simulator::SnpEvidence,
+) -> locus_verifier::appraisal::SnpEndorsements {
+    locus_verifier::appraisal::SnpEndorsements {
+        vek_der: Some(ev.vcek_der.clone()),
+        ask_der: Some(ev.ask_der.clone()),
+        ark_der: Some(ev.ark_der.clone()),
+        crl_der: None,
+        client_crl_der: None,
+    }
+}
+
+/// The pinned anchors plus the shared simulator world's AMD roots.
+pub fn snp_trusting_simulator() -> locus_verifier::appraisal::TrustAnchors {
+    let w = locus_simulator::World::shared();
+    let roots: Vec<Vec<u8>> = locus_hw::snp::Product::ALL
+        .iter()
+        .map(|p| w.amd_ark_der(*p).expect("ark"))
+        .collect();
+    locus_verifier::appraisal::TrustAnchors::pinned()
+        .expect("anchors")
+        .danger_trust_simulator_roots(&roots)
+}
