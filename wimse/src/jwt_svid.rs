@@ -14,6 +14,7 @@ use crate::error::WimseError;
 use crate::id::{TrustDomain, WorkloadId};
 use crate::jwk::{Alg, Jwks};
 use crate::jws::CompactJws;
+use crate::wit::numeric_date_value;
 
 /// JWKS `use` value of JWT-SVID signing keys in a SPIFFE bundle.
 pub const USE_JWT_SVID: &str = "jwt-svid";
@@ -79,19 +80,11 @@ pub fn validate_jwt_svid(
     let claims = jws.claims()?;
     let sub = match claims.get("sub") {
         Some(Value::String(s)) => WorkloadId::parse(s)?,
-        Some(_) => {
-            return Err(WimseError::ClaimInvalid {
-                claim: "sub",
-                detail: "not a string".into(),
-            })
-        }
+        Some(_) => return Err(WimseError::claim("sub", "not a string")),
         None => return Err(WimseError::ClaimMissing { claim: "sub" }),
     };
     if !sub.is_spiffe() {
-        return Err(WimseError::ClaimInvalid {
-            claim: "sub",
-            detail: "not a SPIFFE ID".into(),
-        });
+        return Err(WimseError::claim("sub", "not a SPIFFE ID"));
     }
     if sub.trust_domain() != *trust_domain {
         return Err(WimseError::TrustDomainUnknown {
@@ -100,20 +93,14 @@ pub fn validate_jwt_svid(
     }
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => a == audience,
-        Some(Value::Array(list)) => {
-            if !list.iter().all(Value::is_string) {
-                return Err(WimseError::ClaimInvalid {
-                    claim: "aud",
-                    detail: "not a string or an array of strings".into(),
-                });
-            }
+        Some(Value::Array(list)) if list.iter().all(Value::is_string) => {
             list.iter().any(|a| a.as_str() == Some(audience))
         }
         Some(_) => {
-            return Err(WimseError::ClaimInvalid {
-                claim: "aud",
-                detail: "not a string or an array of strings".into(),
-            })
+            return Err(WimseError::claim(
+                "aud",
+                "not a string or an array of strings",
+            ))
         }
         None => return Err(WimseError::ClaimMissing { claim: "aud" }),
     };
@@ -122,11 +109,12 @@ pub fn validate_jwt_svid(
             aud: audience.to_owned(),
         });
     }
-    let exp = numeric_date(&claims, "exp")?.ok_or(WimseError::ClaimMissing { claim: "exp" })?;
+    let exp = numeric_date_value(claims.get("exp"), "exp")?
+        .ok_or(WimseError::ClaimMissing { claim: "exp" })?;
     if now >= exp {
         return Err(WimseError::TokenExpired { exp, now });
     }
-    if let Some(nbf) = numeric_date(&claims, "nbf")? {
+    if let Some(nbf) = numeric_date_value(claims.get("nbf"), "nbf")? {
         if now < nbf {
             return Err(WimseError::TokenNotYetValid {
                 claim: "nbf",
@@ -136,22 +124,6 @@ pub fn validate_jwt_svid(
         }
     }
     Ok(VerifiedJwtSvid { id: sub, claims })
-}
-
-fn numeric_date(
-    claims: &Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<u64>, WimseError> {
-    match claims.get(claim) {
-        None => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| WimseError::ClaimInvalid {
-                claim,
-                detail: "not a non-negative integer NumericDate".into(),
-            }),
-    }
 }
 
 #[cfg(test)]

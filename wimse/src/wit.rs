@@ -515,7 +515,15 @@ pub(crate) fn numeric_date(
     claims: &mut Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<u64>, WimseError> {
-    match claims.remove(name) {
+    numeric_date_value(claims.remove(name).as_ref(), name)
+}
+
+/// A NumericDate claim's value, when present: a non-negative integer.
+pub(crate) fn numeric_date_value(
+    value: Option<&Value>,
+    name: &'static str,
+) -> Result<Option<u64>, WimseError> {
+    match value {
         None => Ok(None),
         Some(Value::Number(n)) => n
             .as_u64()
