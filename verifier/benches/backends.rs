@@ -13,106 +13,60 @@ use locus_simulator::intel::IntelPki;
 use locus_simulator::World;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use support::shared::vectors_dir;
-use support::{measure, row, vector_sets, Stats};
+use support::{measure, row, vector_sets, SnpFloor, Stats, TdxFloor};
 
-/// One verification input: public key (SEC1 uncompressed), message, fixed r‖s signature.
-struct Input {
-    key: Vec<u8>,
-    msg: Vec<u8>,
-    sig: Vec<u8>,
-}
-
-fn snp_input() -> (String, Input) {
-    if let Some(root) = vectors_dir() {
-        if let Some((name, dir, _)) = vector_sets(&root, "snp").into_iter().next() {
-            let report = std::fs::read(dir.join("report.bin")).expect("report.bin");
-            let e = locus_verifier::cli::snp_endorsements_from_dir(&dir, &report)
-                .map_err(|e| e.0)
-                .expect("endorsements");
-            let signed = locus_hw::snp::SignedReport::parse(&report).expect("report");
-            let cert = locus_verifier::appraisal::x509::ParsedCert::parse(
-                e.vek_der.as_deref().expect("VEK"),
-                "VCEK",
-            )
-            .expect("VEK");
-            return (
-                name,
-                Input {
-                    key: cert.p384_public_key().expect("P-384 key").to_vec(),
-                    msg: signed.signed_bytes().to_vec(),
-                    sig: signed.signature_p384_fixed().expect("sig").to_vec(),
-                },
-            );
-        }
+/// The SEV-SNP floor's input: the first real set's report and VCEK, else a simulated report.
+fn snp_input() -> (String, SnpFloor) {
+    if let Some((name, dir, _)) =
+        vectors_dir().and_then(|root| vector_sets(&root, "snp").into_iter().next())
+    {
+        let report = std::fs::read(dir.join("report.bin")).expect("report.bin");
+        let e = locus_verifier::cli::snp_endorsements_from_dir(&dir, &report)
+            .map_err(|e| e.0)
+            .expect("endorsements");
+        return (
+            name,
+            SnpFloor::new(&report, e.vek_der.as_deref().expect("VEK")),
+        );
     }
-    let world = World::shared();
-    let ev = world
+    let ev = World::shared()
         .snp_attester("snp-fra-1")
         .expect("profile")
         .report(&[7; 64])
         .expect("report");
-    let signed = locus_hw::snp::SignedReport::parse(&ev.report).expect("report");
-    let cert =
-        locus_verifier::appraisal::x509::ParsedCert::parse(&ev.vcek_der, "VCEK").expect("VCEK");
     (
         "sim/snp-fra-1".into(),
-        Input {
-            key: cert.p384_public_key().expect("P-384 key").to_vec(),
-            msg: signed.signed_bytes().to_vec(),
-            sig: signed.signature_p384_fixed().expect("sig").to_vec(),
-        },
+        SnpFloor::new(&ev.report, &ev.vcek_der),
     )
 }
 
-fn tdx_input() -> (String, Input) {
+fn tdx_input() -> (String, TdxFloor) {
     let pki = Arc::new(IntelPki::new(0x10c5));
     let quote = pki
         .attester_by_name("tdx-fra-1")
         .expect("profile")
         .quote(&[7; 64]);
-    let q = locus_hw::tdx::SignedQuote::parse_ignoring_trailing_bytes(&quote).expect("quote");
-    let mut key = vec![0x04];
-    key.extend_from_slice(&q.quote().attestation_key);
-    (
-        "sim/tdx-fra-1".into(),
-        Input {
-            key,
-            msg: q.signed_bytes().to_vec(),
-            sig: q.quote().signature.to_vec(),
-        },
-    )
+    ("sim/tdx-fra-1".into(), TdxFloor::new(&quote))
 }
 
-fn ring_verify(alg: &'static ring::signature::EcdsaVerificationAlgorithm, i: &Input) -> bool {
-    ring::signature::UnparsedPublicKey::new(alg, &i.key)
-        .verify(&i.msg, &i.sig)
-        .is_ok()
+fn rustcrypto_p384(key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    let Ok(key) = p384::ecdsa::VerifyingKey::from_sec1_bytes(key) else {
+        return false;
+    };
+    let Ok(sig) = p384::ecdsa::Signature::from_slice(sig) else {
+        return false;
+    };
+    key.verify(msg, &sig).is_ok()
 }
 
-fn aws_verify(alg: &'static aws_lc_rs::signature::EcdsaVerificationAlgorithm, i: &Input) -> bool {
-    aws_lc_rs::signature::UnparsedPublicKey::new(alg, &i.key)
-        .verify(&i.msg, &i.sig)
-        .is_ok()
-}
-
-fn rustcrypto_p384(i: &Input) -> bool {
-    let Ok(key) = p384::ecdsa::VerifyingKey::from_sec1_bytes(&i.key) else {
+fn rustcrypto_p256(key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    let Ok(key) = p256::ecdsa::VerifyingKey::from_sec1_bytes(key) else {
         return false;
     };
-    let Ok(sig) = p384::ecdsa::Signature::from_slice(&i.sig) else {
+    let Ok(sig) = p256::ecdsa::Signature::from_slice(sig) else {
         return false;
     };
-    key.verify(&i.msg, &sig).is_ok()
-}
-
-fn rustcrypto_p256(i: &Input) -> bool {
-    let Ok(key) = p256::ecdsa::VerifyingKey::from_sec1_bytes(&i.key) else {
-        return false;
-    };
-    let Ok(sig) = p256::ecdsa::Signature::from_slice(&i.sig) else {
-        return false;
-    };
-    key.verify(&i.msg, &sig).is_ok()
+    key.verify(msg, &sig).is_ok()
 }
 
 /// Three rows and the ratio of each to ring's.
@@ -130,28 +84,25 @@ fn timed_verify(what: &str, check: impl Fn() -> bool) -> Stats {
 fn main() {
     println!("# crypto backends, one thread; R = median / median(ring)");
 
+    // aws-lc-rs through the verifier's own functions (`verify_p384_fixed`, `verify_p256_fixed`): the production path.
     let (name, snp) = snp_input();
     compare(
         &format!("P-384 verify ({name})"),
-        timed_verify("ring P-384", || {
-            ring_verify(&ring::signature::ECDSA_P384_SHA384_FIXED, &snp)
+        timed_verify("ring P-384", || snp.verify_ring()),
+        timed_verify("aws-lc-rs P-384", || snp.verify()),
+        timed_verify("RustCrypto P-384", || {
+            rustcrypto_p384(&snp.key, &snp.signed, &snp.sig)
         }),
-        timed_verify("aws-lc-rs P-384", || {
-            aws_verify(&aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED, &snp)
-        }),
-        timed_verify("RustCrypto P-384", || rustcrypto_p384(&snp)),
     );
 
     let (name, tdx) = tdx_input();
     compare(
         &format!("P-256 verify ({name})"),
-        timed_verify("ring P-256", || {
-            ring_verify(&ring::signature::ECDSA_P256_SHA256_FIXED, &tdx)
+        timed_verify("ring P-256", || tdx.verify_ring()),
+        timed_verify("aws-lc-rs P-256", || tdx.verify()),
+        timed_verify("RustCrypto P-256", || {
+            rustcrypto_p256(&tdx.key, &tdx.signed, &tdx.sig)
         }),
-        timed_verify("aws-lc-rs P-256", || {
-            aws_verify(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED, &tdx)
-        }),
-        timed_verify("RustCrypto P-256", || rustcrypto_p256(&tdx)),
     );
 
     // ES256 signing of a WIT-sized signing input, each backend with its own key.

@@ -180,9 +180,9 @@ impl Default for Token {
 /// 0x000–0x29F with the VCEK/VLEK public key; [`SnpFloor::verify`] with the production backend (the verifier's own
 /// function), [`SnpFloor::verify_ring`] with ring.
 pub struct SnpFloor {
-    key: Vec<u8>,
-    signed: Vec<u8>,
-    sig: [u8; 96],
+    pub key: Vec<u8>,
+    pub signed: Vec<u8>,
+    pub sig: [u8; 96],
 }
 
 impl SnpFloor {
@@ -213,9 +213,9 @@ impl SnpFloor {
 /// The TDX floor's check: ECDSA P-256 / SHA-256 of header ‖ (descriptor ‖) body with the attestation key
 /// (production backend; [`TdxFloor::verify_ring`] with ring).
 pub struct TdxFloor {
-    key: Vec<u8>,
-    signed: Vec<u8>,
-    sig: [u8; 64],
+    pub key: Vec<u8>,
+    pub signed: Vec<u8>,
+    pub sig: [u8; 64],
 }
 
 impl TdxFloor {
