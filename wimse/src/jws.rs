@@ -243,6 +243,14 @@ impl fmt::Debug for Es256SigningKey {
     }
 }
 
+/// RFC 5915 ECPrivateKey inside a PKCS#8 v1 PrivateKeyInfo for P-256, the fixed layout ring itself emits, up to the
+/// 32-byte private scalar (which follows it).
+const P256_PKCS8_PREFIX: [u8; 36] = [
+    0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+    0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x6d, 0x30, 0x6b, 0x02,
+    0x01, 0x01, 0x04, 0x20,
+];
+
 impl Es256SigningKey {
     /// A fresh key.
     pub fn generate() -> Result<Self, WimseError> {
@@ -288,19 +296,24 @@ impl Es256SigningKey {
         if d.len() != 32 {
             return Err(WimseError::key("P-256 private scalar must be 32 bytes"));
         }
-        // RFC 5915 ECPrivateKey inside a PKCS#8 v1 PrivateKeyInfo, the fixed layout ring itself emits.
         let mut der = Vec::with_capacity(138);
-        der.extend_from_slice(&[
-            0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce,
-            0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04,
-            0x6d, 0x30, 0x6b, 0x02, 0x01, 0x01, 0x04, 0x20,
-        ]);
+        der.extend_from_slice(&P256_PKCS8_PREFIX);
         der.extend_from_slice(d);
         der.extend_from_slice(&[0xa1, 0x44, 0x03, 0x42, 0x00, 0x04]);
         der.extend_from_slice(x);
         der.extend_from_slice(y);
         let der = Zeroizing::new(der);
         Self::from_pkcs8(&der)
+    }
+
+    /// The private scalar `d` (32 bytes, big-endian; JWK `d`), read back from the PKCS#8 layout
+    /// [`Es256SigningKey::from_scalar_and_public`] builds.
+    pub fn private_scalar(&self) -> Result<Zeroizing<Vec<u8>>, WimseError> {
+        let pkcs8 = self.to_pkcs8();
+        match pkcs8.strip_prefix(&P256_PKCS8_PREFIX[..]) {
+            Some(rest) if rest.len() >= 32 => Ok(Zeroizing::new(rest[..32].to_vec())),
+            _ => Err(WimseError::key("unexpected PKCS#8 layout of a P-256 key")),
+        }
     }
 
     /// Set the `kid` (WIT issuance requires one).
@@ -573,8 +586,10 @@ mod tests {
         let key = Es256SigningKey::generate().unwrap();
         // The PKCS#8 ring emits ends with the public point; the scalar sits at offset 36.
         let d = &key.to_pkcs8()[36..68];
+        assert_eq!(&key.private_scalar().unwrap()[..], d);
         let again = Es256SigningKey::from_scalar_and_public(d, &key.public_key()).unwrap();
         assert_eq!(again.public_key(), key.public_key());
+        assert_eq!(again.to_pkcs8(), key.to_pkcs8());
         let other = Es256SigningKey::generate().unwrap();
         assert_eq!(
             Es256SigningKey::from_scalar_and_public(d, &other.public_key())

@@ -7,14 +7,6 @@ use zeroize::Zeroizing;
 
 use crate::error::AgentError;
 
-/// The fixed PKCS#8 v1 prefix ring emits for a P-256 key, up to the 32-byte private scalar (RFC 5915 ECPrivateKey
-/// inside PrivateKeyInfo); the scalar follows it.
-const RING_P256_PKCS8_PREFIX: [u8; 36] = [
-    0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
-    0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x6d, 0x30, 0x6b, 0x02,
-    0x01, 0x01, 0x04, 0x20,
-];
-
 /// A per-SVID key pair.
 pub struct SvidKey {
     key: Es256SigningKey,
@@ -56,19 +48,12 @@ impl SvidKey {
 
     /// The private key as a JWK JSON text with `d` (`wit_svid_key`).
     pub fn private_jwk_json(&self) -> Result<Zeroizing<String>, AgentError> {
-        let pkcs8 = self.key.to_pkcs8();
-        let d = match pkcs8.get(..RING_P256_PKCS8_PREFIX.len()) {
-            Some(prefix) if prefix == RING_P256_PKCS8_PREFIX => pkcs8
-                .get(RING_P256_PKCS8_PREFIX.len()..RING_P256_PKCS8_PREFIX.len() + 32)
-                .ok_or_else(|| AgentError::Internal("PKCS#8 document too short".into()))?,
-            _ => {
-                return Err(AgentError::Internal(
-                    "unexpected PKCS#8 layout of a P-256 key".into(),
-                ))
-            }
-        };
+        let d = self
+            .key
+            .private_scalar()
+            .map_err(|e| AgentError::Internal(format!("per-SVID key: {e}")))?;
         let mut jwk = self.public_jwk().to_value();
-        jwk["d"] = serde_json::Value::String(locus_wimse::b64::encode(d));
+        jwk["d"] = serde_json::Value::String(locus_wimse::b64::encode(&*d));
         Ok(Zeroizing::new(jwk.to_string()))
     }
 }
