@@ -375,3 +375,71 @@ pub fn handshake(
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
+
+/// The next answer of a Workload API stream, within `wait`.
+pub async fn next_answer<T>(stream: &mut tonic::Streaming<T>, wait: std::time::Duration) -> T {
+    use tokio_stream::StreamExt as _;
+    tokio::time::timeout(wait, stream.next())
+        .await
+        .expect("an answer in time")
+        .expect("an answer")
+        .expect("ok")
+}
+
+/// FetchWITSVID (asking for `ask`, empty for the caller's own) and FetchWITBundles, checked as a relying party would:
+/// the first WIT-SVID is for `expected`, verifies with the WIT bundle of [`crate::TRUST_DOMAIN`], and its `cnf.jwk`
+/// is the public part of the private JWK handed out with it. Returns that public JWK and the SVID's claims.
+pub async fn checked_wit_svid(
+    c: &mut locus_agent::spiffe::pb::spiffe_workload_api_client::SpiffeWorkloadApiClient<
+        tonic::transport::Channel,
+    >,
+    ask: &str,
+    expected: &str,
+    wait: std::time::Duration,
+) -> (Jwk, serde_json::Map<String, Value>) {
+    use locus_agent::spiffe::pb;
+    let mut svids = c
+        .fetch_witsvid(with_header(pb::WitsvidRequest {
+            spiffe_id: ask.into(),
+        }))
+        .await
+        .expect("FetchWITSVID")
+        .into_inner();
+    let resp = next_answer(&mut svids, wait).await;
+    let svid = &resp.svids[0];
+    assert_eq!(svid.spiffe_id, expected);
+    let mut bundles = c
+        .fetch_wit_bundles(with_header(pb::WitBundlesRequest {}))
+        .await
+        .expect("FetchWITBundles")
+        .into_inner();
+    let bundle = next_answer(&mut bundles, wait).await;
+    let jwks =
+        locus_wimse::Jwks::from_json(&bundle.bundles[&format!("spiffe://{}", crate::TRUST_DOMAIN)])
+            .expect("JWK Set");
+    let trust = locus_wimse::TrustStore::new().with_keys(
+        locus_wimse::TrustDomain::parse(crate::TRUST_DOMAIN).expect("trust domain"),
+        jwks,
+    );
+    let verified = locus_wimse::WitVerifier::new(trust, locus_wimse::WitPolicy::wit_svid())
+        .verify(&svid.wit_svid, unix_now())
+        .expect("the WIT-SVID verifies with the WIT bundle");
+    assert_eq!(verified.id().as_str(), expected);
+    // Bound to the private JWK handed out with it.
+    let mut key: Value = serde_json::from_str(&svid.wit_svid_key).expect("JWK JSON");
+    let d = locus_wimse::b64::decode(key["d"].as_str().expect("private JWK")).expect("d");
+    key.as_object_mut().expect("object").remove("d");
+    let public = Jwk::from_value(&key).expect("public part");
+    Es256SigningKey::from_scalar_and_public(&d, &public.key).expect("d matches x, y");
+    let claims = CompactJws::parse(&svid.wit_svid)
+        .expect("jws")
+        .claims()
+        .expect("claims");
+    assert_eq!(
+        Jwk::from_value(&claims["cnf"]["jwk"])
+            .expect("cnf")
+            .thumbprint_sha256(),
+        public.thumbprint_sha256()
+    );
+    (public, claims)
+}

@@ -387,9 +387,8 @@ async fn fetch_x509_svid_pushes_the_svid_renewed_with_the_agents_wit_on_the_same
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wit_svid_profile_serves_a_verifier_issued_wit_svid_for_a_fresh_key_that_verifies_with_the_wit_bundle(
 ) {
-    use locus_agent::spiffe::pb;
     use locus_agent::spiffe::pb::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-    use locus_tests::spiffe::{uds_channel, with_header};
+    use locus_tests::spiffe::{checked_wit_svid, uds_channel};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let verifier = start_verifier(dir.path(), None);
@@ -401,53 +400,7 @@ async fn the_wit_svid_profile_serves_a_verifier_issued_wit_svid_for_a_fresh_key_
         &["--spiffe-wit-svid"],
     );
     let mut c = SpiffeWorkloadApiClient::new(uds_channel(&agent.spiffe).await);
-    let mut svids = c
-        .fetch_witsvid(with_header(pb::WitsvidRequest {
-            spiffe_id: EU_WORKLOAD.into(),
-        }))
-        .await
-        .expect("FetchWITSVID")
-        .into_inner();
-    let resp = tokio::time::timeout(STEP, svids.next())
-        .await
-        .expect("in time")
-        .expect("answer")
-        .expect("ok");
-    let svid = &resp.svids[0];
-    assert_eq!(svid.spiffe_id, EU_WORKLOAD);
-    let mut bundles = c
-        .fetch_wit_bundles(with_header(pb::WitBundlesRequest {}))
-        .await
-        .expect("FetchWITBundles")
-        .into_inner();
-    let bundle = tokio::time::timeout(STEP, bundles.next())
-        .await
-        .expect("in time")
-        .expect("answer")
-        .expect("ok");
-    let jwks =
-        Jwks::from_json(&bundle.bundles[&format!("spiffe://{TRUST_DOMAIN}")]).expect("JWK Set");
-    let trust = locus_wimse::TrustStore::new().with_keys(td(), jwks);
-    let verified = locus_wimse::WitVerifier::new(trust, locus_wimse::WitPolicy::wit_svid())
-        .verify(&svid.wit_svid, unix_now())
-        .expect("the WIT-SVID verifies with the WIT bundle");
-    assert_eq!(verified.id().as_str(), EU_WORKLOAD);
-    // Bound to the private JWK handed out, which is not the attested key.
-    let mut key: serde_json::Value = serde_json::from_str(&svid.wit_svid_key).expect("JWK JSON");
-    let d = locus_wimse::b64::decode(key["d"].as_str().expect("private JWK")).expect("d");
-    key.as_object_mut().expect("object").remove("d");
-    let public = Jwk::from_value(&key).expect("public part");
-    locus_wimse::Es256SigningKey::from_scalar_and_public(&d, &public.key).expect("d matches x, y");
-    let claims = locus_wimse::jws::CompactJws::parse(&svid.wit_svid)
-        .expect("jws")
-        .claims()
-        .expect("claims");
-    assert_eq!(
-        Jwk::from_value(&claims["cnf"]["jwk"])
-            .expect("cnf")
-            .thumbprint_sha256(),
-        public.thumbprint_sha256()
-    );
+    let (public, claims) = checked_wit_svid(&mut c, EU_WORKLOAD, EU_WORKLOAD, STEP).await;
     assert_ne!(
         public.thumbprint_sha256(),
         attested_thumbprint(&agent),

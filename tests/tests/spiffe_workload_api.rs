@@ -17,11 +17,9 @@ use locus_agent::spiffe::identity::IdentityMap;
 use locus_agent::spiffe::pb;
 use locus_agent::spiffe::pb::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use locus_tests::procs::VerifierProcess;
-use locus_tests::spiffe::{uds_channel, with_header, DoubleIssuer};
+use locus_tests::spiffe::{checked_wit_svid, next_answer, uds_channel, with_header, DoubleIssuer};
 use locus_tests::{unix_now, EU_WORKLOAD, TRUST_DOMAIN};
-use locus_wimse::jws::CompactJws;
-use locus_wimse::{Jwk, Jwks, TrustDomain};
-use tokio_stream::StreamExt as _;
+use locus_wimse::{Jwks, TrustDomain};
 
 const STEP: Duration = Duration::from_secs(120);
 
@@ -221,16 +219,8 @@ async fn fetch_x509_svid_pushes_the_renewed_svid_on_the_same_stream() {
         .await
         .expect("stream")
         .into_inner();
-    let first = tokio::time::timeout(STEP, stream.next())
-        .await
-        .expect("first answer in time")
-        .expect("an answer")
-        .expect("ok");
-    let second = tokio::time::timeout(STEP, stream.next())
-        .await
-        .expect("a pushed answer in time")
-        .expect("an answer")
-        .expect("ok");
+    let first = next_answer(&mut stream, STEP).await;
+    let second = next_answer(&mut stream, STEP).await;
     let (a, b) = (&first.svids[0], &second.svids[0]);
     assert_eq!(
         (a.spiffe_id.as_str(), b.spiffe_id.as_str()),
@@ -252,53 +242,7 @@ async fn the_wit_svid_profile_serves_a_wit_bound_to_the_private_jwk_it_hands_out
 ) {
     let env = start_env(3600, PeerAllowList::default(), true).await;
     let mut c = client(&env.spiffe_socket).await;
-    let mut svids = c
-        .fetch_witsvid(with_header(pb::WitsvidRequest {
-            spiffe_id: String::new(),
-        }))
-        .await
-        .expect("FetchWITSVID")
-        .into_inner();
-    let resp = tokio::time::timeout(STEP, svids.next())
-        .await
-        .expect("in time")
-        .expect("answer")
-        .expect("ok");
-    let svid = &resp.svids[0];
-    assert_eq!(svid.spiffe_id, EU_WORKLOAD);
-    let key: serde_json::Value = serde_json::from_str(&svid.wit_svid_key).expect("JWK JSON");
-    let d = locus_wimse::b64::decode(key["d"].as_str().expect("private JWK")).expect("d");
-    let mut public = key.clone();
-    public.as_object_mut().expect("object").remove("d");
-    let public = Jwk::from_value(&public).expect("public part");
-    locus_wimse::Es256SigningKey::from_scalar_and_public(&d, &public.key).expect("d matches x, y");
-    let mut bundles = c
-        .fetch_wit_bundles(with_header(pb::WitBundlesRequest {}))
-        .await
-        .expect("FetchWITBundles")
-        .into_inner();
-    let bundle = tokio::time::timeout(STEP, bundles.next())
-        .await
-        .expect("in time")
-        .expect("answer")
-        .expect("ok");
-    let jwks =
-        Jwks::from_json(&bundle.bundles[&format!("spiffe://{TRUST_DOMAIN}")]).expect("JWK Set");
-    let trust = locus_wimse::TrustStore::new()
-        .with_keys(TrustDomain::parse(TRUST_DOMAIN).expect("td"), jwks);
-    let verified = locus_wimse::WitVerifier::new(trust, locus_wimse::WitPolicy::wit_svid())
-        .verify(&svid.wit_svid, unix_now())
-        .expect("the WIT-SVID verifies with the WIT bundle");
-    assert_eq!(verified.id().as_str(), EU_WORKLOAD);
-    let cnf = CompactJws::parse(&svid.wit_svid)
-        .expect("jws")
-        .claims()
-        .expect("claims")["cnf"]["jwk"]
-        .clone();
-    assert_eq!(
-        Jwk::from_value(&cnf).expect("cnf").thumbprint_sha256(),
-        public.thumbprint_sha256()
-    );
+    let (public, _) = checked_wit_svid(&mut c, "", EU_WORKLOAD, STEP).await;
     assert_ne!(
         public.thumbprint_sha256(),
         attested_thumbprint(&env.agent),
