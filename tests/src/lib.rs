@@ -43,6 +43,28 @@ pub mod docs {
     pub struct Proximity;
 }
 
+/// Whether `python3` can run `imports` (e.g. `import jwt, cryptography`), for the tests that drive Python peers.
+/// Without it the test is skipped loudly — and fails when `CI` or `LOCUS_REQUIRE_VECTORS=1` is set, where
+/// `.ci/run` has installed `.ci/requirements.txt`. `what` names the test and its peer in the messages.
+pub fn python_with(imports: &str, what: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", imports])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        let required = std::env::var_os("CI").is_some()
+            || std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1");
+        assert!(
+            !required,
+            "{what}: python3 with `{imports}` is required when CI or LOCUS_REQUIRE_VECTORS=1 is set \
+             (pip install -r .ci/requirements.txt)"
+        );
+        eprintln!("SKIP: {what}: python3 cannot `{imports}` (pip install -r .ci/requirements.txt)");
+    }
+    ok
+}
+
 /// Unix seconds from the system clock. Callers read it once and pass it to the checks.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

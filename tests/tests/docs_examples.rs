@@ -70,22 +70,10 @@ fn extract(page: &str, text: &str) -> Vec<Block> {
 }
 
 fn python_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import jwt, cryptography"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        let required = std::env::var_os("CI").is_some()
-            || std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1");
-        assert!(
-            !required,
-            "python3 with PyJWT and cryptography is required when CI or LOCUS_REQUIRE_VECTORS=1 is set \
-             (pip install -r .ci/requirements.txt)"
-        );
-        eprintln!("SKIP: docs python examples: python3 with PyJWT[crypto] not available");
-    }
-    ok
+    locus_tests::python_with(
+        "import jwt, cryptography",
+        "docs python examples (PyJWT[crypto])",
+    )
 }
 
 /// `'path'` for bash.

@@ -247,16 +247,7 @@ async fn the_rust_spiffe_client_gets_verifier_issued_svids_that_chain_to_the_bun
 
 #[test]
 fn py_spiffe_fetches_the_svids_and_bundles_and_they_check_out_with_cryptography() {
-    let ok = Command::new("python3")
-        .args(["-c", "import spiffe, cryptography"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        let required = std::env::var_os("CI").is_some()
-            || std::env::var("LOCUS_REQUIRE_VECTORS").as_deref() == Ok("1");
-        assert!(!required, "python3 with py-spiffe is required when CI or LOCUS_REQUIRE_VECTORS=1 is set (pip install -r .ci/requirements.txt)");
-        eprintln!("SKIP: py-spiffe interop: python3 with the spiffe package not available");
+    if !locus_tests::python_with("import spiffe, cryptography", "py-spiffe interop") {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
