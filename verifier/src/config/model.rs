@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub max_concurrency: usize,
     pub max_blocking: usize,
+    /// Async worker threads (connections, HTTP, TLS handshakes).
+    pub async_workers: usize,
     pub request_timeout: Duration,
     /// `None`: keys are re-read only on SIGHUP.
     pub key_rescan: Option<Duration>,

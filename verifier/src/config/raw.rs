@@ -75,6 +75,8 @@ pub struct RawServer {
     pub max_body_bytes: Option<usize>,
     pub max_concurrency: Option<usize>,
     pub max_blocking: Option<usize>,
+    /// Threads that run the async I/O (connections, HTTP, TLS); appraisal runs on the `max_blocking` pool.
+    pub async_workers: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     /// How often to look for changed key files (rotation, an updated Secret) and reload, seconds; 0 = only on SIGHUP.
     pub key_rescan_secs: Option<u64>,

@@ -161,6 +161,13 @@ fn check_url(problems: &mut Vec<String>, what: &str, url: &Option<String>) {
     }
 }
 
+/// One async worker per four CPUs, at least one. Appraisal and signing run on the `max_blocking` pool, so the async
+/// side only parses HTTP and moves bytes (tens of microseconds per answer); a second worker on a small machine mostly
+/// adds wake-ups between the two and preempts the pool more often.
+fn default_async_workers(cpus: usize) -> usize {
+    cpus.div_ceil(4).max(1)
+}
+
 fn check_ttl(problems: &mut Vec<String>, what: &str, secs: u64) -> Duration {
     if secs == 0 || Duration::from_secs(secs) > MAX_TTL {
         problems.push(format!(
@@ -260,6 +267,13 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
     let max_blocking = raw.server.max_blocking.unwrap_or(default_blocking);
     if max_blocking == 0 {
         p.push("server.max_blocking: must be at least 1".into());
+    }
+    let async_workers = raw
+        .server
+        .async_workers
+        .unwrap_or_else(|| default_async_workers(default_blocking));
+    if async_workers == 0 {
+        p.push("server.async_workers: must be at least 1".into());
     }
     let timeout_ms = raw
         .server
@@ -636,6 +650,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             max_body_bytes,
             max_concurrency,
             max_blocking,
+            async_workers,
             request_timeout: Duration::from_millis(timeout_ms),
             key_rescan: match raw
                 .server
@@ -1129,6 +1144,37 @@ measurement = ["{MEAS}"]
         assert_eq!(cfg.workloads[0].ttl, DEFAULT_TTL);
         assert_eq!(cfg.zones_of("DE"), vec!["eu".to_string()]);
         assert!(cfg.zones_of("US").is_empty());
+    }
+
+    #[test]
+    fn async_workers_default_to_one_per_four_cpus_and_zero_is_refused() {
+        assert_eq!(default_async_workers(1), 1);
+        assert_eq!(default_async_workers(2), 1);
+        assert_eq!(default_async_workers(4), 1);
+        assert_eq!(default_async_workers(8), 2);
+        assert_eq!(default_async_workers(64), 16);
+        let cfg = parse(&good(), Path::new("/")).expect("valid");
+        let cpus = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2);
+        assert_eq!(cfg.server.async_workers, default_async_workers(cpus));
+        let set = good().replace("[server]\n", "[server]\nasync_workers = 3\n");
+        assert_eq!(
+            parse(&set, Path::new("/"))
+                .expect("valid")
+                .server
+                .async_workers,
+            3
+        );
+        let zero = good().replace("[server]\n", "[server]\nasync_workers = 0\n");
+        let err = parse(&zero, Path::new("/")).expect_err("zero workers");
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p == "server.async_workers: must be at least 1"),
+            "{:?}",
+            err.problems
+        );
     }
 
     #[test]

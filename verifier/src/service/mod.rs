@@ -268,6 +268,7 @@ pub fn run_serve(args: &ServeArgs) -> u8 {
         return 2;
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server.async_workers)
         .enable_all()
         .build()
     {
