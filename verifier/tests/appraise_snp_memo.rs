@@ -134,3 +134,28 @@ fn outside_the_windows_other_endorsements_and_client_crls_are_misses() {
         assert_eq!(r.err(), Some(ErrorCode::CertificateExpired));
     }
 }
+
+#[test]
+fn endorsements_that_differ_only_before_the_bytes_the_memo_key_reads_are_a_miss_and_fully_checked()
+{
+    let anchors = trusting();
+    let ev = evidence("snp-fra-1", 0x05, &[]);
+    let e = endorsements(&ev, true);
+    let (r, _, _) = judged(&ev.report, &e, &anchors, NOW);
+    r.expect("verifies and is remembered");
+    // The same lengths and the same tail (the signature the key reads), one byte changed in the VCEK's body: the key
+    // finds the remembered chain, but the bytes differ, so it is a miss and the full path refuses the forged VCEK.
+    let mut forged = e.clone();
+    let vek = forged.vek_der.as_mut().expect("VCEK");
+    let at = vek.len() / 3;
+    vek[at] ^= 0x01;
+    let (r, hits, misses) = judged(&ev.report, &forged, &anchors, NOW);
+    assert_eq!((hits, misses), (0, 1));
+    assert!(
+        r.is_err(),
+        "a VCEK whose body changed must not pass on the remembered verdict"
+    );
+    // The forged set replaced nothing it could use: the genuine one still verifies.
+    let (r, _, _) = judged(&ev.report, &e, &anchors, NOW);
+    r.expect("the genuine endorsements still verify");
+}

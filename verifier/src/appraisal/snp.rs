@@ -1,6 +1,8 @@
 //! SEV-SNP appraisal: the checklist of docs/architecture.md#appraisal over a raw 1184-byte report, its endorsements (VCEK or
 //! VLEK, ASK or ASVK, ARK, optional CRL), the trust anchors and `now`.
 
+use std::sync::Arc;
+
 use locus_hw::snp::{Product, SignedReport, SigningKey, TcbVersion};
 
 use super::roots::TrustAnchors;
@@ -124,27 +126,58 @@ pub(crate) struct SnpChain {
     csp_id: Result<Option<String>, Refusal>,
     /// The VEK's P-384 public key (SEC1).
     key: Result<Vec<u8>, Refusal>,
+    /// The endorsements the chain steps read, byte for byte: a memo hit must match them exactly.
+    source: Arc<ChainSource>,
 }
 
-/// The memo key of a set of endorsements: every byte the chain steps read, the signer, and the simulator mode.
-/// `None` (never memoised) when the client sent a CRL: client bytes that appraisal may ignore must not mint keys.
+/// The VEK, ASK, ARK and CRL bytes a chain verdict was reached on.
+#[derive(Debug, PartialEq, Eq)]
+struct ChainSource([Option<Vec<u8>>; 4]);
+
+impl ChainSource {
+    fn of(e: &SnpEndorsements) -> ChainSource {
+        ChainSource(chain_items(e).map(Option::clone))
+    }
+
+    /// Whether `e` carries exactly these bytes.
+    fn matches(&self, e: &SnpEndorsements) -> bool {
+        self.0
+            .iter()
+            .zip(chain_items(e))
+            .all(|(kept, now)| kept == now)
+    }
+}
+
+/// What the chain steps read, in the memo key's order.
+fn chain_items(e: &SnpEndorsements) -> [&Option<Vec<u8>>; 4] {
+    [&e.vek_der, &e.ask_der, &e.ark_der, &e.crl_der]
+}
+
+/// Bytes from the end of each endorsement that go into the memo key (each DER ends with its signature).
+const KEY_TAIL: usize = 96;
+
+/// The memo key of a set of endorsements: the signer, the simulator mode, and each endorsement's length and last
+/// [`KEY_TAIL`] bytes (its signature), so that building the key does not hash kilobytes per request. The key only
+/// finds the entry: a hit must also match every byte ([`ChainSource::matches`]), so two sets that share a key just
+/// replace each other's entry. `None` (never memoised) when the client sent a CRL: client bytes that appraisal may
+/// ignore must not mint keys.
 fn chain_key(signer: SnpSigner, e: &SnpEndorsements, anchors: &TrustAnchors) -> Option<[u8; 32]> {
     if e.client_crl_der.is_some() {
         return None;
     }
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"locus/snp-chain/v1");
+    ctx.update(b"locus/snp-chain/v2");
     ctx.update(&[
         u8::from(signer == SnpSigner::Vlek),
         u8::from(anchors.trusts_simulator()),
     ]);
-    for item in [&e.vek_der, &e.ask_der, &e.ark_der, &e.crl_der] {
+    for item in chain_items(e) {
         match item {
             None => ctx.update(&[0]),
             Some(bytes) => {
                 ctx.update(&[1]);
                 ctx.update(&(bytes.len() as u64).to_be_bytes());
-                ctx.update(bytes);
+                ctx.update(&bytes[bytes.len().saturating_sub(KEY_TAIL)..]);
             }
         }
     }
@@ -166,10 +199,11 @@ pub fn appraise_snp(
 ) -> Result<Verified<SnpFacts>, Refusal> {
     let (signed, signer) = parse_report(raw)?;
     let key = chain_key(signer, endorsements, anchors);
-    if let Some(chain) = key
-        .as_ref()
-        .and_then(|k| anchors.memos().snp_lookup(k, now_unix))
-    {
+    if let Some(chain) = key.as_ref().and_then(|k| {
+        anchors
+            .memos()
+            .snp_lookup(k, now_unix, |c| c.source.matches(endorsements))
+    }) {
         let product = check_product(signed.report(), signer, chain.cert_product)?;
         check_reserved_tcb_bits(signed.report(), product)?;
         return finish(&signed, signer, product, &chain);
@@ -434,6 +468,7 @@ fn verify_chain(
             SnpSigner::Vlek => vek.extension_ia5(amd_oid::CSP_ID),
         },
         key: vek.p384_public_key().map(<[u8]>::to_vec),
+        source: Arc::new(ChainSource::of(endorsements)),
     };
     Ok((chain, product, window))
 }

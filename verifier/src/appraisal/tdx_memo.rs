@@ -215,12 +215,18 @@ impl Memos {
         self.stored(evicted);
     }
 
-    /// The SEV-SNP chain verdict for `key` usable at `now` (hits and misses are counted with the TDX ones).
-    pub(crate) fn snp_lookup(&self, key: &[u8; 32], now: u64) -> Option<super::snp::SnpChain> {
+    /// The SEV-SNP chain verdict for `key` usable at `now`, if it is `same` (reached on exactly the bytes at hand);
+    /// anything else is a miss. Hits and misses are counted with the TDX ones.
+    pub(crate) fn snp_lookup(
+        &self,
+        key: &[u8; 32],
+        now: u64,
+        same: impl FnOnce(&super::snp::SnpChain) -> bool,
+    ) -> Option<super::snp::SnpChain> {
         let found = self
             .snp()
             .get(key)
-            .filter(|(w, _)| w.contains(now))
+            .filter(|(w, chain)| w.contains(now) && same(chain))
             .map(|(_, chain)| chain.clone());
         self.counted(found)
     }

@@ -9,6 +9,7 @@
 //! Every refusal is RFC 9457 `application/problem+json` carrying the stable `code`. Every `/v1/attest` decision past
 //! body parsing is audited, and the audit record is durable before the answer leaves.
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -277,7 +278,8 @@ pub(crate) async fn read_body(
     Ok(Bytes::from(buf))
 }
 
-fn b64url(s: &str, what: &str) -> Result<Vec<u8>, Refusal> {
+/// `what` names the member in the refusal; it is only rendered when there is one.
+fn b64url(s: &str, what: impl std::fmt::Display) -> Result<Vec<u8>, Refusal> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s.trim_end_matches('='))
         .map_err(|e| {
@@ -352,20 +354,30 @@ async fn challenge_inner(svc: &Service, headers: &HeaderMap, body: Body) -> Resu
 }
 
 /// `POST /v1/attest` body (docs/api.md). Unknown members are ignored for forward compatibility.
+///
+/// The base64url members are borrowed from the body where they need no unescaping (always, for base64url), so the
+/// several kilobytes of evidence and certificates are decoded straight from the bytes received.
 #[derive(Debug, Deserialize)]
-struct AttestRequest {
-    nonce: String,
-    tee: String,
-    evidence: String,
-    #[serde(default)]
-    certs: Vec<String>,
+struct AttestRequest<'a> {
+    #[serde(borrow)]
+    nonce: Cow<'a, str>,
+    #[serde(borrow)]
+    tee: Cow<'a, str>,
+    #[serde(borrow)]
+    evidence: Cow<'a, str>,
+    #[serde(default, borrow)]
+    certs: Vec<Text<'a>>,
     jwk: Value,
     #[serde(default)]
     workload: Option<String>,
     /// Proximity statements (COSE_Sign1, base64url) from landmarks (docs/proximity.md).
-    #[serde(default)]
-    proximity: Vec<String>,
+    #[serde(default, borrow)]
+    proximity: Vec<Text<'a>>,
 }
+
+/// A JSON string in a list, borrowed from the body unless it had escapes (serde borrows a `Cow` only as a field).
+#[derive(Debug, Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// Most proximity statements one attest request may carry.
 pub const MAX_PROXIMITY_STATEMENTS: usize = 16;
@@ -404,7 +416,7 @@ pub fn decode_attest_body(bytes: &[u8]) -> Result<DecodedAttest, Refusal> {
         .certs
         .iter()
         .enumerate()
-        .map(|(i, c)| b64url(c, &format!("certs[{i}]")))
+        .map(|(i, c)| b64url(&c.0, format_args!("certs[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     if req.proximity.len() > MAX_PROXIMITY_STATEMENTS {
         return Err(Refusal::new(
@@ -416,7 +428,7 @@ pub fn decode_attest_body(bytes: &[u8]) -> Result<DecodedAttest, Refusal> {
         .proximity
         .iter()
         .enumerate()
-        .map(|(i, p)| b64url(p, &format!("proximity[{i}]")))
+        .map(|(i, p)| b64url(&p.0, format_args!("proximity[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(DecodedAttest {
         tee,
@@ -973,5 +985,36 @@ mod tests {
             b64url("a+b/", "x").map_err(|r| r.code),
             Err(ErrorCode::RequestInvalid)
         );
+    }
+
+    const AGENT_JWK: &str = r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    #[test]
+    fn attest_body_members_decode_whether_or_not_the_json_escapes_them() {
+        // Plain strings are read in place; the same text with JSON escapes (valid JSON, if unusual) decodes the same.
+        let plain = format!(
+            r#"{{"nonce":"AQID","tee":"sev-snp","evidence":"BAUG","certs":["Bwg","CQo"],"jwk":{AGENT_JWK},"proximity":["Cww"]}}"#
+        );
+        let escaped = format!(
+            r#"{{"nonce":"AQID","tee":"sev-snp","evidence":"BAUG","certs":["Bwg","CQo"],"jwk":{AGENT_JWK},"proximity":["Cww"]}}"#
+        );
+        for body in [plain, escaped] {
+            let d = decode_attest_body(body.as_bytes()).expect("decodes");
+            assert_eq!(d.tee, TeeType::SevSnp);
+            assert_eq!(d.nonce, vec![1, 2, 3]);
+            assert_eq!(d.evidence, vec![4, 5, 6]);
+            assert_eq!(d.certs, vec![vec![7, 8], vec![9, 10]]);
+            assert_eq!(d.proximity, vec![vec![11, 12]]);
+        }
+    }
+
+    #[test]
+    fn a_malformed_certificate_in_the_attest_body_is_refused_and_named() {
+        let body = format!(
+            r#"{{"nonce":"AQID","tee":"tdx","evidence":"BAUG","certs":["Bwg","a+b/"],"jwk":{AGENT_JWK}}}"#
+        );
+        let refusal = decode_attest_body(body.as_bytes()).expect_err("bad cert");
+        assert_eq!(refusal.code, ErrorCode::RequestInvalid);
+        assert!(refusal.message.contains("certs[1]"), "{}", refusal.message);
     }
 }
