@@ -320,13 +320,14 @@ struct Inner {
     refreshing: Mutex<HashMap<String, u64>>,
     /// TDX collateral views per platform (FMSPC and PCK CA), each with the cached items it was built from.
     views: Mutex<Lru<(String, PckCa), TdxView>>,
-    /// Certificates shipped with SNP evidence, classified, by the SHA-256 of what was shipped: a platform ships the
-    /// same VCEK (and chain) with every report, and parsing them costs more per request than everything else here.
-    shipped: Mutex<Lru<[u8; 32], Arc<Shipped>>>,
+    /// Certificates shipped with SNP evidence, classified, with the bytes shipped: a platform ships the same VCEK
+    /// (and chain) with every report, and parsing them costs more per request than everything else here. Found by
+    /// [`shipped_key`], used only when every byte matches.
+    shipped: Mutex<Lru<[u8; 32], ShippedEntry>>,
     /// What a TDX quote's PCK chain names (FMSPC, PCK CA), by the SHA-256 of the chain's PEM: a platform sends the
     /// same chain with every quote, and decoding it (three PEM certificates, the issuer's name) cost more per request
     /// than the rest of the collateral lookup.
-    tdx_platforms: Mutex<Lru<[u8; 32], TdxPlatform>>,
+    tdx_platforms: Mutex<Lru<[u8; 32], ((), TdxPlatform)>>,
     counters: Counters,
 }
 
@@ -716,9 +717,13 @@ impl Inner {
         let quote = locus_hw::tdx::Quote::parse_ignoring_trailing_bytes(quote_raw)
             .map_err(Refusal::from)?;
         let key = Sha256::digest(&quote.pck_cert_chain_pem).into();
-        remembered(&self.tdx_platforms, key, || {
-            TdxPlatform::from_parsed_quote(&quote)
-        })
+        // The key is the digest of every byte, so an entry under it needs no further comparison.
+        remembered(
+            &self.tdx_platforms,
+            key,
+            |()| true,
+            || TdxPlatform::from_parsed_quote(&quote).map(|p| ((), p)),
+        )
     }
 
     /// `certs` classified ([`Shipped::classify`]), from the memo when the same bytes were shipped before.
@@ -726,15 +731,17 @@ impl Inner {
         if certs.is_empty() {
             return Arc::new(Shipped::default());
         }
-        let mut h = Sha256::new();
-        for c in certs {
-            // Length-prefixed, so different splits of the same bytes are different keys.
-            h.update((c.len() as u64).to_be_bytes());
-            h.update(c);
-        }
-        let Ok(classified) = remembered(&self.shipped, h.finalize().into(), || {
-            Ok::<_, std::convert::Infallible>(Arc::new(Shipped::classify(certs)))
-        });
+        let Ok(classified) = remembered(
+            &self.shipped,
+            shipped_key(certs),
+            |kept| kept.as_slice() == certs,
+            || {
+                Ok::<_, std::convert::Infallible>((
+                    certs.to_vec(),
+                    Arc::new(Shipped::classify(certs)),
+                ))
+            },
+        );
         classified
     }
 
@@ -1039,21 +1046,47 @@ impl Inner {
     }
 }
 
-/// The value `memo` holds for `key`, or `make`'s, kept on success. The lock is not held while `make` runs, so two
-/// first requests may both compute it; they compute the same value.
-fn remembered<V: Clone, E>(
-    memo: &Mutex<Lru<[u8; 32], V>>,
+/// The value `memo` holds for `key` if what it was made from is `same` as the input at hand, or else `make`'s (the
+/// input it was made from, and the value), kept on success in place of any entry under that key. The lock is not held
+/// while `make` runs, so two first requests may both compute it; they compute the same value.
+fn remembered<S, V: Clone, E>(
+    memo: &Mutex<Lru<[u8; 32], (S, V)>>,
     key: [u8; 32],
-    make: impl FnOnce() -> Result<V, E>,
+    same: impl FnOnce(&S) -> bool,
+    make: impl FnOnce() -> Result<(S, V), E>,
 ) -> Result<V, E> {
     let lock = || memo.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(found) = lock().get(&key) {
-        return Ok(found.clone());
+    if let Some((source, found)) = lock().get(&key) {
+        if same(source) {
+            return Ok(found.clone());
+        }
     }
-    let made = make()?;
-    lock().insert(key, made.clone());
+    let (source, made) = make()?;
+    lock().insert(key, (source, made.clone()));
     Ok(made)
 }
+
+/// Bytes from each end of a shipped blob that go into its memo key: a DER certificate starts with its serial and
+/// ends with its signature.
+const SHIPPED_KEY_HEAD: usize = 64;
+const SHIPPED_KEY_TAIL: usize = 96;
+
+/// The memo key of a set of shipped blobs: their count, lengths, and the bytes at both ends of each, so that finding
+/// the entry does not hash kilobytes per request. Sets that share a key differ elsewhere and are told apart by the
+/// byte comparison in [`remembered`]; they only replace each other's entry.
+fn shipped_key(certs: &[Vec<u8>]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((certs.len() as u64).to_be_bytes());
+    for c in certs {
+        h.update((c.len() as u64).to_be_bytes());
+        h.update(&c[..c.len().min(SHIPPED_KEY_HEAD)]);
+        h.update(&c[c.len().saturating_sub(SHIPPED_KEY_TAIL)..]);
+    }
+    h.finalize().into()
+}
+
+/// A shipped-certificate memo entry: the blobs as shipped, and their classification.
+type ShippedEntry = (Vec<Vec<u8>>, Arc<Shipped>);
 
 /// Certificates shipped with SNP evidence, classified.
 #[derive(Debug, Default)]
@@ -1286,6 +1319,32 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &other));
         assert!(other.ask.is_some() && other.ark.is_some());
         assert!(c.inner.shipped(&[ask]).ark.is_none());
+    }
+
+    #[test]
+    fn shipped_sets_that_share_a_memo_key_but_differ_in_the_middle_are_each_classified_from_their_own_bytes(
+    ) {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sim-pki/snp/milan");
+        let ark = std::fs::read(dir.join("ark.pem")).expect("sim PKI certificate");
+        // Same length and the same bytes at both ends, garbage in the middle: the same key, other bytes.
+        let mut garbled = ark.clone();
+        let mid = garbled.len() / 2;
+        garbled[mid..mid + 8].copy_from_slice(b"!!!!!!!!");
+        assert_eq!(
+            shipped_key(std::slice::from_ref(&ark)),
+            shipped_key(std::slice::from_ref(&garbled))
+        );
+        let c = Collateral::new(CollateralConfig::default()).expect("collateral");
+        assert!(c.inner.shipped(std::slice::from_ref(&ark)).ark.is_some());
+        // Not the remembered classification of the genuine ARK: the garbled PEM is no certificate.
+        assert!(c
+            .inner
+            .shipped(std::slice::from_ref(&garbled))
+            .ark
+            .is_none());
+        // And the genuine bytes are classified as an ARK again (the entry was replaced, never confused).
+        assert!(c.inner.shipped(&[ark]).ark.is_some());
     }
 
     #[test]
