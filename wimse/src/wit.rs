@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::WimseError;
@@ -98,6 +99,25 @@ impl VerifiedWit {
     }
 }
 
+/// The claims of a WIT as signed, borrowed: the registered claims in this order, then the extra ones in theirs.
+#[derive(Serialize)]
+struct OutClaims<'a> {
+    cnf: OutCnf,
+    exp: u64,
+    iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    jti: &'a str,
+    sub: &'a str,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct OutCnf {
+    jwk: Value,
+}
+
 /// Issues WITs with one ES256 key.
 #[derive(Debug)]
 pub struct WitIssuer {
@@ -136,6 +156,45 @@ impl WitIssuer {
         exp: u64,
         extra: &Map<String, Value>,
     ) -> Result<(String, WitClaims), WimseError> {
+        let (token, jti, cnf) = self.sign(sub, cnf, iat, exp, extra)?;
+        Ok((
+            token,
+            WitClaims {
+                iss: self.iss.clone(),
+                sub: sub.clone(),
+                exp,
+                iat: Some(iat),
+                nbf: None,
+                jti: Some(jti),
+                cnf,
+                extra: extra.clone(),
+            },
+        ))
+    }
+
+    /// [`WitIssuer::issue`] for an issuer that needs only the token and its `jti` (the verifier, per request): the
+    /// same token, without building the claims a second time.
+    pub fn issue_token(
+        &self,
+        sub: &WorkloadId,
+        cnf: &Jwk,
+        iat: u64,
+        exp: u64,
+        extra: &Map<String, Value>,
+    ) -> Result<(String, String), WimseError> {
+        let (token, jti, _) = self.sign(sub, cnf, iat, exp, extra)?;
+        Ok((token, jti))
+    }
+
+    /// Check the request, then sign: the token, its `jti`, and the `cnf` key as stamped.
+    fn sign(
+        &self,
+        sub: &WorkloadId,
+        cnf: &Jwk,
+        iat: u64,
+        exp: u64,
+        extra: &Map<String, Value>,
+    ) -> Result<(String, String, Jwk), WimseError> {
         if exp <= iat {
             return Err(WimseError::RequestInvalid {
                 detail: "exp must be after iat".into(),
@@ -158,37 +217,24 @@ impl WitIssuer {
         }
         cnf.key_use = None;
         let jti = random_jti()?;
-        let mut claims = Map::new();
-        claims.insert("cnf".into(), serde_json::json!({ "jwk": cnf.to_value() }));
-        claims.insert("exp".into(), exp.into());
-        claims.insert("iat".into(), iat.into());
-        if let Some(iss) = &self.iss {
-            claims.insert("iss".into(), iss.clone().into());
-        }
-        claims.insert("jti".into(), jti.clone().into());
-        claims.insert("sub".into(), sub.as_str().into());
-        for (k, v) in extra {
-            claims.insert(k.clone(), v.clone());
-        }
+        let claims = OutClaims {
+            cnf: OutCnf {
+                jwk: cnf.to_value(),
+            },
+            exp,
+            iat,
+            iss: self.iss.as_deref(),
+            jti: &jti,
+            sub: sub.as_str(),
+            extra,
+        };
         let header = OutHeader {
             alg: Alg::Es256.name(),
             kid: self.key.kid(),
             typ: WIT_TYP,
         };
         let token = sign_compact(&self.key, &header, &claims)?;
-        Ok((
-            token,
-            WitClaims {
-                iss: self.iss.clone(),
-                sub: sub.clone(),
-                exp,
-                iat: Some(iat),
-                nbf: None,
-                jti: Some(jti),
-                cnf,
-                extra: extra.clone(),
-            },
-        ))
+        Ok((token, jti, cnf))
     }
 }
 
@@ -609,6 +655,51 @@ mod tests {
             !jws.claims().unwrap().contains_key("aud"),
             "WIT-SVID forbids aud"
         );
+    }
+
+    #[test]
+    fn issue_token_signs_the_same_claims_as_issue_and_returns_the_tokens_jti() {
+        let key = Es256SigningKey::generate().unwrap().with_kid("k1");
+        let issuer = WitIssuer::new(key, Some("https://verifier.example".into())).unwrap();
+        let workload = Es256SigningKey::generate().unwrap();
+        let sub = WorkloadId::parse("spiffe://example.org/ns/a").unwrap();
+        let mut extra = Map::new();
+        extra.insert("locus_tee".into(), serde_json::json!({"type": "tdx"}));
+        extra.insert(
+            "locus_residency".into(),
+            serde_json::json!({"country": "DE"}),
+        );
+        let (token, jti) = issuer
+            .issue_token(&sub, &workload.public_jwk(), 1000, 4600, &extra)
+            .unwrap();
+        let (_, issued) = issuer
+            .issue(&sub, &workload.public_jwk(), 1000, 4600, &extra)
+            .unwrap();
+        let trust =
+            TrustStore::new().with_keys(sub.trust_domain(), Jwks::new(vec![issuer.public_jwk()]));
+        let v = WitVerifier::new(trust, WitPolicy::default())
+            .verify(&token, 1001)
+            .unwrap();
+        assert_eq!(v.claims().jti.as_deref(), Some(jti.as_str()));
+        // Everything but the jti (random per token) is what `issue` reports.
+        let mut expected = issued;
+        expected.jti = Some(jti);
+        assert_eq!(v.claims(), &expected);
+        // The registered claims come first, in the order this crate writes them, then the extra ones (in the map's order).
+        let payload =
+            String::from_utf8(crate::b64::decode(token.split('.').nth(1).unwrap()).unwrap())
+                .unwrap();
+        let at = |k: &str| payload.find(&format!("\"{k}\":")).unwrap();
+        let order = ["cnf", "exp", "iat", "iss", "jti", "sub"];
+        assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{payload}");
+        assert!(
+            at("sub") < at("locus_tee") && at("sub") < at("locus_residency"),
+            "{payload}"
+        );
+        // The same refusals as `issue`.
+        assert!(issuer
+            .issue_token(&sub, &workload.public_jwk(), 2, 2, &Map::new())
+            .is_err());
     }
 
     #[test]

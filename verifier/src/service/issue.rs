@@ -101,8 +101,8 @@ pub fn issue(
     if let Some(r) = &req.claims.residency {
         extra.insert("locus_residency".into(), r.to_value());
     }
-    let (wit, claims) = issuer
-        .issue(sub, req.cnf, req.now, exp, &extra)
+    let (wit, jti) = issuer
+        .issue_token(sub, req.cnf, req.now, exp, &extra)
         .map_err(|e| internal("WIT issuance", e))?;
     let (ear, ear_type) = if !req.with_ear {
         (None, None)
@@ -131,7 +131,7 @@ pub fn issue(
         wit,
         ear,
         ear_type,
-        jti: claims.jti.unwrap_or_default(),
+        jti,
         exp,
         kid: signer.kid().unwrap_or_default().to_string(),
     })
