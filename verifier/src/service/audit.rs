@@ -304,29 +304,40 @@ pub const GROUP_SIBLINGS: usize = 4;
 pub const GROUP_WINDOW: Duration = Duration::from_micros(1500);
 
 /// Work in progress that will append a record when it ends (the appraisal pool's queued and running jobs). A filling
-/// batch waits for it only while there is some; the last one to finish wakes the writer, so the writer sleeps once per
+/// batch waits for it only while some of it is still queued behind the running jobs: waiting then costs no core (the
+/// pool stays busy), while waiting on the last running jobs would leave the cores idle and, under steady load, line
+/// every request up behind one fsync. The job that empties the queue wakes the writer, so the writer sleeps once per
 /// batch instead of polling.
 #[derive(Debug, Default)]
 pub struct Producers {
     count: AtomicUsize,
+    /// Jobs that run at once (the pool's threads); 0 until a pool says ([`Producers::served_by`]).
+    running_at_once: AtomicUsize,
     writer: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl Producers {
+    /// The pool counting its jobs here runs `threads` of them at once.
+    pub fn served_by(&self, threads: usize) {
+        self.running_at_once.store(threads, Ordering::Relaxed);
+    }
+
     pub fn started(&self) {
         self.count.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn finished(&self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let left = self.count.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+        if left == self.running_at_once.load(Ordering::Relaxed) {
             if let Some(writer) = self.writer.get() {
                 writer.unpark();
             }
         }
     }
 
-    fn busy(&self) -> bool {
-        self.count.load(Ordering::Acquire) > 0
+    /// Whether jobs are queued behind the running ones.
+    fn backlogged(&self) -> bool {
+        self.count.load(Ordering::Acquire) > self.running_at_once.load(Ordering::Relaxed)
     }
 
     fn watch(&self, writer: std::thread::Thread) {
@@ -373,15 +384,15 @@ fn writer(
         // before paying for it; the producers do not wake a writer that sleeps rather than waits on the queue. A lone
         // answer (one request at a time) never waits.
         if fills_before_sync(batch.len(), last_batch) {
-            // Only while decisions are still being made: once every request in flight is waiting for this batch,
-            // nothing more will join it, and waiting would leave the cores idle.
+            // Only while decisions are queued behind the running ones: once the pool's queue is empty, waiting for
+            // its last jobs would leave the cores idle while the requests held here cannot send their next ones.
             let until = std::time::Instant::now() + GROUP_WINDOW;
             loop {
                 let now = std::time::Instant::now();
-                if !producers.busy() || now >= until {
+                if !producers.backlogged() || now >= until {
                     break;
                 }
-                // Woken early by the last producer to finish (or spuriously: the loop looks again).
+                // Woken early by the job that empties the queue (or spuriously: the loop looks again).
                 std::thread::park_timeout(until - now);
             }
             while let Ok(more) = rx.try_recv() {
@@ -466,6 +477,35 @@ fn open_append(path: &Path) -> io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_waits_only_while_decisions_are_queued_behind_the_running_ones_and_the_one_emptying_the_queue_wakes_it(
+    ) {
+        let p = Producers::default();
+        p.served_by(2);
+        p.watch(std::thread::current());
+        for _ in 0..3 {
+            p.started();
+        }
+        // Three jobs on two threads: one is queued, so waiting keeps both cores busy.
+        assert!(p.backlogged());
+        // The third finishing empties the queue: no more waiting, and the writer is woken (its park returns at once;
+        // a minute would fail the test by its length).
+        p.finished();
+        assert!(!p.backlogged());
+        let t = std::time::Instant::now();
+        std::thread::park_timeout(Duration::from_secs(60));
+        assert!(t.elapsed() < Duration::from_secs(30));
+        p.finished();
+        p.finished();
+        assert!(!p.backlogged());
+        // Without a pool (the default), any job in progress counts.
+        let lone = Producers::default();
+        lone.started();
+        assert!(lone.backlogged());
+        lone.finished();
+        assert!(!lone.backlogged());
+    }
 
     #[test]
     fn only_clearly_concurrent_answers_wait_for_their_batch_to_fill() {

@@ -39,6 +39,7 @@ impl CpuPool {
     /// Start `threads` (at least one) workers named `locus-cpu-<i>`; `pending` counts the jobs queued or running.
     pub fn new(threads: usize, pending: Arc<super::audit::Producers>) -> std::io::Result<CpuPool> {
         let threads = threads.max(1);
+        pending.served_by(threads);
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads {
