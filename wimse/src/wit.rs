@@ -118,6 +118,17 @@ struct OutCnf {
     jwk: Value,
 }
 
+/// A WIT as [`WitIssuer::issue_token`] signed it.
+#[derive(Debug, Clone)]
+pub struct IssuedWit {
+    /// The compact JWS.
+    pub token: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `cnf` key, with the `alg` stamped.
+    pub cnf: Jwk,
+}
+
 /// Issues WITs with one ES256 key.
 #[derive(Debug)]
 pub struct WitIssuer {
@@ -156,7 +167,7 @@ impl WitIssuer {
         exp: u64,
         extra: &Map<String, Value>,
     ) -> Result<(String, WitClaims), WimseError> {
-        let (token, jti, cnf) = self.sign(sub, cnf, iat, exp, extra)?;
+        let IssuedWit { token, jti, cnf } = self.issue_token(sub, cnf, iat, exp, extra)?;
         Ok((
             token,
             WitClaims {
@@ -172,8 +183,8 @@ impl WitIssuer {
         ))
     }
 
-    /// [`WitIssuer::issue`] for an issuer that needs only the token and its `jti` (the verifier, per request): the
-    /// same token, without building the claims a second time.
+    /// [`WitIssuer::issue`] for an issuer that needs only the token, its `jti` and the `cnf` key as stamped (the
+    /// verifier, per request): the same token, without building [`WitClaims`].
     pub fn issue_token(
         &self,
         sub: &WorkloadId,
@@ -181,20 +192,7 @@ impl WitIssuer {
         iat: u64,
         exp: u64,
         extra: &Map<String, Value>,
-    ) -> Result<(String, String), WimseError> {
-        let (token, jti, _) = self.sign(sub, cnf, iat, exp, extra)?;
-        Ok((token, jti))
-    }
-
-    /// Check the request, then sign: the token, its `jti`, and the `cnf` key as stamped.
-    fn sign(
-        &self,
-        sub: &WorkloadId,
-        cnf: &Jwk,
-        iat: u64,
-        exp: u64,
-        extra: &Map<String, Value>,
-    ) -> Result<(String, String, Jwk), WimseError> {
+    ) -> Result<IssuedWit, WimseError> {
         if exp <= iat {
             return Err(WimseError::RequestInvalid {
                 detail: "exp must be after iat".into(),
@@ -234,7 +232,7 @@ impl WitIssuer {
             typ: WIT_TYP,
         };
         let token = sign_compact(&self.key, &header, &claims)?;
-        Ok((token, jti, cnf))
+        Ok(IssuedWit { token, jti, cnf })
     }
 }
 
@@ -625,7 +623,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn issue_then_verify_round_trip_with_extras() {
+    fn issue_then_verify_round_trip_with_extras_and_issue_token_signs_the_same_claims() {
         let key = Es256SigningKey::generate().unwrap().with_kid("k1");
         let issuer = WitIssuer::new(key, Some("https://verifier.example".into())).unwrap();
         let workload = Es256SigningKey::generate().unwrap();
@@ -640,9 +638,8 @@ mod tests {
             .unwrap();
         let trust =
             TrustStore::new().with_keys(sub.trust_domain(), Jwks::new(vec![issuer.public_jwk()]));
-        let v = WitVerifier::new(trust, WitPolicy::default())
-            .verify(&token, 1001)
-            .unwrap();
+        let verifier = WitVerifier::new(trust, WitPolicy::default());
+        let v = verifier.verify(&token, 1001).unwrap();
         assert_eq!(v.claims(), &issued);
         assert_eq!(v.claims().pop_alg(), "ES256");
         assert_eq!(v.claims().extra["locus_tee"]["type"], "sev-snp");
@@ -655,31 +652,18 @@ mod tests {
             !jws.claims().unwrap().contains_key("aud"),
             "WIT-SVID forbids aud"
         );
-    }
-
-    #[test]
-    fn issue_token_signs_the_same_claims_as_issue_and_returns_the_tokens_jti() {
-        let key = Es256SigningKey::generate().unwrap().with_kid("k1");
-        let issuer = WitIssuer::new(key, Some("https://verifier.example".into())).unwrap();
-        let workload = Es256SigningKey::generate().unwrap();
-        let sub = WorkloadId::parse("spiffe://example.org/ns/a").unwrap();
-        let mut extra = Map::new();
-        extra.insert("locus_tee".into(), serde_json::json!({"type": "tdx"}));
+        // `issue_token` signs the same claims as `issue` and returns the token's jti.
         extra.insert(
             "locus_residency".into(),
             serde_json::json!({"country": "DE"}),
         );
-        let (token, jti) = issuer
-            .issue_token(&sub, &workload.public_jwk(), 1000, 4600, &extra)
-            .unwrap();
         let (_, issued) = issuer
             .issue(&sub, &workload.public_jwk(), 1000, 4600, &extra)
             .unwrap();
-        let trust =
-            TrustStore::new().with_keys(sub.trust_domain(), Jwks::new(vec![issuer.public_jwk()]));
-        let v = WitVerifier::new(trust, WitPolicy::default())
-            .verify(&token, 1001)
+        let IssuedWit { token, jti, .. } = issuer
+            .issue_token(&sub, &workload.public_jwk(), 1000, 4600, &extra)
             .unwrap();
+        let v = verifier.verify(&token, 1001).unwrap();
         assert_eq!(v.claims().jti.as_deref(), Some(jti.as_str()));
         // Everything but the jti (random per token) is what `issue` reports.
         let mut expected = issued;

@@ -101,7 +101,9 @@ pub fn issue(
     if let Some(r) = &req.claims.residency {
         extra.insert("locus_residency".into(), r.to_value());
     }
-    let (wit, jti) = issuer
+    let locus_wimse::wit::IssuedWit {
+        token: wit, jti, ..
+    } = issuer
         .issue_token(sub, req.cnf, req.now, exp, &extra)
         .map_err(|e| internal("WIT issuance", e))?;
     let (ear, ear_type) = if !req.with_ear {
