@@ -9,6 +9,34 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
+use sha2::{Digest, Sha256};
+
+/// Bytes from each end of a part that [`ends_key`] reads: a DER certificate or CRL starts with its version and serial
+/// and ends with its signature.
+pub const KEY_HEAD: usize = 64;
+pub const KEY_TAIL: usize = 96;
+
+/// A memo key over `domain` and, for each part, whether it is there, its length and the bytes at both ends — so that
+/// finding an entry does not hash kilobytes per request. It only finds the entry: a memo keyed this way must keep the
+/// bytes its value was made from and use the value only when they match exactly; parts that share a key differ in
+/// the middle and just replace each other's entry.
+pub fn ends_key<'a>(domain: &[u8], parts: impl IntoIterator<Item = Option<&'a [u8]>>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(domain);
+    for part in parts {
+        match part {
+            None => h.update([0]),
+            Some(bytes) => {
+                h.update([1]);
+                h.update((bytes.len() as u64).to_be_bytes());
+                h.update(&bytes[..bytes.len().min(KEY_HEAD)]);
+                h.update(&bytes[bytes.len().saturating_sub(KEY_TAIL)..]);
+            }
+        }
+    }
+    h.finalize().into()
+}
+
 /// A map of at most `capacity` entries; inserting into a full map evicts the least recently used entry.
 #[derive(Debug, Clone)]
 pub struct Lru<K, V> {
@@ -138,6 +166,26 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ends_key_reads_presence_length_and_both_ends_only() {
+        let blob: Vec<u8> = (0..=255).cycle().take(1000).map(|b: u32| b as u8).collect();
+        let mut middle = blob.clone();
+        middle[500] ^= 1;
+        let key = |parts: &[Option<&[u8]>]| ends_key(b"d", parts.iter().copied());
+        // The middle is not read: the memo must compare the bytes.
+        assert_eq!(key(&[Some(&blob)]), key(&[Some(&middle)]));
+        // The ends, the length, presence and the domain are.
+        let mut tail = blob.clone();
+        tail[999] ^= 1;
+        let mut head = blob.clone();
+        head[0] ^= 1;
+        assert_ne!(key(&[Some(&blob)]), key(&[Some(&tail)]));
+        assert_ne!(key(&[Some(&blob)]), key(&[Some(&head)]));
+        assert_ne!(key(&[Some(&blob)]), key(&[Some(&blob[..999])]));
+        assert_ne!(key(&[None]), key(&[Some(&[])]));
+        assert_ne!(key(&[Some(&blob)]), ends_key(b"e", [Some(blob.as_slice())]));
+    }
 
     #[test]
     fn a_full_map_evicts_exactly_the_least_recently_used_entry() {

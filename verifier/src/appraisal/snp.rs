@@ -153,37 +153,25 @@ fn chain_items(e: &SnpEndorsements) -> [&Option<Vec<u8>>; 4] {
     [&e.vek_der, &e.ask_der, &e.ark_der, &e.crl_der]
 }
 
-/// Bytes from the end of each endorsement that go into the memo key (each DER ends with its signature).
-const KEY_TAIL: usize = 96;
-
-/// The memo key of a set of endorsements: the signer, the simulator mode, and each endorsement's length and last
-/// [`KEY_TAIL`] bytes (its signature), so that building the key does not hash kilobytes per request. The key only
-/// finds the entry: a hit must also match every byte ([`ChainSource::matches`]), so two sets that share a key just
-/// replace each other's entry. `None` (never memoised) when the client sent a CRL: client bytes that appraisal may
-/// ignore must not mint keys.
+/// The memo key of a set of endorsements ([`crate::lru::ends_key`]): the signer, the simulator mode, and the ends of
+/// each endorsement. A hit must also match every byte ([`ChainSource::matches`]). `None` (never memoised) when the
+/// client sent a CRL: client bytes that appraisal may ignore must not mint keys.
 fn chain_key(signer: SnpSigner, e: &SnpEndorsements, anchors: &TrustAnchors) -> Option<[u8; 32]> {
     if e.client_crl_der.is_some() {
         return None;
     }
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"locus/snp-chain/v2");
-    ctx.update(&[
-        u8::from(signer == SnpSigner::Vlek),
-        u8::from(anchors.trusts_simulator()),
-    ]);
-    for item in chain_items(e) {
-        match item {
-            None => ctx.update(&[0]),
-            Some(bytes) => {
-                ctx.update(&[1]);
-                ctx.update(&(bytes.len() as u64).to_be_bytes());
-                ctx.update(&bytes[bytes.len().saturating_sub(KEY_TAIL)..]);
-            }
-        }
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    Some(out)
+    let domain = [
+        b"locus/snp-chain/v2".as_slice(),
+        &[
+            u8::from(signer == SnpSigner::Vlek),
+            u8::from(anchors.trusts_simulator()),
+        ],
+    ]
+    .concat();
+    Some(crate::lru::ends_key(
+        &domain,
+        chain_items(e).map(|item| item.as_deref()),
+    ))
 }
 
 /// Appraise a raw SEV-SNP report. See the module docs for the flow; every failing step has its own code.

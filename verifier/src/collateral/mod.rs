@@ -1066,23 +1066,14 @@ fn remembered<S, V: Clone, E>(
     Ok(made)
 }
 
-/// Bytes from each end of a shipped blob that go into its memo key: a DER certificate starts with its serial and
-/// ends with its signature.
-const SHIPPED_KEY_HEAD: usize = 64;
-const SHIPPED_KEY_TAIL: usize = 96;
-
-/// The memo key of a set of shipped blobs: their count, lengths, and the bytes at both ends of each, so that finding
-/// the entry does not hash kilobytes per request. Sets that share a key differ elsewhere and are told apart by the
-/// byte comparison in [`remembered`]; they only replace each other's entry.
+/// The memo key of a set of shipped blobs ([`crate::lru::ends_key`]: their count, and the ends of each); a hit must
+/// also match every byte (the comparison in [`remembered`]).
 fn shipped_key(certs: &[Vec<u8>]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update((certs.len() as u64).to_be_bytes());
-    for c in certs {
-        h.update((c.len() as u64).to_be_bytes());
-        h.update(&c[..c.len().min(SHIPPED_KEY_HEAD)]);
-        h.update(&c[c.len().saturating_sub(SHIPPED_KEY_TAIL)..]);
-    }
-    h.finalize().into()
+    let count = (certs.len() as u64).to_be_bytes();
+    crate::lru::ends_key(
+        &[b"locus/shipped/v1".as_slice(), &count].concat(),
+        certs.iter().map(|c| Some(c.as_slice())),
+    )
 }
 
 /// A shipped-certificate memo entry: the blobs as shipped, and their classification.

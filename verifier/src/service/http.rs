@@ -996,7 +996,7 @@ mod tests {
             r#"{{"nonce":"AQID","tee":"sev-snp","evidence":"BAUG","certs":["Bwg","CQo"],"jwk":{AGENT_JWK},"proximity":["Cww"]}}"#
         );
         let escaped = format!(
-            r#"{{"nonce":"AQID","tee":"sev-snp","evidence":"BAUG","certs":["Bwg","CQo"],"jwk":{AGENT_JWK},"proximity":["Cww"]}}"#
+            r#"{{"nonce":"\u0041QID","tee":"sev\u002dsnp","evidence":"BAU\u0047","certs":["Bw\u0067","CQo"],"jwk":{AGENT_JWK},"proximity":["C\u0077w"]}}"#
         );
         for body in [plain, escaped] {
             let d = decode_attest_body(body.as_bytes()).expect("decodes");
