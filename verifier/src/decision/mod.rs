@@ -42,6 +42,8 @@ pub struct Request<'a> {
     pub nonce: &'a [u8],
     /// The agent's public key, to be bound as `cnf`.
     pub jwk: &'a Jwk,
+    /// Its RFC 7638 SHA-256 thumbprint (`jwk.thumbprint_sha256()`, computed once by the caller).
+    pub jkt: &'a [u8; 32],
     /// The workload named in the request, if any (untrusted text).
     pub workload: Option<&'a str>,
     /// Proximity statements as received (untrusted bytes; [`proximity::bounds`] keeps the ones that count).
@@ -106,7 +108,7 @@ pub fn decide<'a>(inputs: &Inputs<'a>) -> Decision<'a> {
         platform: Some(platform.digest_hex()),
         simulated: Some(simulated),
         measurement: Some(hex::encode(facts.measurement())),
-        cnf_jkt: Some(inputs.request.jwk.thumbprint_b64()),
+        cnf_jkt: Some(locus_wimse::b64::encode(inputs.request.jkt)),
         ..Context::default()
     };
     let outcome = decide_inner(inputs, &platform, simulated, &mut context);
@@ -135,7 +137,7 @@ fn decide_inner<'a>(
     binding::check(
         facts.report_data(),
         inputs.request.nonce,
-        &inputs.request.jwk.thumbprint_sha256(),
+        inputs.request.jkt,
     )?;
 
     // Step 3: the workload.
@@ -153,7 +155,7 @@ fn decide_inner<'a>(
     let (bounds, _ignored) = proximity::bounds(
         cfg,
         inputs.request.proximity,
-        &inputs.request.jwk.thumbprint_sha256(),
+        inputs.request.jkt,
         inputs.now,
     );
     context.location = location.clone();

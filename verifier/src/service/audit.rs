@@ -301,7 +301,7 @@ fn encode(record: &AuditRecord) -> io::Result<Vec<u8>> {
 /// Records queued at once (now or in the previous batch) from which the writer lets a batch fill before its fsync.
 pub const GROUP_SIBLINGS: usize = 4;
 /// How long a batch may fill under load: at most this is added to an answer's wait for its record.
-pub const GROUP_WINDOW: Duration = Duration::from_micros(1500);
+pub const GROUP_WINDOW: Duration = Duration::from_micros(3000);
 
 /// Work in progress that will append a record when it ends (the appraisal pool's queued and running jobs). A filling
 /// batch waits for it only while some of it is still queued behind the running jobs: waiting then costs no core (the

@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use locus_wimse::{Jwk, Jwks};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use locus_hw::TeeType;
@@ -290,8 +290,19 @@ fn b64url(s: &str, what: impl std::fmt::Display) -> Result<Vec<u8>, Refusal> {
         })
 }
 
-pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
-    let mut r = (status, v.to_string()).into_response();
+pub(crate) fn json_response(status: StatusCode, v: &impl Serialize) -> Response {
+    // Straight to bytes: `Value`'s Display goes through the formatter, one `write_str` per token.
+    let body = match serde_json::to_vec(v) {
+        Ok(body) => body,
+        Err(e) => {
+            return Problem(Refusal::new(
+                ErrorCode::Internal,
+                format!("response JSON: {e}"),
+            ))
+            .into_response()
+        }
+    };
+    let mut r = (status, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -546,17 +557,15 @@ async fn attest(
         Ok(issued) => {
             svc.metrics.decision(tee_label, "issued");
             tracing::info!(jti = %issued.jti, workload = ?record.workload, tee = tee_label, "WIT issued");
-            let mut body = json!({
-                "wit": issued.wit,
-                "expires_at": rfc3339(issued.exp),
-            });
-            if let (Some(ear), Some(obj)) = (issued.ear, body.as_object_mut()) {
-                obj.insert("ear".into(), Value::String(ear));
-                if let Some(t) = issued.ear_type {
-                    obj.insert("ear_type".into(), Value::String(t.to_string()));
-                }
-            }
-            json_response(StatusCode::OK, &body)
+            json_response(
+                StatusCode::OK,
+                &Issuance {
+                    wit: &issued.wit,
+                    expires_at: rfc3339(issued.exp),
+                    ear: issued.ear.as_deref(),
+                    ear_type: issued.ear.as_ref().and(issued.ear_type),
+                },
+            )
         }
         Err(refusal) => {
             svc.metrics.decision(tee_label, refusal.code.as_str());
@@ -564,6 +573,17 @@ async fn attest(
             Problem(refusal).into_response()
         }
     }
+}
+
+/// The body of `200 /v1/attest` (docs/api.md): members in this order, `ear` and `ear_type` only with an EAR.
+#[derive(Serialize)]
+struct Issuance<'a> {
+    wit: &'a str,
+    expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ear: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ear_type: Option<&'a str>,
 }
 
 /// Make a decision's audit record durable before its answer leaves. When it cannot be, the answer is
@@ -680,7 +700,8 @@ async fn attest_inner(
         // The body, every member decoded (malformed → refused before the nonce check, so not audited).
         let req = decode_attest_body(bytes)?;
         context.tee = Some(req.tee);
-        context.cnf_jkt = Some(req.jwk.thumbprint_b64());
+        let jkt = req.jwk.thumbprint_sha256();
+        context.cnf_jkt = Some(locus_wimse::b64::encode(jkt));
 
         // The challenge is ours and fresh.
         rt.challenge
@@ -727,6 +748,7 @@ async fn attest_inner(
                 request: decision::Request {
                     nonce: &nonce,
                     jwk: &jwk,
+                    jkt: &jkt,
                     workload: workload.as_deref(),
                     proximity: &proximity,
                 },
