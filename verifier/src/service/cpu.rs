@@ -5,14 +5,16 @@
 //! request's task on an async worker, which only then hands its work to a parked blocking thread — three thread wakes
 //! in a row while the core sits idle. Here a request's work is queued the moment its collateral is in hand, and a
 //! thread that finishes one job takes the next without parking, so under load the pool's threads never sleep and the
-//! only wake per job is its caller's.
+//! only wake per job is its caller's. Idle threads wait on one condition variable, and a queued job wakes one of them
+//! (a receiver shared behind a mutex would wake a second thread per job: the one waiting for the lock).
 //!
 //! The queue holds at most what admission control lets in (`server.max_concurrency` requests in flight on `/v1/*`),
 //! so it is bounded by construction. Work whose caller has gone (the request deadline passed) is dropped unrun, and a
 //! panicking job is reported to its caller as an error while its thread goes on with the next.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
@@ -27,12 +29,46 @@ pub enum CpuError {
     Panicked,
 }
 
-/// Handle to the pool; the threads end when the last handle is dropped.
+/// Handle to the pool; its threads end once it is dropped and the jobs queued before have run.
 #[derive(Debug)]
 pub struct CpuPool {
-    tx: mpsc::Sender<Job>,
+    queue: Arc<Queue>,
     /// Jobs queued or running (the audit writer's [`super::audit::AuditLog::producers`]).
     pending: Arc<super::audit::Producers>,
+}
+
+/// The jobs not yet taken, and whether the pool is closed; idle threads wait on `ready`.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<(VecDeque<Job>, bool)>,
+    ready: Condvar,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// The lock; a poisoned one cannot happen (jobs run outside it) but would not stop the pool.
+    fn lock(&self) -> MutexGuard<'_, (VecDeque<Job>, bool)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next job, waiting while there is none; `None` once the pool is closed and drained.
+    fn next(&self) -> Option<Job> {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.0.pop_front() {
+                return Some(job);
+            }
+            if state.1 {
+                return None;
+            }
+            state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 impl CpuPool {
@@ -40,23 +76,18 @@ impl CpuPool {
     pub fn new(threads: usize, pending: Arc<super::audit::Producers>) -> std::io::Result<CpuPool> {
         let threads = threads.max(1);
         pending.served_by(threads);
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let queue = Arc::new(Queue::default());
         for i in 0..threads {
-            let rx = rx.clone();
+            let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("locus-cpu-{i}"))
-                .spawn(move || loop {
-                    // One thread waits on the queue; the others wait for the lock. A poisoned lock cannot happen
-                    // (jobs run outside it), but would not stop the pool.
-                    let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    match next {
-                        Ok(job) => job(),
-                        Err(mpsc::RecvError) => return,
+                .spawn(move || {
+                    while let Some(job) = queue.next() {
+                        job();
                     }
                 })?;
         }
-        Ok(CpuPool { tx, pending })
+        Ok(CpuPool { queue, pending })
     }
 
     /// Run `work` on the pool and wait for its result without blocking the async worker.
@@ -85,10 +116,23 @@ impl CpuPool {
             let _ = catch_unwind(AssertUnwindSafe(job));
             pending.finished();
         });
-        self.tx.send(job).map_err(|_| {
+        let mut state = self.queue.lock();
+        if state.1 {
+            drop(state);
             self.pending.finished();
-            CpuError::Closed
-        })
+            return Err(CpuError::Closed);
+        }
+        state.0.push_back(job);
+        drop(state);
+        self.queue.ready.notify_one();
+        Ok(())
+    }
+}
+
+impl Drop for CpuPool {
+    fn drop(&mut self) {
+        self.queue.lock().1 = true;
+        self.queue.ready.notify_all();
     }
 }
 
@@ -138,6 +182,26 @@ mod tests {
             t.await.expect("task").expect("job");
         }
         assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn jobs_queued_before_the_pool_is_dropped_still_run() {
+        let pool = CpuPool::new(1, Default::default()).expect("pool");
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..4 {
+            let ran = ran.clone();
+            pool.spawn(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .expect("queued");
+        }
+        drop(pool);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ran.load(Ordering::SeqCst) < 4 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
