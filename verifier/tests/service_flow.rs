@@ -412,6 +412,27 @@ async fn the_ear_can_be_a_cwt_that_verifies_with_the_served_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attest_answer_has_ear_members_exactly_when_ears_are_on() {
+    let members = |b: &Value| {
+        let mut keys: Vec<String> = b.as_object().expect("object").keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let dir = tempdir();
+    let v = Verifier::start(dir.path(), &example_config(&dir.path().join("state")));
+    let (s, b) = attest(&v.base, "snp-fra-1", Some(EU_WORKLOAD)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(members(&b), ["ear", "ear_type", "expires_at", "wit"]);
+    let off = tempdir();
+    let cfg = example_config(&off.path().join("state")).replace("ear = true", "ear = false");
+    assert!(cfg.contains("ear = false"));
+    let v = Verifier::start(off.path(), &cfg);
+    let (s, b) = attest(&v.base, "snp-fra-1", Some(EU_WORKLOAD)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(members(&b), ["expires_at", "wit"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vlek_platform_is_located_at_provider_granularity_and_the_audit_says_simulated_like_the_wit(
 ) {
     let dir = tempdir();
