@@ -12,6 +12,8 @@ use ciborium::value::{Integer, Value as Cbor};
 use coset::{
     iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable,
 };
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
 use crate::b64;
@@ -599,7 +601,7 @@ impl Ear {
             kid: signer.kid(),
             typ: EAR_JWT_TYP,
         };
-        sign_compact(signer, &header, &self.to_json())
+        sign_compact(signer, &header, &JsonClaims(self))
     }
 
     /// Verify a JWT EAR with the verifier keys `keys` at `now`.
@@ -809,6 +811,94 @@ fn cbor_tier(v: &Cbor) -> Result<TrustTier, WimseError> {
     TrustTier::from_int(cbor_i64(v).ok_or_else(|| bad("ear_status not an integer"))?)
 }
 
+/// The claims-set [`Ear::to_json`] builds, serialized from the EAR's own fields (no `Value` tree): what
+/// [`Ear::sign_jwt`] signs, once per credential.
+struct JsonClaims<'a>(&'a Ear);
+
+impl Serialize for JsonClaims<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("eat_profile", &e.profile)?;
+        m.serialize_entry("iat", &e.iat)?;
+        if let Some(exp) = e.exp {
+            m.serialize_entry("exp", &exp)?;
+        }
+        m.serialize_entry("ear_verifier_id", &JsonVerifierId(&e.verifier_id))?;
+        if let Some(status) = e.status {
+            m.serialize_entry("ear_status", status.as_str())?;
+        }
+        if let Some(r) = &e.raw_evidence {
+            m.serialize_entry("ear_raw_evidence", &b64::encode(r))?;
+        }
+        if let Some(n) = &e.nonce {
+            m.serialize_entry("eat_nonce", &b64::encode(n))?;
+        }
+        m.serialize_entry("submods", &JsonSubmods(&e.submods))?;
+        m.end()
+    }
+}
+
+struct JsonVerifierId<'a>(&'a VerifierId);
+
+impl Serialize for JsonVerifierId<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("developer", &self.0.developer)?;
+        m.serialize_entry("build", &self.0.build)?;
+        m.end()
+    }
+}
+
+struct JsonSubmods<'a>(&'a BTreeMap<String, EarAppraisal>);
+
+impl Serialize for JsonSubmods<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (name, a) in self.0 {
+            m.serialize_entry(name, &JsonAppraisal(a))?;
+        }
+        m.end()
+    }
+}
+
+struct JsonAppraisal<'a>(&'a EarAppraisal);
+
+impl Serialize for JsonAppraisal<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut m = s.serialize_map(None)?;
+        if let Some(p) = &a.profile {
+            m.serialize_entry("eat_profile", p)?;
+        }
+        m.serialize_entry("ear_status", a.status.as_str())?;
+        if let Some(v) = a.trust_vector {
+            m.serialize_entry("ear_trustworthiness_vector", &JsonVector(v))?;
+        }
+        if !a.policy_ids.is_empty() {
+            m.serialize_entry("ear_appraisal_policy_ids", &a.policy_ids)?;
+        }
+        if let Some(n) = &a.nonce {
+            m.serialize_entry("eat_nonce", &b64::encode(n))?;
+        }
+        m.end()
+    }
+}
+
+struct JsonVector(TrustVector);
+
+impl Serialize for JsonVector {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (name, v) in VECTOR_NAMES.iter().zip(self.0.slots()) {
+            if let Some(v) = v {
+                m.serialize_entry(name, &v)?;
+            }
+        }
+        m.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -849,6 +939,31 @@ mod tests {
         );
         assert_eq!(ear.verifier_id.build, "vts 0.0.1");
         assert_eq!(Ear::from_json(&ear.to_json()).unwrap(), ear);
+    }
+
+    #[test]
+    fn the_signed_claims_set_is_the_to_json_one_member_for_member() {
+        let mut full = Ear::from_json(&serde_json::json!({
+            "eat_profile": EAR_PROFILE, "iat": 1666529300, "exp": 1666529900,
+            "ear_verifier_id": { "developer": "https://locus.example/verifier", "build": "b 1" },
+            "ear_status": "warning",
+            "ear_raw_evidence": "AAEC", "eat_nonce": "AAECAwQFBgc",
+            "submods": {
+                "sev-snp": { "eat_profile": "p", "ear_status": "warning",
+                    "ear_trustworthiness_vector": { "instance-identity": 2, "hardware": 32, "sourced-data": 2 },
+                    "ear_appraisal_policy_ids": ["a", "b"], "eat_nonce": "CAkKCwwNDg8" },
+                "tdx": { "ear_status": "affirming" } } }))
+        .unwrap();
+        let claims = |e: &Ear| -> Json {
+            serde_json::from_slice(&serde_json::to_vec(&JsonClaims(e)).unwrap()).unwrap()
+        };
+        assert_eq!(claims(&full), full.to_json());
+        full.exp = None;
+        full.status = None;
+        full.raw_evidence = None;
+        full.nonce = None;
+        full.submods.clear();
+        assert_eq!(claims(&full), full.to_json());
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn ear(req: &IssueRequest<'_>, exp: u64) -> Ear {
         exp: Some(exp),
         verifier_id: VerifierId {
             developer: "https://locus.example/verifier".to_string(),
-            build: format!("locus-verifier {}", env!("CARGO_PKG_VERSION")),
+            build: concat!("locus-verifier ", env!("CARGO_PKG_VERSION")).to_string(),
         },
         status: Some(status),
         raw_evidence: None,
