@@ -838,7 +838,6 @@ impl Attempt {
             .iter()
             .filter_map(|b| Endorsement::parse_and_verify(b, &self.config.endorsers).ok())
             .collect();
-        let jkt = self.jwk.thumbprint_sha256();
         let d = decide(&Inputs {
             config: &self.config,
             endorsements: &endorsements,
@@ -846,7 +845,6 @@ impl Attempt {
             request: decision::Request {
                 nonce: &self.nonce,
                 jwk: &self.jwk,
-                jkt: &jkt,
                 workload: self.workload.as_deref(),
                 proximity: &[],
             },

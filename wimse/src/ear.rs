@@ -205,16 +205,6 @@ impl TrustVector {
             .reduce(TrustTier::worst)
     }
 
-    fn to_json(self) -> Json {
-        let mut m = Map::new();
-        for (name, v) in VECTOR_NAMES.iter().zip(self.slots()) {
-            if let Some(v) = v {
-                m.insert((*name).into(), v.into());
-            }
-        }
-        Json::Object(m)
-    }
-
     fn to_cbor(self) -> Cbor {
         Cbor::Map(
             self.slots()
@@ -340,48 +330,8 @@ impl Ear {
 
     /// The JSON claims-set.
     pub fn to_json(&self) -> Json {
-        let mut m = Map::new();
-        m.insert("eat_profile".into(), self.profile.clone().into());
-        m.insert("iat".into(), self.iat.into());
-        if let Some(exp) = self.exp {
-            m.insert("exp".into(), exp.into());
-        }
-        m.insert(
-            "ear_verifier_id".into(),
-            serde_json::json!({"developer": self.verifier_id.developer, "build": self.verifier_id.build}),
-        );
-        if let Some(s) = self.status {
-            m.insert("ear_status".into(), s.as_str().into());
-        }
-        if let Some(r) = &self.raw_evidence {
-            m.insert("ear_raw_evidence".into(), b64::encode(r).into());
-        }
-        if let Some(n) = &self.nonce {
-            m.insert("eat_nonce".into(), b64::encode(n).into());
-        }
-        let mut subs = Map::new();
-        for (name, a) in &self.submods {
-            let mut s = Map::new();
-            if let Some(p) = &a.profile {
-                s.insert("eat_profile".into(), p.clone().into());
-            }
-            s.insert("ear_status".into(), a.status.as_str().into());
-            if let Some(v) = a.trust_vector {
-                s.insert("ear_trustworthiness_vector".into(), v.to_json());
-            }
-            if !a.policy_ids.is_empty() {
-                s.insert(
-                    "ear_appraisal_policy_ids".into(),
-                    a.policy_ids.clone().into(),
-                );
-            }
-            if let Some(n) = &a.nonce {
-                s.insert("eat_nonce".into(), b64::encode(n).into());
-            }
-            subs.insert(name.clone(), Json::Object(s));
-        }
-        m.insert("submods".into(), Json::Object(subs));
-        Json::Object(m)
+        // `JsonClaims` writes only string keys and JSON scalars, which `to_value` cannot refuse.
+        serde_json::to_value(JsonClaims(self)).unwrap_or(Json::Null)
     }
 
     /// Decode and validate a JSON claims-set.
@@ -811,8 +761,8 @@ fn cbor_tier(v: &Cbor) -> Result<TrustTier, WimseError> {
     TrustTier::from_int(cbor_i64(v).ok_or_else(|| bad("ear_status not an integer"))?)
 }
 
-/// The claims-set [`Ear::to_json`] builds, serialized from the EAR's own fields (no `Value` tree): what
-/// [`Ear::sign_jwt`] signs, once per credential.
+/// The JSON claims-set, written from the EAR's own fields: [`Ear::sign_jwt`] signs it without building a `Value`
+/// tree, and [`Ear::to_json`] is its `Value`.
 struct JsonClaims<'a>(&'a Ear);
 
 impl Serialize for JsonClaims<'_> {
@@ -942,8 +892,8 @@ mod tests {
     }
 
     #[test]
-    fn the_signed_claims_set_is_the_to_json_one_member_for_member() {
-        let mut full = Ear::from_json(&serde_json::json!({
+    fn every_member_is_written_under_its_name_and_read_back() {
+        let full = serde_json::json!({
             "eat_profile": EAR_PROFILE, "iat": 1666529300, "exp": 1666529900,
             "ear_verifier_id": { "developer": "https://locus.example/verifier", "build": "b 1" },
             "ear_status": "warning",
@@ -952,18 +902,13 @@ mod tests {
                 "sev-snp": { "eat_profile": "p", "ear_status": "warning",
                     "ear_trustworthiness_vector": { "instance-identity": 2, "hardware": 32, "sourced-data": 2 },
                     "ear_appraisal_policy_ids": ["a", "b"], "eat_nonce": "CAkKCwwNDg8" },
-                "tdx": { "ear_status": "affirming" } } }))
-        .unwrap();
-        let claims = |e: &Ear| -> Json {
-            serde_json::from_slice(&serde_json::to_vec(&JsonClaims(e)).unwrap()).unwrap()
-        };
-        assert_eq!(claims(&full), full.to_json());
-        full.exp = None;
-        full.status = None;
-        full.raw_evidence = None;
-        full.nonce = None;
-        full.submods.clear();
-        assert_eq!(claims(&full), full.to_json());
+                "tdx": { "ear_status": "affirming" } } });
+        let ear = Ear::from_json(&full).unwrap();
+        assert_eq!(ear.to_json(), full);
+        let minimal = serde_json::json!({
+            "eat_profile": EAR_PROFILE, "iat": 1666529300,
+            "ear_verifier_id": { "developer": "d", "build": "b" }, "submods": { "tdx": { "ear_status": "none" } } });
+        assert_eq!(Ear::from_json(&minimal).unwrap().to_json(), minimal);
     }
 
     #[test]

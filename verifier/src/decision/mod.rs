@@ -42,8 +42,6 @@ pub struct Request<'a> {
     pub nonce: &'a [u8],
     /// The agent's public key, to be bound as `cnf`.
     pub jwk: &'a Jwk,
-    /// Its RFC 7638 SHA-256 thumbprint (`jwk.thumbprint_sha256()`, computed once by the caller).
-    pub jkt: &'a [u8; 32],
     /// The workload named in the request, if any (untrusted text).
     pub workload: Option<&'a str>,
     /// Proximity statements as received (untrusted bytes; [`proximity::bounds`] keeps the ones that count).
@@ -103,21 +101,24 @@ pub fn decide<'a>(inputs: &Inputs<'a>) -> Decision<'a> {
         id: facts.platform_identity(),
         provider_level: facts.provider_level_identity(),
     };
+    // The agent key's RFC 7638 thumbprint, once: the context, the nonce binding and the proximity bounds use it.
+    let jkt = inputs.request.jwk.thumbprint_sha256();
     let mut context = Context {
         tee: Some(facts.tee()),
         platform: Some(platform.digest_hex()),
         simulated: Some(simulated),
         measurement: Some(hex::encode(facts.measurement())),
-        cnf_jkt: Some(locus_wimse::b64::encode(inputs.request.jkt)),
+        cnf_jkt: Some(locus_wimse::b64::encode(jkt)),
         ..Context::default()
     };
-    let outcome = decide_inner(inputs, &platform, simulated, &mut context);
+    let outcome = decide_inner(inputs, &platform, &jkt, simulated, &mut context);
     Decision { context, outcome }
 }
 
 fn decide_inner<'a>(
     inputs: &Inputs<'a>,
     platform: &PlatformIdentity,
+    jkt: &[u8; 32],
     simulated: bool,
     context: &mut Context,
 ) -> Result<Claims<'a>, Refusal> {
@@ -134,11 +135,7 @@ fn decide_inner<'a>(
     }
 
     // Step 2: the evidence was made for this challenge and this key.
-    binding::check(
-        facts.report_data(),
-        inputs.request.nonce,
-        inputs.request.jkt,
-    )?;
+    binding::check(facts.report_data(), inputs.request.nonce, jkt)?;
 
     // Step 3: the workload.
     let workload = select::select(cfg, inputs.request.workload, verified)?;
@@ -152,12 +149,7 @@ fn decide_inner<'a>(
 
     // Step 6: residency, proximity bounds and the fence.
     let mut location = residency::locate(cfg, inputs.endorsements, platform, inputs.now);
-    let (bounds, _ignored) = proximity::bounds(
-        cfg,
-        inputs.request.proximity,
-        inputs.request.jkt,
-        inputs.now,
-    );
+    let (bounds, _ignored) = proximity::bounds(cfg, inputs.request.proximity, jkt, inputs.now);
     context.location = location.clone();
     proximity::check_consistent(cfg, &bounds, location.as_ref())?;
     residency::check(workload, location.as_ref())?;

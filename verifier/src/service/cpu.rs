@@ -37,11 +37,17 @@ pub struct CpuPool {
     pending: Arc<super::audit::Producers>,
 }
 
-/// The jobs not yet taken, and whether the pool is closed; idle threads wait on `ready`.
+/// The jobs not yet taken and whether the pool is closed; idle threads wait on `ready`.
 #[derive(Default)]
 struct Queue {
-    state: Mutex<(VecDeque<Job>, bool)>,
+    state: Mutex<QueueState>,
     ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    closed: bool,
 }
 
 impl std::fmt::Debug for Queue {
@@ -52,7 +58,7 @@ impl std::fmt::Debug for Queue {
 
 impl Queue {
     /// The lock; a poisoned one cannot happen (jobs run outside it) but would not stop the pool.
-    fn lock(&self) -> MutexGuard<'_, (VecDeque<Job>, bool)> {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -60,10 +66,10 @@ impl Queue {
     fn next(&self) -> Option<Job> {
         let mut state = self.lock();
         loop {
-            if let Some(job) = state.0.pop_front() {
+            if let Some(job) = state.jobs.pop_front() {
                 return Some(job);
             }
-            if state.1 {
+            if state.closed {
                 return None;
             }
             state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -117,12 +123,12 @@ impl CpuPool {
             pending.finished();
         });
         let mut state = self.queue.lock();
-        if state.1 {
+        if state.closed {
             drop(state);
             self.pending.finished();
             return Err(CpuError::Closed);
         }
-        state.0.push_back(job);
+        state.jobs.push_back(job);
         drop(state);
         self.queue.ready.notify_one();
         Ok(())
@@ -131,7 +137,7 @@ impl CpuPool {
 
 impl Drop for CpuPool {
     fn drop(&mut self) {
-        self.queue.lock().1 = true;
+        self.queue.lock().closed = true;
         self.queue.ready.notify_all();
     }
 }

@@ -700,8 +700,7 @@ async fn attest_inner(
         // The body, every member decoded (malformed → refused before the nonce check, so not audited).
         let req = decode_attest_body(bytes)?;
         context.tee = Some(req.tee);
-        let jkt = req.jwk.thumbprint_sha256();
-        context.cnf_jkt = Some(locus_wimse::b64::encode(jkt));
+        context.cnf_jkt = Some(req.jwk.thumbprint_b64());
 
         // The challenge is ours and fresh.
         rt.challenge
@@ -748,7 +747,6 @@ async fn attest_inner(
                 request: decision::Request {
                     nonce: &nonce,
                     jwk: &jwk,
-                    jkt: &jkt,
                     workload: workload.as_deref(),
                     proximity: &proximity,
                 },
