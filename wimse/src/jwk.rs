@@ -349,43 +349,9 @@ impl Jwk {
         })
     }
 
-    /// The JSON object (members in lexicographic order).
+    /// The JSON object (members in lexicographic order): [`Jwk`]'s `Serialize`, as a `Value`.
     pub fn to_value(&self) -> Value {
-        let mut m = Map::new();
-        if let Some(a) = &self.alg {
-            m.insert("alg".into(), Value::String(a.clone()));
-        }
-        match &self.key {
-            PublicKey::P256 { x, y } => {
-                m.insert("crv".into(), "P-256".into());
-                m.insert("kty".into(), "EC".into());
-                m.insert("x".into(), b64::encode(x).into());
-                m.insert("y".into(), b64::encode(y).into());
-            }
-            PublicKey::P384 { x, y } => {
-                m.insert("crv".into(), "P-384".into());
-                m.insert("kty".into(), "EC".into());
-                m.insert("x".into(), b64::encode(x).into());
-                m.insert("y".into(), b64::encode(y).into());
-            }
-            PublicKey::Ed25519 { x } => {
-                m.insert("crv".into(), "Ed25519".into());
-                m.insert("kty".into(), "OKP".into());
-                m.insert("x".into(), b64::encode(x).into());
-            }
-            PublicKey::Rsa { n, e } => {
-                m.insert("e".into(), b64::encode(e).into());
-                m.insert("kty".into(), "RSA".into());
-                m.insert("n".into(), b64::encode(n).into());
-            }
-        }
-        if let Some(k) = &self.kid {
-            m.insert("kid".into(), Value::String(k.clone()));
-        }
-        if let Some(u) = &self.key_use {
-            m.insert("use".into(), Value::String(u.clone()));
-        }
-        Value::Object(m)
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
     /// The `alg` member parsed, if present and known.
@@ -394,9 +360,49 @@ impl Jwk {
     }
 }
 
+/// The members in lexicographic order (as RFC 7638 orders the required ones), written from the key's fields: no
+/// `Value` tree per key (the verifier writes one `cnf.jwk` per credential).
 impl Serialize for Jwk {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_value().serialize(s)
+        use serde::ser::SerializeMap as _;
+        struct B64<'a>(&'a [u8]);
+        impl Serialize for B64<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&b64::encode(self.0))
+            }
+        }
+        let mut m = s.serialize_map(None)?;
+        if let Some(a) = &self.alg {
+            m.serialize_entry("alg", a)?;
+        }
+        let (crv, kty, first, second) = match &self.key {
+            PublicKey::P256 { x, y } => (Some("P-256"), "EC", x.as_slice(), Some(y.as_slice())),
+            PublicKey::P384 { x, y } => (Some("P-384"), "EC", x.as_slice(), Some(y.as_slice())),
+            PublicKey::Ed25519 { x } => (Some("Ed25519"), "OKP", x.as_slice(), None),
+            // RSA: `e`, then `n` after `kty`.
+            PublicKey::Rsa { n, e } => (None, "RSA", e.as_slice(), Some(n.as_slice())),
+        };
+        match crv {
+            Some(crv) => m.serialize_entry("crv", crv)?,
+            None => m.serialize_entry("e", &B64(first))?,
+        }
+        if let Some(k) = &self.kid {
+            m.serialize_entry("kid", k)?;
+        }
+        m.serialize_entry("kty", kty)?;
+        if let (None, Some(n)) = (crv, second) {
+            m.serialize_entry("n", &B64(n))?;
+        }
+        if let Some(u) = &self.key_use {
+            m.serialize_entry("use", u)?;
+        }
+        if crv.is_some() {
+            m.serialize_entry("x", &B64(first))?;
+            if let Some(y) = second {
+                m.serialize_entry("y", &B64(y))?;
+            }
+        }
+        m.end()
     }
 }
 
@@ -502,6 +508,37 @@ impl<'de> Deserialize<'de> for Jwks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jwk_serializes_its_members_in_lexicographic_order_and_reads_back() {
+        let ec = crate::jws::Es256SigningKey::generate()
+            .unwrap()
+            .public_jwk()
+            .with_alg(Alg::Es256)
+            .with_kid("k1")
+            .with_use(USE_WIT_SVID);
+        let rsa = Jwk::new(PublicKey::Rsa {
+            n: vec![0xc5; 256],
+            e: vec![1, 0, 1],
+        })
+        .with_kid("r");
+        let ed = Jwk::new(PublicKey::Ed25519 { x: [7; 32] });
+        for (jwk, names) in [
+            (&ec, &["alg", "crv", "kid", "kty", "use", "x", "y"][..]),
+            (&rsa, &["e", "kid", "kty", "n"][..]),
+            (&ed, &["crv", "kty", "x"][..]),
+        ] {
+            let text = serde_json::to_string(jwk).unwrap();
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let got: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(got, names, "{text}");
+            // Written in that order too (what a byte-level reader sees), and the same as the Value form.
+            let at = |k: &str| text.find(&format!("\"{k}\":")).unwrap();
+            assert!(names.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+            assert_eq!(jwk.to_value(), v);
+            assert_eq!(&Jwk::from_value(&v).unwrap(), jwk);
+        }
+    }
 
     #[test]
     fn rfc7638_example_thumbprint() {

@@ -23,33 +23,34 @@ use crate::config::Workload;
 /// SNP reported TCB, per component.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ReportedTcb {
+    pub bootloader: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fmc: Option<u8>,
-    pub bootloader: u8,
-    pub tee: u8,
-    pub snp: u8,
     pub microcode: u8,
+    pub snp: u8,
+    pub tee: u8,
 }
 
-/// `locus_tee`.
+/// `locus_tee`. Fields are declared in the lexicographic order of their JSON names, so the claim is written in the
+/// order a `Value` would sort it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TeeClaim {
-    #[serde(rename = "type")]
-    pub tee: &'static str,
-    pub measurement: String,
-    pub tcb_status: String,
-    pub debug: bool,
-    pub platform: String,
-    pub simulated: bool,
-    pub revocation: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reported_tcb: Option<ReportedTcb>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tee_tcb_svn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advisory_ids: Option<Vec<String>>,
+    pub debug: bool,
+    pub measurement: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measurement_scope: Option<&'static str>,
+    pub platform: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_tcb: Option<ReportedTcb>,
+    pub revocation: &'static str,
+    pub simulated: bool,
+    pub tcb_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tee_tcb_svn: Option<String>,
+    #[serde(rename = "type")]
+    pub tee: &'static str,
 }
 
 impl TeeClaim {
@@ -93,25 +94,20 @@ impl TeeClaim {
         }
         claim
     }
-
-    /// As JSON (for the WIT).
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
 }
 
-/// `{"<landmark>": km, …}`.
-fn max_distance_km(bounds: &[Bound]) -> serde_json::Value {
-    bounds
-        .iter()
-        .map(|b| {
-            (
-                b.landmark.clone(),
-                serde_json::Value::from(b.max_distance_km),
-            )
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into()
+/// `{"<landmark>": km, …}`: one member per landmark name (the last bound of a name counts), in name order.
+struct MaxDistanceKm<'a>(&'a [Bound]);
+
+impl Serialize for MaxDistanceKm<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let by_name: std::collections::BTreeMap<&str, u64> = self
+            .0
+            .iter()
+            .map(|b| (b.landmark.as_str(), b.max_distance_km))
+            .collect();
+        s.collect_map(by_name)
+    }
 }
 
 /// `locus_residency`.
@@ -141,43 +137,167 @@ impl ResidencyClaim {
             checked_at,
         }
     }
+}
 
-    /// As JSON (for the WIT).
-    pub fn to_value(&self) -> serde_json::Value {
+/// The claim's members in lexicographic order (as a `Value` sorts them), written from the decision's fields.
+impl Serialize for ResidencyClaim {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(None)?;
         match self {
             ResidencyClaim::Established {
                 location,
                 bounds,
                 checked_at,
             } => {
-                let mut v = serde_json::json!({
-                    "established": true,
-                    "country": location.country,
-                    "site": location.site,
-                    "zones": location.zones,
-                    "sources": location.sources,
-                    "granularity": location.granularity,
-                    "checked_at": checked_at,
-                });
-                if let (Some(region), Some(obj)) = (&location.region, v.as_object_mut()) {
-                    obj.insert("region".into(), serde_json::Value::String(region.clone()));
+                m.serialize_entry("checked_at", checked_at)?;
+                m.serialize_entry("country", &location.country)?;
+                m.serialize_entry("established", &true)?;
+                m.serialize_entry("granularity", location.granularity)?;
+                if !bounds.is_empty() {
+                    m.serialize_entry("max_distance_km", &MaxDistanceKm(bounds))?;
                 }
-                if let (false, Some(obj)) = (bounds.is_empty(), v.as_object_mut()) {
-                    obj.insert("max_distance_km".into(), max_distance_km(bounds));
+                if let Some(region) = &location.region {
+                    m.serialize_entry("region", region)?;
                 }
-                v
+                m.serialize_entry("site", &location.site)?;
+                m.serialize_entry("sources", &location.sources)?;
+                m.serialize_entry("zones", &location.zones)?;
             }
-            ResidencyClaim::ProximityOnly { bounds, checked_at } => serde_json::json!({
-                "established": true,
-                "sources": ["proximity"],
-                "max_distance_km": max_distance_km(bounds),
-                "granularity": "key",
-                "checked_at": checked_at,
-            }),
-            ResidencyClaim::NotEstablished => serde_json::json!({
-                "established": false,
-                "sources": [],
-            }),
+            ResidencyClaim::ProximityOnly { bounds, checked_at } => {
+                m.serialize_entry("checked_at", checked_at)?;
+                m.serialize_entry("established", &true)?;
+                m.serialize_entry("granularity", "key")?;
+                m.serialize_entry("max_distance_km", &MaxDistanceKm(bounds))?;
+                m.serialize_entry("sources", &["proximity"])?;
+            }
+            ResidencyClaim::NotEstablished => {
+                m.serialize_entry("established", &false)?;
+                m.serialize_entry("sources", &[] as &[&str])?;
+            }
         }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bound(landmark: &str, km: u64) -> Bound {
+        Bound {
+            landmark: landmark.into(),
+            centre: [50.1, 8.7],
+            max_distance_km: km,
+            min_rtt_us: 900,
+            rounds: 8,
+            measured_at: 1_700_000_000,
+        }
+    }
+
+    /// Written member by member, in name order, exactly as the claim's JSON form reads.
+    fn written(claim: &impl Serialize) -> (String, serde_json::Value) {
+        let text = serde_json::to_string(claim).expect("serializes");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("reads back");
+        let keys: Vec<&String> = value.as_object().expect("an object").keys().collect();
+        let at = |k: &str| text.find(&format!("\"{k}\":")).expect("written");
+        assert!(keys.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+        (text, value)
+    }
+
+    #[test]
+    fn residency_claims_are_written_with_every_member_their_case_has() {
+        let location = Location {
+            country: "DE".into(),
+            region: Some("DE-HE".into()),
+            site: "fra-1".into(),
+            zones: vec!["eu".into(), "de".into()],
+            sources: vec!["registry", "proximity"],
+            granularity: "host",
+            endorsers: vec!["not-in-the-claim".into()],
+        };
+        let established = ResidencyClaim::established(
+            location.clone(),
+            vec![
+                bound("fra-lm", 420),
+                bound("ams-lm", 800),
+                bound("fra-lm", 380),
+            ],
+            1_700_000_100,
+        );
+        let (_, v) = written(&established);
+        assert_eq!(
+            v,
+            json!({
+                "checked_at": 1_700_000_100u64,
+                "country": "DE",
+                "established": true,
+                "granularity": "host",
+                // One member per landmark: the last bound of a name.
+                "max_distance_km": {"ams-lm": 800, "fra-lm": 380},
+                "region": "DE-HE",
+                "site": "fra-1",
+                "sources": ["registry", "proximity"],
+                "zones": ["eu", "de"],
+            })
+        );
+        // No region, no bounds: neither member.
+        let bare = ResidencyClaim::established(
+            Location {
+                region: None,
+                ..location
+            },
+            Vec::new(),
+            5,
+        );
+        let (_, v) = written(&bare);
+        assert!(
+            v.get("region").is_none() && v.get("max_distance_km").is_none(),
+            "{v}"
+        );
+        let (_, v) = written(&ResidencyClaim::ProximityOnly {
+            bounds: vec![bound("fra-lm", 420)],
+            checked_at: 7,
+        });
+        assert_eq!(
+            v,
+            json!({
+                "checked_at": 7,
+                "established": true,
+                "granularity": "key",
+                "max_distance_km": {"fra-lm": 420},
+                "sources": ["proximity"],
+            })
+        );
+        let (_, v) = written(&ResidencyClaim::NotEstablished);
+        assert_eq!(v, json!({"established": false, "sources": []}));
+    }
+
+    #[test]
+    fn the_tee_claim_is_written_in_name_order() {
+        let claim = TeeClaim {
+            advisory_ids: Some(vec!["INTEL-SA-00837".into()]),
+            debug: false,
+            measurement: "ab".into(),
+            measurement_scope: Some("full"),
+            platform: "cd".into(),
+            reported_tcb: Some(ReportedTcb {
+                bootloader: 3,
+                fmc: Some(1),
+                microcode: 213,
+                snp: 22,
+                tee: 0,
+            }),
+            revocation: "checked",
+            simulated: true,
+            tcb_status: "UpToDate".into(),
+            tee_tcb_svn: Some("0f".into()),
+            tee: "tdx",
+        };
+        let (_, v) = written(&claim);
+        assert_eq!(v["type"], "tdx");
+        let (_, tcb) = written(claim.reported_tcb.as_ref().expect("set"));
+        assert_eq!(tcb["microcode"], 213);
     }
 }

@@ -13,10 +13,9 @@ use locus_wimse::{
     Ear, EarAppraisal, Es256SigningKey, Jwk, TrustTier, TrustVector, VerifierId, WitIssuer,
     EAR_PROFILE,
 };
-use serde_json::Map;
 
 use crate::config::EarFormat;
-use crate::decision::Claims;
+use crate::decision::{Claims, ResidencyClaim, TeeClaim};
 use crate::{ErrorCode, Refusal};
 
 /// What the issuer needs about one decision.
@@ -88,6 +87,14 @@ fn ear(req: &IssueRequest<'_>, exp: u64) -> Ear {
     }
 }
 
+/// A WIT extra claim of Locus's own.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum LocusClaim<'a> {
+    Tee(&'a TeeClaim),
+    Residency(&'a ResidencyClaim),
+}
+
 /// Sign the WIT (and EAR) for a decision that passed every check.
 pub fn issue(
     issuer: &WitIssuer,
@@ -96,15 +103,16 @@ pub fn issue(
 ) -> Result<Issued, Refusal> {
     let sub = &req.claims.workload.id;
     let exp = req.claims.exp;
-    let mut extra = Map::new();
-    extra.insert("locus_tee".into(), req.claims.tee.to_value());
+    // Written from the decision's claims (no JSON tree per credential), in name order.
+    let mut extra = Vec::with_capacity(2);
     if let Some(r) = &req.claims.residency {
-        extra.insert("locus_residency".into(), r.to_value());
+        extra.push(("locus_residency", LocusClaim::Residency(r)));
     }
+    extra.push(("locus_tee", LocusClaim::Tee(&req.claims.tee)));
     let locus_wimse::wit::IssuedWit {
         token: wit, jti, ..
     } = issuer
-        .issue_token(sub, req.cnf, req.now, exp, &extra)
+        .issue_token_with(sub, req.cnf, req.now, exp, &extra)
         .map_err(|e| internal("WIT issuance", e))?;
     let (ear, ear_type) = if !req.with_ear {
         (None, None)
