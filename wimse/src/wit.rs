@@ -223,6 +223,20 @@ impl WitIssuer {
         exp: u64,
         extra: &[(&str, T)],
     ) -> Result<IssuedWit, WimseError> {
+        self.issue_token_as(random_jti()?, sub, cnf, iat, exp, extra)
+    }
+
+    /// [`WitIssuer::issue_token_with`] under a `jti` the caller drew beforehand with [`random_jti`] (128 random bits),
+    /// for an issuer that records the token's `jti` before the signature is made.
+    pub fn issue_token_as<T: Serialize>(
+        &self,
+        jti: String,
+        sub: &WorkloadId,
+        cnf: &Jwk,
+        iat: u64,
+        exp: u64,
+        extra: &[(&str, T)],
+    ) -> Result<IssuedWit, WimseError> {
         if exp <= iat {
             return Err(WimseError::RequestInvalid {
                 detail: "exp must be after iat".into(),
@@ -253,7 +267,6 @@ impl WitIssuer {
             _ => cnf.alg = Some(cnf.key.default_alg().name().to_owned()),
         }
         cnf.key_use = None;
-        let jti = random_jti()?;
         let claims = OutClaims {
             cnf: &cnf,
             exp,
@@ -753,6 +766,16 @@ mod tests {
         // Byte for byte the same payload, the random jti aside.
         assert_eq!(payload(&a.token, &a.jti), payload(&b.token, &b.jti));
         assert_eq!(a.cnf, b.cnf);
+        // A jti drawn beforehand is the token's.
+        let drawn = random_jti().unwrap();
+        let c = issuer
+            .issue_token_as(drawn.clone(), &sub, &cnf, 10, 20, &[("locus_tee", &tee)])
+            .unwrap();
+        assert_eq!(c.jti, drawn);
+        let claims =
+            String::from_utf8(crate::b64::decode(c.token.split('.').nth(1).unwrap()).unwrap())
+                .unwrap();
+        assert!(claims.contains(&format!("\"jti\":\"{drawn}\"")), "{claims}");
         for bad in [
             vec![("jti", &tee)],
             vec![("locus_tee", &tee), ("locus_tee", &residency)],

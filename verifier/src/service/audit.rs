@@ -17,7 +17,9 @@
 //!   next one to be glued to.
 //! - A failed write or fsync makes the log unhealthy: `/readyz` answers 503 and attestations `503 audit_unavailable`
 //!   until a later fsync succeeds (the writer retries every second). Credentials whose records could not be made
-//!   durable are never sent; a `withheld` record naming their `jti` is appended once the log works again.
+//!   durable are never sent; a `withheld` record naming their `jti` is appended once the log works again (as it is
+//!   for a credential whose signing failed after its record was written: the record goes to the writer before the
+//!   signatures are made, so the two overlap).
 //! - Stdout (the Kubernetes default) cannot be fsync'd: it is at-most-once, and a write that does not complete within
 //!   [`STDOUT_WRITE_TIMEOUT`] (a stalled pipe) fails the batch instead of hanging every request.
 

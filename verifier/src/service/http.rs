@@ -608,7 +608,7 @@ fn withhold_unless_durable(
     };
     tracing::error!(error = %e, "audit write failed; answer withheld");
     if let Some(id) = issued_id {
-        mark_withheld(svc.clone(), record.clone(), id);
+        mark_withheld(svc.clone(), record.clone(), id, Withheld::Unrecorded);
     }
     Err(Box::new(
         Problem(Refusal::new(
@@ -619,13 +619,37 @@ fn withhold_unless_durable(
     ))
 }
 
+/// Why a credential named by an `issued` record was never sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Withheld {
+    /// Its record could not be made durable, or its caller had gone when it was (the record's code stays
+    /// `audit_unavailable` in both cases, as before).
+    Unrecorded,
+    /// Its signature failed after the record was written.
+    Unsigned,
+}
+
 /// Record, once the log is durable again, that the credential `jti` was never sent (its own record may or may not have
 /// reached the disk before the failure). Retried for a few minutes; a log that stays broken loses only this marker.
-pub(crate) fn mark_withheld(svc: Arc<Service>, mut record: AuditRecord, jti: String) {
+pub(crate) fn mark_withheld(
+    svc: Arc<Service>,
+    mut record: AuditRecord,
+    jti: String,
+    why: Withheld,
+) {
     record.decision = "withheld";
-    record.code = Some(ErrorCode::AuditUnavailable.as_str());
-    record.message =
-        Some("credential never sent: its audit record could not be made durable".into());
+    let (code, message) = match why {
+        Withheld::Unrecorded => (
+            ErrorCode::AuditUnavailable,
+            "credential never sent: its audit record could not be made durable",
+        ),
+        Withheld::Unsigned => (
+            ErrorCode::Internal,
+            "credential never made: signing failed after its record was written",
+        ),
+    };
+    record.code = Some(code.as_str());
+    record.message = Some(message.into());
     record.jti = Some(jti);
     tokio::spawn(async move {
         for _ in 0..300 {
@@ -722,8 +746,9 @@ async fn attest_inner(
         let proximity = req.proximity;
         let rt = rt.clone();
         let (audit, replica) = (svc.audit.clone(), svc.replica.clone());
-        // The answer comes back once: from the writer when the decision's record is durable, or straight from the
-        // pool for a refusal before the decision (its record is written below, by the handler).
+        // The answer comes back once: after the decision's record is durable (for an issuance, once its signatures
+        // are made too, which happens while the record is written), or straight from the pool for a refusal before
+        // the decision (its record is written below, by the handler).
         let (answer, answered) = tokio::sync::oneshot::channel::<CpuAnswer>();
         // A credential signed for a caller that has gone (its deadline passed while the work ran) is never sent: it
         // is recorded as withheld, like one whose record could not be made durable.
@@ -752,29 +777,37 @@ async fn attest_inner(
                 },
                 now,
             });
-            let issued = decision.outcome.and_then(|claims| {
-                issue::issue(
-                    rt.issuer(now),
-                    rt.issuer(now).key(),
-                    &IssueRequest {
-                        claims: &claims,
-                        cnf: &jwk,
-                        nonce: &nonce,
-                        now,
-                        with_ear: cfg.credentials.ear,
-                        ear_format: cfg.credentials.ear_format,
-                    },
-                )
-            });
-            let record = decision_record(&decision.context, now, &replica, &issued);
             let context = decision.context;
+            let claims = match decision.outcome {
+                Ok(claims) => claims,
+                Err(refusal) => return refused(&audit, answer, context, refusal, now, &replica),
+            };
+            let issuer = rt.issuer(now);
+            let req = IssueRequest {
+                claims: &claims,
+                cnf: &jwk,
+                nonce: &nonce,
+                now,
+                with_ear: cfg.credentials.ear,
+                ear_format: cfg.credentials.ear_format,
+            };
+            let planned = match issue::plan(issuer.key(), &req) {
+                Ok(planned) => planned,
+                Err(refusal) => return refused(&audit, answer, context, refusal, now, &replica),
+            };
+            // Issued: the record (under the credential's jti, expiry and key) goes to the writer now, and the
+            // signatures are made while it is written; the answer leaves once both are done (`Meeting`).
+            let record = planned_record(&context, now, &replica, &planned);
+            let withhold = move |record, jti, why| {
+                let _entered = handle.enter();
+                mark_withheld(orphans, record, jti, why);
+            };
+            let meeting = Arc::new(Meeting::new(answer, context, Box::new(withhold)));
+            let written = meeting.clone();
             audit.submit_then(record, move |record, durable| {
-                let unsent = answer.send((Some(context), issued, Some((record, durable))));
-                if let Err((_, Ok(issued), Some((record, _)))) = unsent {
-                    let _entered = handle.enter();
-                    mark_withheld(orphans, record, issued.jti);
-                }
+                written.durable(record, durable)
             });
+            meeting.signed(issue::sign(issuer, issuer.key(), &req, planned));
         };
         svc.cpu
             .spawn(work)
@@ -795,6 +828,110 @@ async fn attest_inner(
         past_nonce,
         result,
         audited,
+    }
+}
+
+/// Answer a refusal decided on the pool: its record goes to the writer, and the answer follows once it is durable.
+fn refused(
+    audit: &super::audit::AuditLog,
+    answer: tokio::sync::oneshot::Sender<CpuAnswer>,
+    context: Context,
+    refusal: Refusal,
+    now: u64,
+    replica: &str,
+) {
+    let refused = Err(refusal);
+    let record = decision_record(&context, now, replica, &refused);
+    audit.submit_then(record, move |record, durable| {
+        let _ = answer.send((Some(context), refused, Some((record, durable))));
+    });
+}
+
+/// The record of an issuance, from what the credential will carry ([`issue::Planned`]).
+fn planned_record(
+    context: &Context,
+    now: u64,
+    replica: &str,
+    planned: &issue::Planned,
+) -> AuditRecord {
+    let mut record = audit_record(context, now, replica);
+    record.decision = "issued";
+    record.jti = Some(planned.jti.clone());
+    record.kid = Some(planned.kid.clone());
+    record.exp = Some(planned.exp);
+    record
+}
+
+/// Records a credential as withheld: its record, its `jti`, and why it was never sent.
+type Withhold = Box<dyn FnOnce(AuditRecord, String, Withheld) + Send>;
+
+/// The two halves of an issuance, which run at once: the audit writer making the record durable, and the appraisal
+/// pool signing the credential the record names. Whichever ends second answers the request, so the credential still
+/// leaves only with its record durable (the handler withholds it otherwise). A credential the caller is no longer
+/// waiting for, and a record whose credential could not be signed, get a `withheld` record.
+struct Meeting {
+    state: std::sync::Mutex<MeetingState>,
+}
+
+struct MeetingState {
+    answer: Option<(tokio::sync::oneshot::Sender<CpuAnswer>, Context, Withhold)>,
+    signed: Option<Result<issue::Issued, Refusal>>,
+    written: Option<Audited>,
+}
+
+impl Meeting {
+    fn new(
+        answer: tokio::sync::oneshot::Sender<CpuAnswer>,
+        context: Context,
+        withhold: Withhold,
+    ) -> Meeting {
+        Meeting {
+            state: std::sync::Mutex::new(MeetingState {
+                answer: Some((answer, context, withhold)),
+                signed: None,
+                written: None,
+            }),
+        }
+    }
+
+    /// The writer's half: the record and whether it is durable.
+    fn durable(&self, record: AuditRecord, durable: std::io::Result<()>) {
+        self.meet(|s| s.written = Some((record, durable)));
+    }
+
+    /// The pool's half: the credential, or why it could not be signed.
+    fn signed(&self, signed: Result<issue::Issued, Refusal>) {
+        self.meet(|s| s.signed = Some(signed));
+    }
+
+    fn meet(&self, half: impl FnOnce(&mut MeetingState)) {
+        let both = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            half(&mut s);
+            match (s.signed.is_some(), s.written.is_some()) {
+                (true, true) => s.answer.take().zip(s.signed.take()).zip(s.written.take()),
+                _ => None,
+            }
+        };
+        let Some((((answer, context, withhold), signed), (record, durable))) = both else {
+            return;
+        };
+        match signed {
+            Ok(issued) => {
+                if let Err((_, Ok(issued), Some((record, _)))) =
+                    answer.send((Some(context), Ok(issued), Some((record, durable))))
+                {
+                    withhold(record, issued.jti, Withheld::Unrecorded);
+                }
+            }
+            Err(refusal) => {
+                // The record names a credential that does not exist.
+                if let Some(jti) = record.jti.clone() {
+                    withhold(record.clone(), jti, Withheld::Unsigned);
+                }
+                let _ = answer.send((Some(context), Err(refusal), Some((record, durable))));
+            }
+        }
     }
 }
 
@@ -947,6 +1084,116 @@ async fn openapi() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Withholds = Arc<std::sync::Mutex<Vec<(Option<&'static str>, String, Withheld)>>>;
+
+    /// A meeting whose withheld records land in the returned list.
+    fn meeting() -> (
+        Arc<Meeting>,
+        tokio::sync::oneshot::Receiver<CpuAnswer>,
+        Withholds,
+    ) {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let withheld: Withholds = Arc::default();
+        let seen = withheld.clone();
+        let withhold: Withhold = Box::new(move |record: AuditRecord, jti, why| {
+            seen.lock()
+                .expect("not poisoned")
+                .push((Some(record.decision), jti, why));
+        });
+        (
+            Arc::new(Meeting::new(answer, Context::default(), withhold)),
+            answered,
+            withheld,
+        )
+    }
+
+    fn issued_record(jti: &str) -> AuditRecord {
+        AuditRecord {
+            decision: "issued",
+            jti: Some(jti.into()),
+            ..AuditRecord::default()
+        }
+    }
+
+    fn credential(jti: &str) -> issue::Issued {
+        issue::Issued {
+            wit: "h.p.s".into(),
+            ear: None,
+            ear_type: None,
+            jti: jti.into(),
+            exp: 10,
+            kid: "k".into(),
+        }
+    }
+
+    #[test]
+    fn an_issuance_is_answered_once_both_the_record_and_the_signatures_are_done_in_either_order() {
+        for record_first in [true, false] {
+            let (m, mut answered, withheld) = meeting();
+            if record_first {
+                m.durable(issued_record("j1"), Ok(()));
+                assert!(
+                    answered.try_recv().is_err(),
+                    "no answer before the signatures"
+                );
+                m.signed(Ok(credential("j1")));
+            } else {
+                m.signed(Ok(credential("j1")));
+                assert!(
+                    answered.try_recv().is_err(),
+                    "no answer before the record is written"
+                );
+                m.durable(issued_record("j1"), Ok(()));
+            }
+            let (_, issued, written) = answered.try_recv().expect("answered");
+            assert_eq!(issued.expect("issued").jti, "j1");
+            let (record, durable) = written.expect("the record comes with the answer");
+            assert!(durable.is_ok());
+            assert_eq!(record.jti.as_deref(), Some("j1"));
+            assert!(withheld.lock().expect("not poisoned").is_empty());
+        }
+    }
+
+    #[test]
+    fn a_failed_write_reaches_the_handler_with_the_credential_so_it_withholds_it() {
+        let (m, mut answered, withheld) = meeting();
+        m.signed(Ok(credential("j2")));
+        m.durable(issued_record("j2"), Err(std::io::Error::other("disk full")));
+        let (_, issued, written) = answered.try_recv().expect("answered");
+        assert!(issued.is_ok());
+        assert!(written.expect("written").1.is_err());
+        // The handler's `withhold_unless_durable` records it (not the meeting, which would record it twice).
+        assert!(withheld.lock().expect("not poisoned").is_empty());
+    }
+
+    #[test]
+    fn a_signature_that_fails_after_its_record_is_written_is_refused_and_recorded_as_withheld() {
+        let (m, mut answered, withheld) = meeting();
+        m.durable(issued_record("j3"), Ok(()));
+        m.signed(Err(Refusal::new(
+            ErrorCode::Internal,
+            "EAR signing: failed",
+        )));
+        let (_, issued, _) = answered.try_recv().expect("answered");
+        assert_eq!(issued.expect_err("refused").code, ErrorCode::Internal);
+        assert_eq!(
+            *withheld.lock().expect("not poisoned"),
+            vec![(Some("issued"), "j3".to_string(), Withheld::Unsigned)]
+        );
+    }
+
+    #[test]
+    fn a_credential_whose_caller_has_gone_is_recorded_as_withheld() {
+        let (m, answered, withheld) = meeting();
+        drop(answered);
+        m.signed(Ok(credential("j4")));
+        m.durable(issued_record("j4"), Ok(()));
+        assert_eq!(
+            *withheld.lock().expect("not poisoned"),
+            vec![(Some("issued"), "j4".to_string(), Withheld::Unrecorded)]
+        );
+    }
 
     #[test]
     fn the_openapi_document_lists_every_route_and_every_error_code() {

@@ -95,14 +95,42 @@ enum LocusClaim<'a> {
     Residency(&'a ResidencyClaim),
 }
 
+/// What a credential will carry, fixed before it is signed: its `jti`, expiry and signing key. The audit record of an
+/// issuance is built from this, so it can be written while the signatures are made ([`sign`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub jti: String,
+    pub exp: u64,
+    pub kid: String,
+}
+
+/// Draw the `jti` and fix the expiry and key of the credential for `req`.
+pub fn plan(signer: &Es256SigningKey, req: &IssueRequest<'_>) -> Result<Planned, Refusal> {
+    Ok(Planned {
+        jti: locus_wimse::jws::random_jti().map_err(|e| internal("jti", e))?,
+        exp: req.claims.exp,
+        kid: signer.kid().unwrap_or_default().to_string(),
+    })
+}
+
 /// Sign the WIT (and EAR) for a decision that passed every check.
 pub fn issue(
     issuer: &WitIssuer,
     signer: &Es256SigningKey,
     req: &IssueRequest<'_>,
 ) -> Result<Issued, Refusal> {
+    sign(issuer, signer, req, plan(signer, req)?)
+}
+
+/// Sign the WIT (and EAR) as `planned`.
+pub fn sign(
+    issuer: &WitIssuer,
+    signer: &Es256SigningKey,
+    req: &IssueRequest<'_>,
+    planned: Planned,
+) -> Result<Issued, Refusal> {
+    let Planned { jti, exp, kid } = planned;
     let sub = &req.claims.workload.id;
-    let exp = req.claims.exp;
     // Written from the decision's claims (no JSON tree per credential), in name order.
     let mut extra = Vec::with_capacity(2);
     if let Some(r) = &req.claims.residency {
@@ -112,7 +140,7 @@ pub fn issue(
     let locus_wimse::wit::IssuedWit {
         token: wit, jti, ..
     } = issuer
-        .issue_token_with(sub, req.cnf, req.now, exp, &extra)
+        .issue_token_as(jti, sub, req.cnf, req.now, exp, &extra)
         .map_err(|e| internal("WIT issuance", e))?;
     let (ear, ear_type) = if !req.with_ear {
         (None, None)
@@ -143,6 +171,6 @@ pub fn issue(
         ear_type,
         jti,
         exp,
-        kid: signer.kid().unwrap_or_default().to_string(),
+        kid,
     })
 }
