@@ -209,25 +209,13 @@ impl WitIssuer {
         extra: &Map<String, Value>,
     ) -> Result<IssuedWit, WimseError> {
         let extra: Vec<(&str, &Value)> = extra.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        self.issue_token_with(sub, cnf, iat, exp, &extra)
+        self.issue_token_as(random_jti()?, sub, cnf, iat, exp, &extra)
     }
 
-    /// [`WitIssuer::issue_token`] with the extra claims as named values that serialize themselves (written in the
-    /// given order, after the registered claims), so an issuer need not build a JSON tree per token. A name that is
-    /// reserved or given twice is refused.
-    pub fn issue_token_with<T: Serialize>(
-        &self,
-        sub: &WorkloadId,
-        cnf: &Jwk,
-        iat: u64,
-        exp: u64,
-        extra: &[(&str, T)],
-    ) -> Result<IssuedWit, WimseError> {
-        self.issue_token_as(random_jti()?, sub, cnf, iat, exp, extra)
-    }
-
-    /// [`WitIssuer::issue_token_with`] under a `jti` the caller drew beforehand with [`random_jti`] (128 random bits),
-    /// for an issuer that records the token's `jti` before the signature is made.
+    /// [`WitIssuer::issue_token`] under a `jti` the caller drew with [`random_jti`] (128 random bits), for an issuer
+    /// that records the token's `jti` before the signature is made, and with the extra claims as named values that
+    /// serialize themselves (written in the given order, after the registered claims), so an issuer need not build a
+    /// JSON tree per token. A name that is reserved or given twice is refused.
     pub fn issue_token_as<T: Serialize>(
         &self,
         jti: String,
@@ -737,8 +725,8 @@ mod tests {
     }
 
     #[test]
-    fn issue_token_with_writes_the_claims_the_map_form_writes_and_refuses_reserved_or_repeated_names(
-    ) {
+    fn issue_token_as_writes_the_claims_the_map_form_writes_and_refuses_reserved_or_repeated_names()
+    {
         let issuer =
             WitIssuer::new(Es256SigningKey::generate().unwrap().with_kid("k"), None).unwrap();
         let sub = WorkloadId::parse("spiffe://example.org/a").unwrap();
@@ -755,7 +743,8 @@ mod tests {
         };
         let a = issuer.issue_token(&sub, &cnf, 10, 20, &map).unwrap();
         let b = issuer
-            .issue_token_with(
+            .issue_token_as(
+                random_jti().unwrap(),
                 &sub,
                 &cnf,
                 10,
@@ -782,7 +771,7 @@ mod tests {
         ] {
             assert_eq!(
                 issuer
-                    .issue_token_with(&sub, &cnf, 10, 20, &bad)
+                    .issue_token_as(random_jti().unwrap(), &sub, &cnf, 10, 20, &bad)
                     .unwrap_err()
                     .code(),
                 "request_invalid"
