@@ -542,12 +542,20 @@ async fn attest(
     let (record, durable) = match audited {
         Some(audited) => audited,
         None => {
-            let record = decision_record(&context, now, &svc.replica, &result);
+            let record = decision_record(
+                &context,
+                now,
+                &svc.replica,
+                result.as_ref().map(|issued| &issued.planned),
+            );
             let durable = svc.audit.append(&record).await;
             (record, durable)
         }
     };
-    let issued_jti = result.as_ref().ok().map(|issued| issued.jti.clone());
+    let issued_jti = result
+        .as_ref()
+        .ok()
+        .map(|issued| issued.planned.jti.clone());
     if let Err(refused) = withhold_unless_durable(&svc, &record, durable, issued_jti) {
         svc.metrics
             .decision(tee_label, ErrorCode::AuditUnavailable.as_str());
@@ -556,12 +564,12 @@ async fn attest(
     match result {
         Ok(issued) => {
             svc.metrics.decision(tee_label, "issued");
-            tracing::info!(jti = %issued.jti, workload = ?record.workload, tee = tee_label, "WIT issued");
+            tracing::info!(jti = %issued.planned.jti, workload = ?record.workload, tee = tee_label, "WIT issued");
             json_response(
                 StatusCode::OK,
                 &Issuance {
                     wit: &issued.wit,
-                    expires_at: rfc3339(issued.exp),
+                    expires_at: rfc3339(issued.planned.exp),
                     ear: issued.ear.as_deref(),
                     ear_type: issued.ear.as_ref().and(issued.ear_type),
                 },
@@ -684,19 +692,20 @@ fn audit_record(context: &Context, now: u64, replica: &str) -> AuditRecord {
 }
 
 /// The audit record of a decision and its outcome.
+/// The audit record of a decision: an issuance under its planned `jti`, `kid` and `exp`, or a refusal with its code.
 fn decision_record(
     context: &Context,
     now: u64,
     replica: &str,
-    result: &Result<issue::Issued, Refusal>,
+    result: Result<&issue::Planned, &Refusal>,
 ) -> AuditRecord {
     let mut record = audit_record(context, now, replica);
     match result {
-        Ok(issued) => {
+        Ok(planned) => {
             record.decision = "issued";
-            record.jti = Some(issued.jti.clone());
-            record.kid = Some(issued.kid.clone());
-            record.exp = Some(issued.exp);
+            record.jti = Some(planned.jti.clone());
+            record.kid = Some(planned.kid.clone());
+            record.exp = Some(planned.exp);
         }
         Err(refusal) => {
             record.decision = "refused";
@@ -797,7 +806,7 @@ async fn attest_inner(
             };
             // Issued: the record (under the credential's jti, expiry and key) goes to the writer now, and the
             // signatures are made while it is written; the answer leaves once both are done (`Meeting`).
-            let record = planned_record(&context, now, &replica, &planned);
+            let record = decision_record(&context, now, &replica, Ok(&planned));
             let withhold = move |record, jti, why| {
                 let _entered = handle.enter();
                 mark_withheld(orphans, record, jti, why);
@@ -840,26 +849,11 @@ fn refused(
     now: u64,
     replica: &str,
 ) {
+    let record = decision_record(&context, now, replica, Err(&refusal));
     let refused = Err(refusal);
-    let record = decision_record(&context, now, replica, &refused);
     audit.submit_then(record, move |record, durable| {
         let _ = answer.send((Some(context), refused, Some((record, durable))));
     });
-}
-
-/// The record of an issuance, from what the credential will carry ([`issue::Planned`]).
-fn planned_record(
-    context: &Context,
-    now: u64,
-    replica: &str,
-    planned: &issue::Planned,
-) -> AuditRecord {
-    let mut record = audit_record(context, now, replica);
-    record.decision = "issued";
-    record.jti = Some(planned.jti.clone());
-    record.kid = Some(planned.kid.clone());
-    record.exp = Some(planned.exp);
-    record
 }
 
 /// Records a credential as withheld: its record, its `jti`, and why it was never sent.
@@ -921,7 +915,7 @@ impl Meeting {
                 if let Err((_, Ok(issued), Some((record, _)))) =
                     answer.send((Some(context), Ok(issued), Some((record, durable))))
                 {
-                    withhold(record, issued.jti, Withheld::Unrecorded);
+                    withhold(record, issued.planned.jti, Withheld::Unrecorded);
                 }
             }
             Err(refusal) => {
@@ -1121,9 +1115,11 @@ mod tests {
             wit: "h.p.s".into(),
             ear: None,
             ear_type: None,
-            jti: jti.into(),
-            exp: 10,
-            kid: "k".into(),
+            planned: issue::Planned {
+                jti: jti.into(),
+                exp: 10,
+                kid: "k".into(),
+            },
         }
     }
 
@@ -1147,7 +1143,7 @@ mod tests {
                 m.durable(issued_record("j1"), Ok(()));
             }
             let (_, issued, written) = answered.try_recv().expect("answered");
-            assert_eq!(issued.expect("issued").jti, "j1");
+            assert_eq!(issued.expect("issued").planned.jti, "j1");
             let (record, durable) = written.expect("the record comes with the answer");
             assert!(durable.is_ok());
             assert_eq!(record.jti.as_deref(), Some("j1"));

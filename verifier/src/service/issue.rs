@@ -37,9 +37,8 @@ pub struct Issued {
     pub ear: Option<String>,
     /// Its media type.
     pub ear_type: Option<&'static str>,
-    pub jti: String,
-    pub exp: u64,
-    pub kid: String,
+    /// Its `jti`, expiry and signing key, as planned before signing.
+    pub planned: Planned,
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Refusal {
@@ -129,7 +128,6 @@ pub fn sign(
     req: &IssueRequest<'_>,
     planned: Planned,
 ) -> Result<Issued, Refusal> {
-    let Planned { jti, exp, kid } = planned;
     let sub = &req.claims.workload.id;
     // Written from the decision's claims (no JSON tree per credential), in name order.
     let mut extra = Vec::with_capacity(2);
@@ -137,11 +135,11 @@ pub fn sign(
         extra.push(("locus_residency", LocusClaim::Residency(r)));
     }
     extra.push(("locus_tee", LocusClaim::Tee(&req.claims.tee)));
-    let locus_wimse::wit::IssuedWit {
-        token: wit, jti, ..
-    } = issuer
-        .issue_token_as(jti, sub, req.cnf, req.now, exp, &extra)
-        .map_err(|e| internal("WIT issuance", e))?;
+    let exp = planned.exp;
+    let wit = issuer
+        .issue_token_as(planned.jti.clone(), sub, req.cnf, req.now, exp, &extra)
+        .map_err(|e| internal("WIT issuance", e))?
+        .token;
     let (ear, ear_type) = if !req.with_ear {
         (None, None)
     } else {
@@ -169,8 +167,6 @@ pub fn sign(
         wit,
         ear,
         ear_type,
-        jti,
-        exp,
-        kid,
+        planned,
     })
 }
