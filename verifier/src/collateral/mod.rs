@@ -324,10 +324,11 @@ struct Inner {
     /// (and chain) with every report, and parsing them costs more per request than everything else here. Found by
     /// [`shipped_key`], used only when every byte matches.
     shipped: Mutex<Lru<[u8; 32], ShippedEntry>>,
-    /// What a TDX quote's PCK chain names (FMSPC, PCK CA), by the SHA-256 of the chain's PEM: a platform sends the
-    /// same chain with every quote, and decoding it (three PEM certificates, the issuer's name) cost more per request
-    /// than the rest of the collateral lookup.
-    tdx_platforms: Mutex<Lru<[u8; 32], ((), TdxPlatform)>>,
+    /// What a TDX quote's PCK chain names (FMSPC, PCK CA), with the chain's PEM: a platform sends the same chain with
+    /// every quote, and decoding it (three PEM certificates, the issuer's name) cost more per request than the rest of
+    /// the collateral lookup. Found by [`pck_chain_key`] (hashing the ~4.5 KB chain cost more than comparing it), used
+    /// only when every byte matches.
+    tdx_platforms: Mutex<Lru<[u8; 32], PlatformEntry>>,
     counters: Counters,
 }
 
@@ -716,13 +717,12 @@ impl Inner {
     fn tdx_platform(&self, quote_raw: &[u8]) -> Result<TdxPlatform, Refusal> {
         let quote = locus_hw::tdx::Quote::parse_ignoring_trailing_bytes(quote_raw)
             .map_err(Refusal::from)?;
-        let key = Sha256::digest(&quote.pck_cert_chain_pem).into();
-        // The key is the digest of every byte, so an entry under it needs no further comparison.
+        let chain = quote.pck_cert_chain_pem.as_slice();
         remembered(
             &self.tdx_platforms,
-            key,
-            |()| true,
-            || TdxPlatform::from_parsed_quote(&quote).map(|p| ((), p)),
+            pck_chain_key(chain),
+            |kept| kept.as_slice() == chain,
+            || TdxPlatform::from_parsed_quote(&quote).map(|p| (chain.to_vec(), p)),
         )
     }
 
@@ -1076,6 +1076,14 @@ fn shipped_key(certs: &[Vec<u8>]) -> [u8; 32] {
     )
 }
 
+/// The memo key of a TDX quote's PCK chain PEM ([`crate::lru::ends_key`]); a hit must also match every byte.
+fn pck_chain_key(chain_pem: &[u8]) -> [u8; 32] {
+    crate::lru::ends_key(b"locus/tdx-pck-chain/v1", [Some(chain_pem)])
+}
+
+/// A TDX platform memo entry: the PCK chain's PEM as sent, and the platform it names.
+type PlatformEntry = (Vec<u8>, TdxPlatform);
+
 /// A shipped-certificate memo entry: the blobs as shipped, and their classification.
 type ShippedEntry = (Vec<Vec<u8>>, Arc<Shipped>);
 
@@ -1370,6 +1378,39 @@ mod tests {
         let err = c.inner.tdx_platform(&first[..700]).expect_err("truncated");
         assert_eq!(err.code, ErrorCode::EvidenceMalformed);
         assert_eq!(c.inner.tdx_platforms.lock().expect("memo").len(), 2);
+    }
+
+    #[test]
+    fn a_pck_chain_that_shares_a_memo_key_but_differs_in_the_middle_is_read_from_its_own_bytes() {
+        use locus_simulator::intel::IntelPki;
+        let pki = Arc::new(IntelPki::new(7));
+        let genuine = pki
+            .attester_by_name("tdx-fra-1")
+            .expect("profile")
+            .quote(&[1; 64]);
+        let chain = locus_hw::tdx::Quote::parse_ignoring_trailing_bytes(&genuine)
+            .expect("quote")
+            .pck_cert_chain_pem;
+        let at = genuine
+            .windows(chain.len())
+            .position(|w| w == chain.as_slice())
+            .expect("the chain inside the quote");
+        // Same length and the same bytes at both ends of the chain, garbage in its middle: the same key, other bytes.
+        let mut garbled = genuine.clone();
+        let mid = at + chain.len() / 2;
+        garbled[mid..mid + 8].copy_from_slice(b"!!!!!!!!");
+        let garbled_chain = locus_hw::tdx::Quote::parse_ignoring_trailing_bytes(&garbled)
+            .expect("still a quote")
+            .pck_cert_chain_pem;
+        assert_ne!(garbled_chain, chain);
+        assert_eq!(pck_chain_key(&garbled_chain), pck_chain_key(&chain));
+        let c = Collateral::new(CollateralConfig::default()).expect("collateral");
+        let read = c.inner.tdx_platform(&genuine).expect("platform");
+        // Not the remembered platform of the genuine chain: the garbled PEM holds no certificate.
+        let err = c.inner.tdx_platform(&garbled).expect_err("garbled chain");
+        assert_eq!(err.code, ErrorCode::EvidenceMalformed);
+        // The genuine chain still reads as before.
+        assert_eq!(c.inner.tdx_platform(&genuine).expect("platform"), read);
     }
 
     #[tokio::test]
