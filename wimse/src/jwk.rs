@@ -371,36 +371,42 @@ impl Serialize for Jwk {
                 s.serialize_str(&b64::encode(self.0))
             }
         }
+        let (kty, crv, e, n, x, y) = match &self.key {
+            PublicKey::P256 { x, y } => {
+                ("EC", Some("P-256"), None, None, Some(&x[..]), Some(&y[..]))
+            }
+            PublicKey::P384 { x, y } => {
+                ("EC", Some("P-384"), None, None, Some(&x[..]), Some(&y[..]))
+            }
+            PublicKey::Ed25519 { x } => ("OKP", Some("Ed25519"), None, None, Some(&x[..]), None),
+            PublicKey::Rsa { n, e } => ("RSA", None, Some(&e[..]), Some(&n[..]), None, None),
+        };
+        // Every member a key may have, in lexicographic order; those it has not are left out.
         let mut m = s.serialize_map(None)?;
         if let Some(a) = &self.alg {
             m.serialize_entry("alg", a)?;
         }
-        let (crv, kty, first, second) = match &self.key {
-            PublicKey::P256 { x, y } => (Some("P-256"), "EC", x.as_slice(), Some(y.as_slice())),
-            PublicKey::P384 { x, y } => (Some("P-384"), "EC", x.as_slice(), Some(y.as_slice())),
-            PublicKey::Ed25519 { x } => (Some("Ed25519"), "OKP", x.as_slice(), None),
-            // RSA: `e`, then `n` after `kty`.
-            PublicKey::Rsa { n, e } => (None, "RSA", e.as_slice(), Some(n.as_slice())),
-        };
-        match crv {
-            Some(crv) => m.serialize_entry("crv", crv)?,
-            None => m.serialize_entry("e", &B64(first))?,
+        if let Some(crv) = crv {
+            m.serialize_entry("crv", crv)?;
+        }
+        if let Some(e) = e {
+            m.serialize_entry("e", &B64(e))?;
         }
         if let Some(k) = &self.kid {
             m.serialize_entry("kid", k)?;
         }
         m.serialize_entry("kty", kty)?;
-        if let (None, Some(n)) = (crv, second) {
+        if let Some(n) = n {
             m.serialize_entry("n", &B64(n))?;
         }
         if let Some(u) = &self.key_use {
             m.serialize_entry("use", u)?;
         }
-        if crv.is_some() {
-            m.serialize_entry("x", &B64(first))?;
-            if let Some(y) = second {
-                m.serialize_entry("y", &B64(y))?;
-            }
+        if let Some(x) = x {
+            m.serialize_entry("x", &B64(x))?;
+        }
+        if let Some(y) = y {
+            m.serialize_entry("y", &B64(y))?;
         }
         m.end()
     }

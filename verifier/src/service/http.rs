@@ -691,7 +691,6 @@ fn audit_record(context: &Context, now: u64, replica: &str) -> AuditRecord {
     }
 }
 
-/// The audit record of a decision and its outcome.
 /// The audit record of a decision: an issuance under its planned `jti`, `kid` and `exp`, or a refusal with its code.
 fn decision_record(
     context: &Context,
